@@ -1,0 +1,1 @@
+"""The HTTP API: registry, readings, dead letters and health."""

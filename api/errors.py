@@ -1,0 +1,56 @@
+"""How failures reach API clients: a status, a machine-readable code and a human detail."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from fastapi import FastAPI, Request
+
+from api.responses import ORJSONResponse
+from ingest.store import is_unavailable
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a stable `code` clients can branch on."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        self.status = status
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into JSON errors."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> ORJSONResponse:
+        return ORJSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(asyncpg.QueryCanceledError)
+    async def _timeout(_request: Request, _exc: asyncpg.QueryCanceledError) -> ORJSONResponse:
+        return ORJSONResponse(
+            {
+                "error": "query_timeout",
+                "detail": (
+                    "the query took too long; narrow the time range or the stations, "
+                    "or page with a smaller limit"
+                ),
+            },
+            status_code=408,
+        )
+
+    async def _unavailable(_request: Request, exc: Exception) -> ORJSONResponse:
+        if not is_unavailable(exc):
+            logger.error("unhandled error", exc_info=exc)
+            return ORJSONResponse({"error": "internal", "detail": "internal error"}, status_code=500)
+        return ORJSONResponse(
+            {"error": "database_unavailable", "detail": "the database is unreachable; try again shortly"},
+            status_code=503,
+        )
+
+    for exc_type in (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+        app.add_exception_handler(exc_type, _unavailable)

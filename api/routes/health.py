@@ -1,0 +1,110 @@
+"""Liveness of what the service depends on: /healthz, and counters at /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import aiomqtt
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from api.deps import PoolDep, SettingsDep
+from api.responses import ORJSONResponse
+from ingest.stats import STATS
+
+router = APIRouter(tags=["health"])
+
+# Probing the broker opens a connection; cache the answer briefly so a load balancer polling
+# every second does not turn into a connection storm.
+BROKER_PROBE_TTL = 5.0
+PROBE_TIMEOUT = 2.0
+
+
+async def _probe_database(pool: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def _probe_broker(request: Request, settings: Any) -> dict[str, Any]:
+    cache = getattr(request.app.state, "broker_probe", None)
+    if cache and time.monotonic() - cache[0] < BROKER_PROBE_TTL:
+        return dict(cache[1])
+    target = settings.mqtt
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with aiomqtt.Client(
+                target.host,
+                target.port,
+                identifier=f"parkwatch-health-{uuid.uuid4().hex[:8]}",
+                username=target.username,
+                password=target.password,
+                timeout=PROBE_TIMEOUT,
+            ):
+                pass
+        result: dict[str, Any] = {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+    except Exception as exc:
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+    request.app.state.broker_probe = (time.monotonic(), result)
+    return result
+
+
+@router.get("/healthz")
+async def healthz(request: Request, pool: PoolDep, settings: SettingsDep) -> ORJSONResponse:
+    """Database and broker connectivity (503 when either is down), plus ingest state if in-process."""
+    database, broker = await asyncio.gather(_probe_database(pool), _probe_broker(request, settings))
+    body: dict[str, Any] = {
+        "status": "ok" if database["ok"] and broker["ok"] else "degraded",
+        "database": database,
+        "broker": broker,
+    }
+    ingest = getattr(request.app.state, "ingest", None)
+    if ingest is not None:
+        body["ingest"] = {
+            "mqtt_connected": ingest.receiver.connected.is_set(),
+            "spool_pending_batches": ingest.spool.pending_records,
+            "stats": STATS.snapshot(),
+        }
+    return ORJSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics() -> str:
+    """Ingest counters of this process in the Prometheus text format."""
+    snap = STATS.snapshot()
+    lines = []
+    for name in (
+        "messages",
+        "readings_offered",
+        "readings_new",
+        "readings_duplicate",
+        "revisions",
+        "batches_db",
+        "batches_spooled",
+        "batches_replayed",
+        "db_outages",
+    ):
+        lines += [
+            f"# TYPE parkwatch_ingest_{name}_total counter",
+            f"parkwatch_ingest_{name}_total {snap[name]}",
+        ]
+    lines.append("# TYPE parkwatch_ingest_dead_letters_total counter")
+    for reason, count in sorted(snap["dead_letters"].items()):
+        lines.append(f'parkwatch_ingest_dead_letters_total{{reason="{reason}"}} {count}')
+    for name in ("ingest_latency_s", "data_latency_s"):
+        lines.append(f"# TYPE parkwatch_{name} summary")
+        for q in ("p50", "p99"):
+            value = snap[name][q]
+            if value is not None:
+                lines.append(f'parkwatch_{name}{{quantile="{0.5 if q == "p50" else 0.99}"}} {value}')
+        lines.append(f"parkwatch_{name}_count {snap[name]['count']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,274 @@
+"""Readings as stored, with keyset paging; and the revisions kept beside them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Query
+
+from api.deps import ConnDep, SettingsDep
+from api.errors import ApiError
+from api.timeparams import parse_instant
+from schemas.parameters import catalog
+from schemas.readings import INTERVAL_NAMES, INTERVALS, MAX_FUTURE_SKEW
+from schemas.stations import StationKind
+
+router = APIRouter(prefix="/api/v1", tags=["readings"])
+
+MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 1_000
+# With no start and no end, a query covers the last day: enough for a live look, and an
+# unbounded default would make the cheapest-looking request the most expensive one.
+DEFAULT_SPAN = timedelta(days=1)
+
+SELECT_STATIONS = """
+SELECT sid, id, park_id, kind, timezone FROM stations
+WHERE id = any($1::text[]) OR park_id = $2 ORDER BY sid
+"""
+SELECT_PARAMETER_IDS = "SELECT code, pid FROM parameters WHERE code = any($1::text[])"
+SELECT_PARAMETER_CODES = "SELECT pid, code FROM parameters WHERE pid = any($1::smallint[])"
+SELECT_SERIES = """
+SELECT sid, pid, iv FROM series
+WHERE sid = any($1::integer[])
+  AND ($2::smallint[] IS NULL OR pid = any($2::smallint[]))
+  AND ($3::smallint IS NULL OR iv = $3)
+ORDER BY sid, pid, iv
+"""
+# One series at a time walks the primary key (sid, pid, iv, ts) as a single range scan.
+SELECT_SERIES_PAGE = """
+SELECT ts, value, flag FROM readings
+WHERE sid = $1 AND pid = $2 AND iv = $3 AND ts >= $4 AND ts < $5 AND ts > $6
+ORDER BY ts
+LIMIT $7
+"""
+SELECT_REVISED_TS = """
+SELECT DISTINCT ts FROM reading_revisions
+WHERE sid = $1 AND pid = $2 AND iv = $3 AND ts >= $4 AND ts <= $5
+"""
+SELECT_REVISIONS = """
+SELECT v.sid, v.pid, v.iv, v.ts, v.value, v.flag, v.received_at, v.recorded_at,
+       r.value AS stored_value, r.flag AS stored_flag, r.received_at AS stored_received_at
+FROM reading_revisions v
+LEFT JOIN readings r USING (sid, pid, iv, ts)
+WHERE v.sid = any($1::integer[]) AND v.ts >= $2 AND v.ts < $3
+  AND ($4::smallint[] IS NULL OR v.pid = any($4::smallint[]))
+ORDER BY v.id
+LIMIT $5
+"""
+
+NEG_INF = datetime(1, 1, 2, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Station:
+    sid: int
+    id: str
+    kind: StationKind
+    tz: ZoneInfo
+
+
+def _iso_utc(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _split(values: list[str] | None) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(part.strip() for part in v.split(",") if part.strip())
+    return out
+
+
+async def _stations(conn: asyncpg.Connection, station_ids: list[str], park_id: str | None) -> list[_Station]:
+    if not station_ids and park_id is None:
+        raise ApiError(422, "missing_filter", "give station_id (one or more) or park_id")
+    rows = await conn.fetch(SELECT_STATIONS, station_ids, park_id)
+    found = {r["id"] for r in rows}
+    missing = [s for s in station_ids if s not in found]
+    if missing:
+        raise ApiError(404, "unknown_station", f"not registered: {', '.join(missing)}")
+    if park_id is not None and not rows:
+        exists = await conn.fetchval("SELECT 1 FROM parks WHERE id = $1", park_id)
+        if not exists:
+            raise ApiError(404, "unknown_park", f"park {park_id!r} is not registered")
+    return [_Station(r["sid"], r["id"], StationKind(r["kind"]), ZoneInfo(r["timezone"])) for r in rows]
+
+
+async def _parameter_ids(conn: asyncpg.Connection, names: list[str]) -> list[int] | None:
+    if not names:
+        return None
+    codes = []
+    for name in names:
+        code = catalog().resolve_any(name)
+        codes.append(code or name)
+    rows = {r["code"]: r["pid"] for r in await conn.fetch(SELECT_PARAMETER_IDS, codes)}
+    unknown = [n for n, c in zip(names, codes, strict=True) if c not in rows]
+    if unknown:
+        raise ApiError(422, "unknown_parameter", f"unknown parameter code or alias: {', '.join(unknown)}")
+    return [rows[c] for c in codes]
+
+
+def _bounds(start: str | None, end: str | None, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    hi = parse_instant(end, "end", tz) if end else datetime.now(UTC) + MAX_FUTURE_SKEW
+    lo = parse_instant(start, "start", tz) if start else hi - DEFAULT_SPAN
+    if lo >= hi:
+        raise ApiError(422, "bad_time", "start must be before end")
+    return lo, hi
+
+
+def _fingerprint(*parts: object) -> str:
+    return hashlib.sha256(orjson.dumps(parts, default=str)).hexdigest()[:12]
+
+
+def _encode_cursor(fp: str, sid: int, pid: int, iv: int, ts: datetime) -> str:
+    raw = orjson.dumps([fp, sid, pid, iv, ts.astimezone(UTC).isoformat()])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, fp: str) -> tuple[int, int, int, datetime]:
+    try:
+        doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        cfp, sid, pid, iv, ts = doc
+        parsed = datetime.fromisoformat(ts)
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
+    if cfp != fp:
+        raise ApiError(
+            400, "bad_cursor", "cursor belongs to a query with other filters; repeat the same query"
+        )
+    return int(sid), int(pid), int(iv), parsed
+
+
+@router.get("/readings")
+async def get_readings(
+    conn: ConnDep,
+    settings: SettingsDep,
+    station_id: Annotated[
+        list[str] | None, Query(description="one or more station ids (repeat or comma-separate)")
+    ] = None,
+    park_id: Annotated[str | None, Query(description="every station of this park")] = None,
+    parameter: Annotated[
+        list[str] | None, Query(description="HJ 212 codes or aliases (cod, pm25, ...)")
+    ] = None,
+    interval: Literal["rtd", "min", "hour", "day"] | None = None,
+    start: Annotated[
+        str | None, Query(description="ISO 8601; without an offset, the station's local time")
+    ] = None,
+    end: Annotated[str | None, Query(description="exclusive; default now")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Stored readings, ordered by station, parameter, interval and time.
+
+    The value of each key is the first one received; `revised` marks keys for which a different
+    value or flag was received later (see /api/v1/readings/revisions).
+    """
+    stations = await _stations(conn, _split(station_id), park_id)
+    pids = await _parameter_ids(conn, _split(parameter))
+    tz = stations[0].tz if len(stations) == 1 else ZoneInfo(settings.DEFAULT_TIMEZONE)
+    lo, hi = _bounds(start, end, tz)
+    iv = INTERVALS[interval] if interval else None
+    fp = _fingerprint(sorted(s.sid for s in stations), pids, iv, lo.isoformat(), hi.isoformat())
+    position = _decode_cursor(cursor, fp) if cursor else None
+
+    by_sid = {s.sid: s for s in stations}
+    series = await conn.fetch(SELECT_SERIES, list(by_sid), pids, iv)
+    codes = {
+        r["pid"]: r["code"]
+        for r in await conn.fetch(SELECT_PARAMETER_CODES, list({s["pid"] for s in series}))
+    }
+    results: list[dict[str, Any]] = []
+    next_cursor = None
+    for s in series:
+        key = (s["sid"], s["pid"], s["iv"])
+        after = NEG_INF
+        if position is not None:
+            if key < position[:3]:
+                continue
+            if key == position[:3]:
+                after = position[3]
+        want = limit - len(results)
+        rows = await conn.fetch(SELECT_SERIES_PAGE, *key, lo, hi, after, want + 1)
+        if not rows:
+            continue
+        page = rows[:want]
+        station = by_sid[key[0]]
+        code = codes[key[1]]
+        param = catalog().by_code.get(code)
+        unit = (param.unit_for(station.kind) or None) if param else None
+        revised = {r["ts"] for r in await conn.fetch(SELECT_REVISED_TS, *key, page[0]["ts"], page[-1]["ts"])}
+        interval_name = INTERVAL_NAMES[key[2]]
+        for r in page:
+            ts = r["ts"]
+            results.append(
+                {
+                    "station_id": station.id,
+                    "parameter": code,
+                    "interval": interval_name,
+                    "ts": _iso_utc(ts),
+                    "ts_local": ts.astimezone(station.tz).isoformat(),
+                    "value": r["value"],
+                    "unit": unit,
+                    "flag": r["flag"],
+                    "revised": ts in revised,
+                }
+            )
+        if len(results) >= limit:
+            last = page[-1]["ts"]
+            more_here = len(rows) > want
+            more_later = any(tuple(x) > key for x in series)
+            if more_here or more_later:
+                next_cursor = _encode_cursor(fp, *key, last)
+            break
+    return {"results": results, "next_cursor": next_cursor}
+
+
+@router.get("/readings/revisions")
+async def get_revisions(
+    conn: ConnDep,
+    settings: SettingsDep,
+    station_id: Annotated[list[str] | None, Query()] = None,
+    park_id: str | None = None,
+    parameter: Annotated[list[str] | None, Query()] = None,
+    start: str | None = None,
+    end: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    """Values received for an already-stored key that differed from the stored one."""
+    stations = await _stations(conn, _split(station_id), park_id)
+    pids = await _parameter_ids(conn, _split(parameter))
+    tz = stations[0].tz if len(stations) == 1 else ZoneInfo(settings.DEFAULT_TIMEZONE)
+    lo, hi = _bounds(start, end, tz)
+    by_sid = {s.sid: s for s in stations}
+    rows = await conn.fetch(SELECT_REVISIONS, list(by_sid), lo, hi, pids, limit)
+    codes = {
+        r["pid"]: r["code"] for r in await conn.fetch(SELECT_PARAMETER_CODES, list({r["pid"] for r in rows}))
+    }
+    return {
+        "results": [
+            {
+                "station_id": by_sid[r["sid"]].id,
+                "parameter": codes[r["pid"]],
+                "interval": INTERVAL_NAMES[r["iv"]],
+                "ts": _iso_utc(r["ts"]),
+                "ts_local": r["ts"].astimezone(by_sid[r["sid"]].tz).isoformat(),
+                "stored": {
+                    "value": r["stored_value"],
+                    "flag": r["stored_flag"],
+                    "received_at": _iso_utc(r["stored_received_at"]) if r["stored_received_at"] else None,
+                },
+                "revision": {
+                    "value": r["value"],
+                    "flag": r["flag"],
+                    "received_at": _iso_utc(r["received_at"]),
+                },
+            }
+            for r in rows
+        ]
+    }

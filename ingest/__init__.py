@@ -1,0 +1,1 @@
+"""Ingest: MQTT readings in, validated, batched and written durably to PostgreSQL."""

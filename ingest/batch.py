@@ -1,0 +1,82 @@
+"""What travels from the receiver to the writer: envelopes (one per message) and batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ingest.validate import Problem, Row
+
+
+class Acker(Protocol):
+    """Something that can acknowledge a delivered MQTT message (see ingest/mqtt.py)."""
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Send the PUBACK."""
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """One refused payload, as stored in dead_letters."""
+
+    received_at: datetime
+    topic: str
+    payload: bytes
+    reason: str
+    message: str
+    problems: list[dict[str, str]]
+    station_id: str | None
+
+    @classmethod
+    def from_problems(
+        cls,
+        *,
+        received_at: datetime,
+        topic: str,
+        payload: bytes,
+        problems: list[Problem],
+        station_id: str | None,
+    ) -> DeadLetter:
+        """Summarise a payload's problems: the first one names the reason."""
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        return cls(
+            received_at=received_at,
+            topic=topic,
+            payload=payload,
+            reason=first.reason.value,
+            message=first.message + more,
+            problems=[p.as_json() for p in problems],
+            station_id=station_id,
+        )
+
+
+@dataclass(slots=True)
+class Envelope:
+    """One received message after validation, waiting to be made durable and acknowledged."""
+
+    acker: Acker | None
+    mid: int
+    qos: int
+    received_at: datetime
+    rows: list[Row]
+    dead: DeadLetter | None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows and dead letters written in one transaction, and the messages they acknowledge."""
+
+    rows: list[Row] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    envelopes: list[Envelope] = field(default_factory=list)
+    opened: float = 0.0  # monotonic time of the first envelope
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, env: Envelope) -> None:
+        """Take one envelope's rows and dead letter."""
+        self.envelopes.append(env)
+        self.rows.extend(env.rows)
+        if env.dead is not None:
+            self.dead.append(env.dead)

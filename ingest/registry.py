@@ -1,0 +1,300 @@
+"""The registry as the ingest sees it: an in-memory snapshot of stations and parameter ids."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from schemas.parameters import catalog
+from schemas.registry import RegistryFile
+from schemas.stations import StationKind
+from schemas.units import UnitError, converter
+
+logger = logging.getLogger(__name__)
+
+# NOTIFY channel `stations load` signals on, so a running ingest sees new stations at once.
+REGISTRY_CHANNEL = "parkwatch_registry"
+
+SELECT_STATIONS = """
+SELECT s.sid, s.id, s.park_id, s.kind, s.mn, s.timezone,
+       coalesce(array_agg(p.code ORDER BY p.code) FILTER (WHERE p.code IS NOT NULL), '{}') AS codes,
+       coalesce(jsonb_object_agg(p.code, sp.unit) FILTER (WHERE sp.unit IS NOT NULL), '{}') AS units
+FROM stations s
+LEFT JOIN station_parameters sp ON sp.sid = s.sid
+LEFT JOIN parameters p ON p.pid = sp.pid
+GROUP BY s.sid
+"""
+SELECT_PARAMETERS = "SELECT code, pid FROM parameters"
+
+UPSERT_PARK = """
+INSERT INTO parks (id, name, city, attrs) VALUES ($1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, city = EXCLUDED.city, attrs = EXCLUDED.attrs,
+    updated_at = now()
+WHERE (parks.name, parks.city, parks.attrs) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.city, EXCLUDED.attrs)
+"""
+UPSERT_STATION = """
+INSERT INTO stations (id, park_id, kind, name, mn, timezone, attrs) VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (id) DO UPDATE SET park_id = EXCLUDED.park_id, kind = EXCLUDED.kind, name = EXCLUDED.name,
+    mn = EXCLUDED.mn, timezone = EXCLUDED.timezone, attrs = EXCLUDED.attrs, updated_at = now()
+RETURNING sid
+"""
+INSERT_VENDOR_PARAMETER = """
+INSERT INTO parameters (code, in_catalogue) VALUES ($1, false) ON CONFLICT (code) DO NOTHING
+"""
+DELETE_STATION_PARAMETERS = "DELETE FROM station_parameters WHERE sid = $1"
+INSERT_STATION_PARAMETERS = """
+INSERT INTO station_parameters (sid, pid, unit)
+SELECT $1, p.pid, u.unit FROM unnest($2::text[], $3::text[]) AS u(code, unit)
+JOIN parameters p ON p.code = u.code
+"""
+SELECT_PARK_IDS = "SELECT id FROM parks WHERE id = any($1::text[])"
+SELECT_MN_OWNERS = "SELECT mn, id FROM stations WHERE mn = any($1::text[])"
+
+
+class RegistryLoadError(Exception):
+    """The registry file is consistent on its own but not with the database."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSlot:
+    """How one reported parameter name maps onto storage at one station."""
+
+    pid: int
+    code: str
+    unit: str  # stored unit ("" for dimensionless or vendor codes)
+
+
+@dataclass(slots=True)
+class StationInfo:
+    """One registered station, with lookups the validator needs on every reading."""
+
+    sid: int
+    id: str
+    park_id: str
+    kind: StationKind
+    mn: str | None
+    tz: ZoneInfo
+    declared: frozenset[str]
+    report_units: dict[str, str]
+    _slots: dict[str, ParamSlot | None] = field(default_factory=dict)
+    _factors: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def slot(self, name: str, pids: dict[str, int]) -> ParamSlot | None:
+        """The storage slot for a reported parameter name, or None if it is unknown here."""
+        try:
+            return self._slots[name]
+        except KeyError:
+            pass
+        code = catalog().resolve(name, self.kind)
+        if code is None and name in self.declared:
+            code = name
+        result = None
+        if code is not None and code in pids:
+            param = catalog().by_code.get(code)
+            result = ParamSlot(pid=pids[code], code=code, unit=param.unit_for(self.kind) if param else "")
+        self._slots[name] = result
+        return result
+
+    def factor(self, slot: ParamSlot, unit: str | None) -> float:
+        """Multiplier from the reported unit (or the station's default) to the stored unit."""
+        reported = unit if unit is not None else self.report_units.get(slot.code)
+        if reported is None:
+            return 1.0
+        key = (slot.code, reported)
+        cached = self._factors.get(key)
+        if cached is not None:
+            return cached
+        if slot.code not in catalog().by_code:
+            raise UnitError(reported, slot.unit, slot.code)  # vendor code: nothing to convert to
+        value = converter(reported, slot.unit, slot.code, stack=self.kind is StationKind.STACK)
+        self._factors[key] = value
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """An immutable snapshot; the ingest swaps in a new one when the registry changes."""
+
+    stations: dict[str, StationInfo]
+    by_mn: dict[str, StationInfo]
+    pids: dict[str, int]
+
+    @classmethod
+    def empty(cls) -> Registry:
+        """A registry with nothing in it."""
+        return cls({}, {}, {})
+
+
+async def fetch_registry(conn: asyncpg.Connection) -> Registry:
+    """Read the whole registry from the database."""
+    pids = {r["code"]: r["pid"] for r in await conn.fetch(SELECT_PARAMETERS)}
+    stations: dict[str, StationInfo] = {}
+    for r in await conn.fetch(SELECT_STATIONS):
+        units = r["units"] if isinstance(r["units"], dict) else json.loads(r["units"])
+        stations[r["id"]] = StationInfo(
+            sid=r["sid"],
+            id=r["id"],
+            park_id=r["park_id"],
+            kind=StationKind(r["kind"]),
+            mn=r["mn"],
+            tz=ZoneInfo(r["timezone"]),
+            declared=frozenset(r["codes"]),
+            report_units=units,
+        )
+    by_mn = {s.mn: s for s in stations.values() if s.mn}
+    return Registry(stations=stations, by_mn=by_mn, pids=pids)
+
+
+async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -> dict[str, int]:
+    """Upsert the file's parks and stations in one transaction; returns counts."""
+    async with conn.transaction():
+        problems = []
+        park_ids = {p.id for p in registry.parks}
+        wanted = sorted({s.park_id for s in registry.stations} - park_ids)
+        if wanted:
+            known = {r["id"] for r in await conn.fetch(SELECT_PARK_IDS, wanted)}
+            problems += [
+                f"station park_id {p!r} is neither in the file nor registered"
+                for p in wanted
+                if p not in known
+            ]
+        mns = [s.mn for s in registry.stations if s.mn]
+        owners = {r["mn"]: r["id"] for r in await conn.fetch(SELECT_MN_OWNERS, mns)}
+        for s in registry.stations:
+            if s.mn and owners.get(s.mn, s.id) != s.id:
+                problems.append(f"station {s.id!r}: mn {s.mn!r} already belongs to station {owners[s.mn]!r}")
+        if problems:
+            raise RegistryLoadError(problems)
+        for park in registry.parks:
+            await conn.execute(
+                UPSERT_PARK, park.id, park.name, park.city, json.dumps(park.attrs(), ensure_ascii=False)
+            )
+        for st in registry.stations:
+            sid = await conn.fetchval(
+                UPSERT_STATION,
+                st.id,
+                st.park_id,
+                st.kind.value,
+                st.name,
+                st.mn,
+                st.timezone,
+                json.dumps(st.attrs(), ensure_ascii=False),
+            )
+            for code in st.parameters:
+                await conn.execute(INSERT_VENDOR_PARAMETER, code)
+            await conn.execute(DELETE_STATION_PARAMETERS, sid)
+            await conn.execute(
+                INSERT_STATION_PARAMETERS, sid, st.parameters, [st.units.get(c) for c in st.parameters]
+            )
+        await conn.execute("SELECT pg_notify($1, 'load')", REGISTRY_CHANNEL)
+    return {"parks": len(registry.parks), "stations": len(registry.stations)}
+
+
+class RegistryWatcher:
+    """Keeps a Registry snapshot current: LISTEN for changes, plus a periodic re-read.
+
+    Each snapshot read from the database is also saved to a cache file, so an ingest that
+    starts while PostgreSQL is down can still validate (and spool) what stations send.
+    """
+
+    # A NOTIFY can be missed while the connection is down; a re-read this often bounds how long
+    # a newly registered station could still be refused as unknown in that case.
+    REFRESH_INTERVAL = 30.0
+
+    def __init__(self, *, cache_path: Path | None = None) -> None:
+        self.current = Registry.empty()
+        self._cache_path = cache_path
+        self._changed = asyncio.Event()
+
+    def _on_notify(self, *_args: object) -> None:
+        self._changed.set()
+
+    async def refresh(self, conn: asyncpg.Connection) -> None:
+        """Re-read the registry now."""
+        self.current = await fetch_registry(conn)
+        self._save_cache()
+        logger.debug("registry refreshed: %d stations", len(self.current.stations))
+
+    def _save_cache(self) -> None:
+        if self._cache_path is None:
+            return
+        doc = {
+            "pids": self.current.pids,
+            "stations": [
+                {
+                    "sid": s.sid,
+                    "id": s.id,
+                    "park_id": s.park_id,
+                    "kind": s.kind.value,
+                    "mn": s.mn,
+                    "timezone": s.tz.key,
+                    "codes": sorted(s.declared),
+                    "units": s.report_units,
+                }
+                for s in self.current.stations.values()
+            ],
+        }
+        tmp = self._cache_path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(doc, ensure_ascii=False))
+            tmp.replace(self._cache_path)
+        except OSError as exc:
+            logger.warning("cannot save the registry cache %s: %s", self._cache_path, exc)
+
+    def load_cache(self) -> bool:
+        """Load the last saved snapshot; False when there is none."""
+        if self._cache_path is None or not self._cache_path.exists():
+            return False
+        try:
+            doc = json.loads(self._cache_path.read_text())
+            stations = {
+                d["id"]: StationInfo(
+                    sid=d["sid"],
+                    id=d["id"],
+                    park_id=d["park_id"],
+                    kind=StationKind(d["kind"]),
+                    mn=d["mn"],
+                    tz=ZoneInfo(d["timezone"]),
+                    declared=frozenset(d["codes"]),
+                    report_units=d["units"],
+                )
+                for d in doc["stations"]
+            }
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("registry cache %s unreadable: %s", self._cache_path, exc)
+            return False
+        self.current = Registry(
+            stations=stations, by_mn={s.mn: s for s in stations.values() if s.mn}, pids=doc["pids"]
+        )
+        return True
+
+    async def run(self, conn: asyncpg.Connection, *, on_loaded: Callable[[], None] | None = None) -> None:
+        """Follow registry changes on this (dedicated) connection until it fails or is cancelled."""
+        await conn.add_listener(REGISTRY_CHANNEL, self._on_notify)
+        try:
+            while True:
+                self._changed.clear()  # before the read, so a NOTIFY during it is not lost
+                await self.refresh(conn)
+                if on_loaded is not None:
+                    on_loaded()
+                try:
+                    async with asyncio.timeout(self.REFRESH_INTERVAL):
+                        await self._changed.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            if not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await conn.remove_listener(REGISTRY_CHANNEL, self._on_notify)

@@ -1,0 +1,217 @@
+"""The ingest component: MQTT receiver → validation → batcher → durable writer → acks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiomqtt
+import asyncpg
+
+from ingest import maintenance
+from ingest.batch import Batch, DeadLetter, Envelope
+from ingest.batcher import Batcher
+from ingest.mqtt import AckingClient, Receiver
+from ingest.registry import RegistryWatcher
+from ingest.routing import parse_readings_topic
+from ingest.spool import Spool, SpoolError
+from ingest.stats import STATS, IngestStats
+from ingest.store import CONNECT_TIMEOUT, Store
+from ingest.validate import Decoded, Problem, decode
+from ingest.writer import DurableWriter, backoff
+from parkwatch.settings import Settings
+from schemas.readings import Reason, readings_subscription
+
+logger = logging.getLogger(__name__)
+
+# Closed batches waiting for the writer. Two keep the writer busy while the next one fills;
+# more would only hold more unacknowledged messages in memory.
+WRITER_QUEUE_BATCHES = 2
+# On SIGTERM, how long to wait for the last batches to be made durable and acknowledged before
+# giving up; whatever is not acknowledged by then is redelivered by the broker on restart.
+SHUTDOWN_GRACE = 30.0
+# Real-time readings older than this at commit are back-fill, not a latency sample.
+DATA_LATENCY_HORIZON = 60.0
+
+
+class IngestService:
+    """Owns every ingest task; run() until the stop event is set, then shuts down cleanly."""
+
+    def __init__(self, settings: Settings, *, stats: IngestStats = STATS) -> None:
+        self.settings = settings
+        self.stats = stats
+        self.registry = RegistryWatcher(cache_path=settings.SPOOL_DIR / "registry-cache.json")
+        self.spool = Spool(settings.SPOOL_DIR)
+        self.store = Store(settings.DATABASE_URL)
+        self.writer = DurableWriter(self.store, self.spool, stats)
+        self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=WRITER_QUEUE_BATCHES)
+        self.batcher = Batcher(self.queue)
+        self.receiver = Receiver(
+            settings.mqtt,
+            client_id=settings.MQTT_CLIENT_ID,
+            subscriptions=[readings_subscription(settings.TOPIC_PREFIX)],
+            receive_maximum=settings.MQTT_RECEIVE_MAXIMUM,
+            handler=self._on_message,
+        )
+        self.ready = asyncio.Event()
+
+    # -- receive ---------------------------------------------------------------------------
+
+    async def _on_message(self, client: AckingClient, message: aiomqtt.Message) -> None:
+        received_at = datetime.now(UTC)
+        topic = message.topic.value
+        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        route = parse_readings_topic(topic, self.settings.TOPIC_PREFIX)
+        if route is None:  # the subscription only matches readings topics; belt and braces
+            decoded = Decoded(problems=[Problem(Reason.SCHEMA, "not a readings topic", "topic")])
+        else:
+            decoded = decode(
+                payload,
+                topic_park=route.park_id,
+                topic_station=route.station_id,
+                registry=self.registry.current,
+                received_at=received_at,
+            )
+        dead = None
+        if decoded.problems:
+            dead = DeadLetter.from_problems(
+                received_at=received_at,
+                topic=topic,
+                payload=payload,
+                problems=decoded.problems,
+                station_id=route.station_id if route else None,
+            )
+            logger.info("refused %s from %s: %s", dead.reason, topic, dead.message)
+        self.stats.messages += 1
+        self.stats.readings_offered += len(decoded.rows)
+        await self.batcher.add(
+            Envelope(
+                acker=client,
+                mid=message.mid,
+                qos=message.qos,
+                received_at=received_at,
+                rows=decoded.rows,
+                dead=dead,
+            )
+        )
+
+    # -- write -----------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                if self.writer.spooling:
+                    async with asyncio.timeout(max(self.writer.retry_in, 0.05)):
+                        batch = await self.queue.get()
+                else:
+                    batch = await self.queue.get()
+            except TimeoutError:
+                await self.writer.replay()
+                continue
+            try:
+                while True:
+                    try:
+                        await self.writer.write(batch)
+                        attempt = 0
+                        break
+                    except SpoolError as exc:
+                        # Neither the database nor the spool can take it: keep the batch, send
+                        # no acks (the broker keeps the messages) and try again.
+                        delay = backoff(attempt)
+                        attempt += 1
+                        logger.critical("cannot make a batch durable (%s); retrying in %.1fs", exc, delay)
+                        await asyncio.sleep(delay)
+                self._acknowledge(batch)
+            finally:
+                self.queue.task_done()
+            if self.writer.spooling:
+                await self.writer.replay()
+
+    def _acknowledge(self, batch: Batch) -> None:
+        now = datetime.now(UTC)
+        for env in batch.envelopes:
+            if env.acker is not None and self.receiver.is_current(env.acker):
+                env.acker.ack(env.mid, env.qos)
+            self.stats.ingest_latency.add((now - env.received_at).total_seconds())
+            if env.rows and env.rows[0][2] == 0:
+                lag = (now - env.rows[0][3]).total_seconds()
+                if 0 <= lag < DATA_LATENCY_HORIZON:
+                    self.stats.data_latency.add(lag)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def _registry_loop(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                if not self.ready.is_set() and self.registry.load_cache():
+                    logger.warning("database unreachable at start (%s); using the cached registry", exc)
+                    self.ready.set()
+                delay = backoff(attempt)
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            try:
+                await self.registry.run(conn, on_loaded=self.ready.set)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                logger.warning("registry connection lost (%s); reconnecting", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; then flush, acknowledge and disconnect."""
+        logger.info(
+            "ingest starting (spool %s, %d batches pending)", self.spool.dir, self.spool.pending_records
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                registry = tg.create_task(self._registry_loop(), name="ingest.registry")
+                writer = tg.create_task(self._write_loop(), name="ingest.writer")
+                timer = tg.create_task(self.batcher.run(), name="ingest.batch-timer")
+                housekeeping = tg.create_task(
+                    maintenance.run(self.settings.DATABASE_URL), name="ingest.maintenance"
+                )
+                # Consume only once the registry is known, or every message would be refused.
+                await _first(self.ready.wait(), stop.wait())
+                receiver = tg.create_task(self.receiver.run(), name="ingest.receiver")
+                await stop.wait()
+                logger.info("ingest stopping: flushing and acknowledging")
+                try:
+                    async with asyncio.timeout(SHUTDOWN_GRACE):
+                        await self.receiver.stop()
+                        await self.batcher.flush()
+                        await self.queue.join()
+                except TimeoutError:
+                    logger.warning("shutdown grace expired; unacknowledged messages will be redelivered")
+                self.receiver.release()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5):
+                        await asyncio.shield(receiver)
+                for task in (registry, writer, timer, housekeeping, receiver):
+                    task.cancel()
+        finally:
+            await self.store.close()
+            self.spool.close()
+            logger.info("ingest stopped")
+
+    def write_stats(self, path: Path) -> None:
+        """Dump the counters as JSON (the benchmark reads them)."""
+        path.write_text(json.dumps(self.stats.snapshot(), indent=2))
+
+
+async def _first(*aws: object) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()

@@ -1,0 +1,88 @@
+"""Ingest counters and latency samples, for /metrics, /healthz and the benchmark."""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# Latency percentiles are computed over the most recent samples only: enough for a stable p99,
+# small enough (1.6 MB) to keep for ever.
+LATENCY_WINDOW = 200_000
+
+
+class LatencyWindow:
+    """A ring of the most recent latency samples, in seconds."""
+
+    def __init__(self, size: int = LATENCY_WINDOW) -> None:
+        self._buf = array("d")
+        self._size = size
+        self._next = 0
+        self.count = 0
+
+    def add(self, seconds: float) -> None:
+        """Record one sample."""
+        self.count += 1
+        if len(self._buf) < self._size:
+            self._buf.append(seconds)
+        else:
+            self._buf[self._next] = seconds
+            self._next = (self._next + 1) % self._size
+
+    def percentiles(self, *qs: float) -> list[float | None]:
+        """Nearest-rank percentiles (0-100) of the window; None when empty."""
+        if not self._buf:
+            return [None for _ in qs]
+        ordered = sorted(self._buf)
+        n = len(ordered)
+        return [ordered[min(n - 1, max(0, round(q / 100 * n + 0.5) - 1))] for q in qs]
+
+    def reset(self) -> None:
+        """Forget every sample."""
+        self._buf = array("d")
+        self._next = 0
+        self.count = 0
+
+
+@dataclass
+class IngestStats:
+    """Process-wide ingest counters."""
+
+    messages: int = 0
+    readings_offered: int = 0
+    readings_new: int = 0
+    readings_duplicate: int = 0
+    revisions: int = 0
+    batches_db: int = 0
+    batches_spooled: int = 0
+    batches_replayed: int = 0
+    db_outages: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    # receive → durable (committed or fsynced to the spool)
+    ingest_latency: LatencyWindow = field(default_factory=LatencyWindow)
+    # reading ts → durable, for real-time readings: publish → commit when stations stamp ts at
+    # publish time (the benchmark does)
+    data_latency: LatencyWindow = field(default_factory=LatencyWindow)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        p50, p99 = self.ingest_latency.percentiles(50, 99)
+        d50, d99 = self.data_latency.percentiles(50, 99)
+        return {
+            "messages": self.messages,
+            "readings_offered": self.readings_offered,
+            "readings_new": self.readings_new,
+            "readings_duplicate": self.readings_duplicate,
+            "revisions": self.revisions,
+            "batches_db": self.batches_db,
+            "batches_spooled": self.batches_spooled,
+            "batches_replayed": self.batches_replayed,
+            "db_outages": self.db_outages,
+            "dead_letters": dict(self.dead_letters),
+            "ingest_latency_s": {"p50": p50, "p99": p99, "count": self.ingest_latency.count},
+            "data_latency_s": {"p50": d50, "p99": d99, "count": self.data_latency.count},
+        }
+
+
+STATS = IngestStats()

@@ -1,0 +1,232 @@
+"""Write batches into PostgreSQL: COPY when clean, an idempotent staging path on duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from ingest.batch import DeadLetter
+from ingest.validate import Row
+
+logger = logging.getLogger(__name__)
+
+# A write that takes longer than this is treated as an outage (a stalled network path does not
+# fail by itself): the batch goes to the spool and the connection is dropped. Writing a full
+# batch takes tens of milliseconds, so this only fires when something is really wrong.
+WRITE_TIMEOUT = 20.0
+CONNECT_TIMEOUT = 5.0
+
+READING_COLUMNS = ("sid", "pid", "iv", "ts", "value", "flag", "received_at")
+
+CREATE_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS staging_readings (
+    seq bigint, sid integer, pid smallint, iv smallint, ts timestamptz,
+    value double precision, flag char(1), received_at timestamptz
+)
+"""
+TRUNCATE_STAGING = "TRUNCATE staging_readings"
+# First value wins: ON CONFLICT DO NOTHING keeps what is stored; ORDER BY seq makes the earlier
+# of two rows with one key inside the same batch the one that is kept.
+MERGE_STAGING = """
+WITH inserted AS (
+    INSERT INTO readings (sid, pid, iv, ts, value, flag, received_at)
+    SELECT sid, pid, iv, ts, value, flag, received_at FROM staging_readings ORDER BY seq
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM inserted
+"""
+# Rows whose key is stored with another value or flag are kept as revisions, once each.
+RECORD_REVISIONS = """
+WITH revised AS (
+    INSERT INTO reading_revisions (sid, pid, iv, ts, value, flag, received_at)
+    SELECT DISTINCT ON (s.sid, s.pid, s.iv, s.ts, s.value, s.flag)
+           s.sid, s.pid, s.iv, s.ts, s.value, s.flag, s.received_at
+    FROM staging_readings s
+    JOIN readings r USING (sid, pid, iv, ts)
+    WHERE (r.value, r.flag) IS DISTINCT FROM (s.value, s.flag)
+      AND NOT EXISTS (
+          SELECT 1 FROM reading_revisions v
+          WHERE (v.sid, v.pid, v.iv, v.ts) = (s.sid, s.pid, s.iv, s.ts)
+            AND v.value IS NOT DISTINCT FROM s.value AND v.flag = s.flag)
+    ORDER BY s.sid, s.pid, s.iv, s.ts, s.value, s.flag, s.seq
+    RETURNING 1
+)
+SELECT count(*) FROM revised
+"""
+INSERT_SERIES = """
+INSERT INTO series (sid, pid, iv)
+SELECT * FROM unnest($1::integer[], $2::smallint[], $3::smallint[])
+ON CONFLICT DO NOTHING
+"""
+INSERT_DEAD_LETTER = """
+INSERT INTO dead_letters (received_at, topic, payload, reason, message, problems, station_id)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+ON CONFLICT DO NOTHING
+"""
+ENSURE_PARTITION = "SELECT parkwatch_ensure_partition($1)"
+SELECT_STORAGE = "SELECT value FROM parkwatch_meta WHERE key = 'storage'"
+
+# SQLSTATE classes that mean "the database cannot take writes now" rather than "these rows are
+# wrong": 08 connection exception, 53 insufficient resources (disk full, too many connections),
+# 57P operator intervention (shutdown, crash recovery, cannot connect now).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+
+class DatabaseUnavailableError(Exception):
+    """The database could not be reached or could not take the write; retry later."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(f"database unavailable: {type(cause).__name__}: {cause}")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when the error says the database is out of reach, not that the data is bad."""
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", "") or ""
+        return state.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+    return False
+
+
+@dataclass
+class WriteResult:
+    """What one batch did to the database."""
+
+    new: int
+    duplicates: int
+    revisions: int
+    path: str  # "copy" or "staging"
+
+
+def _month(ts: datetime) -> tuple[int, int]:
+    u = ts.astimezone(UTC)
+    return (u.year, u.month)
+
+
+class Store:
+    """One dedicated connection that writes batches; reconnects on demand."""
+
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._conn: asyncpg.Connection | None = None
+        self._months: set[tuple[int, int]] = set()
+        self._series: set[tuple[int, int, int]] = set()
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is not None and not self._conn.is_closed():
+            return self._conn
+        conn = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
+        await conn.execute(CREATE_STAGING)
+        self._conn = conn
+        return conn
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT):
+                    await conn.close()
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                conn.terminate()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+    async def write(
+        self, rows: list[Row], dead: list[DeadLetter], *, idempotent: bool = False
+    ) -> WriteResult:
+        """Make rows and dead letters durable in one transaction.
+
+        Raises DatabaseUnavailableError when the database is out of reach; any other
+        asyncpg.PostgresError means the database refused this data.
+        """
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                conn = await self._connection()
+                await self._ensure_partitions(conn, rows)
+                if not idempotent:
+                    try:
+                        return await self._copy(conn, rows, dead)
+                    except asyncpg.UniqueViolationError:
+                        pass  # a redelivery or a re-sent reading: take the idempotent path
+                return await self._staged(conn, rows, dead)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+                self._drop()
+                raise
+            if is_unavailable(exc):
+                self._drop()
+                raise DatabaseUnavailableError(exc) from exc
+            raise
+
+    async def _copy(self, conn: asyncpg.Connection, rows: list[Row], dead: list[DeadLetter]) -> WriteResult:
+        async with conn.transaction():
+            if rows:
+                await conn.copy_records_to_table("readings", records=rows, columns=READING_COLUMNS)
+            fresh = await self._finish(conn, rows, dead)
+        self._series |= fresh  # only once committed
+        return WriteResult(new=len(rows), duplicates=0, revisions=0, path="copy")
+
+    async def _staged(self, conn: asyncpg.Connection, rows: list[Row], dead: list[DeadLetter]) -> WriteResult:
+        new = revisions = 0
+        async with conn.transaction():
+            if rows:
+                await conn.execute(TRUNCATE_STAGING)
+                await conn.copy_records_to_table(
+                    "staging_readings",
+                    records=[(i, *row) for i, row in enumerate(rows)],
+                    columns=("seq", *READING_COLUMNS),
+                )
+                new = await conn.fetchval(MERGE_STAGING)
+                revisions = await conn.fetchval(RECORD_REVISIONS)
+            fresh = await self._finish(conn, rows, dead)
+        self._series |= fresh  # only once committed
+        return WriteResult(new=new, duplicates=len(rows) - new, revisions=revisions, path="staging")
+
+    async def _finish(
+        self, conn: asyncpg.Connection, rows: list[Row], dead: list[DeadLetter]
+    ) -> set[tuple[int, int, int]]:
+        """Series and dead letters of the batch, in its transaction; returns the new series."""
+        fresh = {(r[0], r[1], r[2]) for r in rows} - self._series
+        if fresh:
+            sids, pids, ivs = zip(*fresh, strict=True)
+            await conn.execute(INSERT_SERIES, list(sids), list(pids), list(ivs))
+        if dead:
+            await conn.executemany(
+                INSERT_DEAD_LETTER,
+                [
+                    (
+                        d.received_at,
+                        d.topic,
+                        d.payload,
+                        d.reason,
+                        d.message,
+                        json.dumps(d.problems, ensure_ascii=False),
+                        d.station_id,
+                    )
+                    for d in dead
+                ],
+            )
+        return fresh
+
+    async def _ensure_partitions(self, conn: asyncpg.Connection, rows: list[Row]) -> None:
+        if not rows:
+            return
+        lo = min(rows, key=lambda r: r[3])[3]
+        hi = max(rows, key=lambda r: r[3])[3]
+        # Under 28 days apart, no whole month lies between the two ends: their months are all.
+        months = {_month(lo), _month(hi)} if (hi - lo).days < 28 else {_month(r[3]) for r in rows}
+        for year, month in sorted(months - self._months):
+            await conn.fetchval(ENSURE_PARTITION, datetime(year, month, 1, tzinfo=UTC))
+            self._months.add((year, month))

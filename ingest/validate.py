@@ -1,0 +1,254 @@
+"""Turn one MQTT payload into reading rows and a list of problems (pure; no I/O)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ingest.registry import Registry, StationInfo
+from schemas.readings import (
+    DEFAULT_FLAG,
+    EARLIEST_TS,
+    FLAGS,
+    INTERVALS,
+    MAX_FUTURE_SKEW,
+    MAX_PAYLOAD_BYTES,
+    Reason,
+)
+from schemas.units import UnitError
+
+# One row of the readings table, in column order: sid, pid, iv, ts, value, flag, received_at.
+Row = tuple[int, int, int, datetime, float, str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a payload; `at` points into it (e.g. '[2].readings[0].value')."""
+
+    reason: Reason
+    message: str
+    at: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        """The form stored in dead_letters.problems."""
+        return {"reason": self.reason.value, "message": self.message, "at": self.at}
+
+
+@dataclass(slots=True)
+class Decoded:
+    """The outcome for one payload: rows to store and problems to dead-letter."""
+
+    rows: list[Row] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _parse(payload: bytes) -> tuple[Any, Problem | None]:
+    try:
+        return orjson.loads(payload), None
+    except orjson.JSONDecodeError as exc:
+        first_error = str(exc)
+    # orjson refuses NaN, Infinity and overflowing numbers; the standard library reads them as
+    # non-finite floats, so such a payload is refused per reading as non_finite, not wholesale.
+    try:
+        return json.loads(payload), None
+    except (ValueError, UnicodeDecodeError):
+        return None, Problem(Reason.INVALID_JSON, f"not valid JSON: {first_error}")
+
+
+def parse_ts(text: str, station: StationInfo) -> datetime:
+    """An ISO 8601 timestamp; without an offset it is read in the station's time zone."""
+    ts = datetime.fromisoformat(text)
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=station.tz)
+    return ts
+
+
+def decode(
+    payload: bytes,
+    *,
+    topic_park: str,
+    topic_station: str,
+    registry: Registry,
+    received_at: datetime,
+) -> Decoded:
+    """Validate a readings payload published on {prefix}/{topic_park}/{topic_station}/readings."""
+    out = Decoded()
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        out.problems.append(
+            Problem(Reason.TOO_LARGE, f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+        )
+        return out
+    doc, problem = _parse(payload)
+    if problem is not None:
+        out.problems.append(problem)
+        return out
+    if isinstance(doc, dict):
+        objects, array = [doc], False
+    elif isinstance(doc, list) and doc:
+        objects, array = doc, True
+    else:
+        what = "an empty array" if doc == [] else f"a JSON {type(doc).__name__}"
+        out.problems.append(
+            Problem(Reason.SCHEMA, f"payload must be an object or a non-empty array, not {what}")
+        )
+        return out
+    latest = received_at + MAX_FUTURE_SKEW
+    for i, obj in enumerate(objects):
+        _decode_object(
+            obj,
+            at=f"[{i}]" if array else "",
+            topic_park=topic_park,
+            topic_station=topic_station,
+            registry=registry,
+            received_at=received_at,
+            latest=latest,
+            out=out,
+        )
+    return out
+
+
+def _decode_object(
+    obj: Any,
+    *,
+    at: str,
+    topic_park: str,
+    topic_station: str,
+    registry: Registry,
+    received_at: datetime,
+    latest: datetime,
+    out: Decoded,
+) -> None:
+    problems = out.problems
+    if not isinstance(obj, dict):
+        problems.append(Problem(Reason.SCHEMA, "each reading message must be a JSON object", at))
+        return
+    station_id = obj.get("station_id")
+    if not isinstance(station_id, str) or not station_id:
+        problems.append(
+            Problem(Reason.SCHEMA, "station_id is required and must be a string", f"{at}.station_id")
+        )
+        return
+    if station_id != topic_station:
+        problems.append(
+            Problem(
+                Reason.STATION_MISMATCH,
+                f"payload station_id {station_id!r} differs from the topic's station {topic_station!r}; "
+                "a station may only publish for itself",
+                f"{at}.station_id",
+            )
+        )
+        return
+    station = registry.stations.get(station_id)
+    if station is None:
+        problems.append(
+            Problem(Reason.UNKNOWN_STATION, f"station {station_id!r} is not registered", f"{at}.station_id")
+        )
+        return
+    if station.park_id != topic_park:
+        problems.append(
+            Problem(
+                Reason.STATION_MISMATCH,
+                f"station {station_id!r} belongs to park {station.park_id!r}, not {topic_park!r}",
+                at or "topic",
+            )
+        )
+        return
+    raw_ts = obj.get("ts")
+    if not isinstance(raw_ts, str):
+        problems.append(Problem(Reason.SCHEMA, "ts is required and must be an ISO 8601 string", f"{at}.ts"))
+        return
+    try:
+        ts = parse_ts(raw_ts, station)
+    except ValueError:
+        problems.append(
+            Problem(Reason.BAD_TIMESTAMP, f"ts {raw_ts[:40]!r} is not an ISO 8601 timestamp", f"{at}.ts")
+        )
+        return
+    if ts < EARLIEST_TS or ts > latest:
+        problems.append(
+            Problem(
+                Reason.BAD_TIMESTAMP,
+                f"ts {raw_ts!r} is before 2000 or more than 10 minutes ahead of the receiving clock",
+                f"{at}.ts",
+            )
+        )
+        return
+    interval = obj.get("interval", "rtd")
+    iv = INTERVALS.get(interval) if isinstance(interval, str) else None
+    if iv is None:
+        problems.append(
+            Problem(Reason.SCHEMA, f"interval must be one of {', '.join(INTERVALS)}", f"{at}.interval")
+        )
+        return
+    readings = obj.get("readings")
+    if not isinstance(readings, list) or not readings:
+        problems.append(Problem(Reason.SCHEMA, "readings must be a non-empty array", f"{at}.readings"))
+        return
+    rows = out.rows
+    sid = station.sid
+    for j, reading in enumerate(readings):
+        where = f"{at}.readings[{j}]"
+        if not isinstance(reading, dict):
+            problems.append(Problem(Reason.SCHEMA, "each reading must be an object", where))
+            continue
+        name = reading.get("parameter")
+        value = reading.get("value")
+        if not isinstance(name, str) or not name:
+            problems.append(
+                Problem(Reason.SCHEMA, "parameter is required and must be a string", f"{where}.parameter")
+            )
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(
+                Problem(Reason.SCHEMA, "value is required and must be a number", f"{where}.value")
+            )
+            continue
+        if not math.isfinite(value):
+            problems.append(Problem(Reason.NON_FINITE, f"value of {name} is {value}", f"{where}.value"))
+            continue
+        flag = reading.get("flag", DEFAULT_FLAG)
+        if not isinstance(flag, str) or flag.upper() not in FLAGS:
+            problems.append(
+                Problem(
+                    Reason.SCHEMA,
+                    f"flag must be one of the HJ 212 data flags {''.join(sorted(FLAGS))}",
+                    f"{where}.flag",
+                )
+            )
+            continue
+        slot = station.slot(name, registry.pids)
+        if slot is None:
+            problems.append(
+                Problem(
+                    Reason.UNKNOWN_PARAMETER,
+                    f"parameter {name!r} is not an HJ 212 code or alias known for a "
+                    f"{station.kind.value} station",
+                    f"{where}.parameter",
+                )
+            )
+            continue
+        unit = reading.get("unit")
+        if unit is not None and not isinstance(unit, str):
+            problems.append(Problem(Reason.SCHEMA, "unit must be a string", f"{where}.unit"))
+            continue
+        try:
+            factor = station.factor(slot, unit)
+        except UnitError as exc:
+            problems.append(Problem(Reason.SCHEMA, str(exc), f"{where}.unit"))
+            continue
+        rows.append(
+            (
+                sid,
+                slot.pid,
+                iv,
+                ts,
+                float(value) * factor if factor != 1.0 else float(value),
+                flag.upper(),
+                received_at,
+            )
+        )

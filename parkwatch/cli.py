@@ -1,0 +1,259 @@
+"""The `parkwatch` console script."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from parkwatch import __version__, logs
+from parkwatch.settings import Settings, SettingsError, load_settings
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="parkwatch",
+        description=(
+            "Environmental-compliance monitoring for industrial parks. "
+            "Settings come from PARKWATCH_* variables."
+        ),
+    )
+    p.add_argument("--version", action="version", version=f"parkwatch {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("migrate", help="create the database if missing and apply pending migrations")
+
+    serve = sub.add_parser("serve", help="run ingest and the API (Ctrl-C or SIGTERM stops cleanly)")
+    serve.add_argument("--only", choices=("ingest", "api"), help="run just one component")
+    serve.add_argument("--stats-file", type=Path, help="write ingest counters as JSON here on exit")
+
+    stations = sub.add_parser("stations", help="the registry of parks and stations")
+    ssub = stations.add_subparsers(dest="action", required=True, metavar="ACTION")
+    load = ssub.add_parser("load", help="upsert parks and stations from a YAML or JSON file")
+    load.add_argument("file", type=Path)
+    ls = ssub.add_parser("list", help="list registered stations")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    dead = sub.add_parser("dead-letters", help="refused messages")
+    dsub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dl = dsub.add_parser("list", help="list dead letters (open ones unless --all)")
+    dl.add_argument("--json", action="store_true", help="one JSON object per line")
+    dl.add_argument("--reason", help="only this reason code")
+    dl.add_argument("--station", help="only this station id (as the topic named it)")
+    dl.add_argument("--all", action="store_true", help="include resolved ones")
+    dl.add_argument("--limit", type=int, default=100)
+    dr = dsub.add_parser("replay", help="re-ingest open dead letters (e.g. after registering a station)")
+    dr.add_argument("--id", type=int, action="append", dest="ids", help="this dead letter (repeatable)")
+    dr.add_argument("--reason", help="every open dead letter with this reason")
+    dr.add_argument("--all", action="store_true", help="every open dead letter")
+    dr.add_argument("--limit", type=int, help="at most this many")
+
+    demo = sub.add_parser("demo", help="migrate, register a demo fleet, publish simulated readings and serve")
+    demo.add_argument("--interval", type=float, default=5.0, help="seconds between readings of a station")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+
+    sim = sub.add_parser("simulate", help="publish simulated readings for the stations of a registry file")
+    sim.add_argument("--registry", type=Path, help="registry file (default: the demo fleet)")
+    sim.add_argument("--interval", type=float, default=5.0, help="seconds between readings of a station")
+    sim.add_argument("--duration", type=float, help="stop after this many seconds")
+    sim.add_argument("--seed", type=int, default=1)
+
+    bench = sub.add_parser(
+        "bench", help="end-to-end ingest benchmark (publisher → Mosquitto → ingest → PostgreSQL)"
+    )
+    bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
+    bench.add_argument("--stations", type=int, default=200)
+    bench.add_argument("--rate", type=float, default=0.0, help="readings/s to offer; 0 = as fast as possible")
+    bench.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    bench.add_argument("--json", type=Path, help="also write the figures here")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        for line in exc.lines():
+            print(f"parkwatch: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(settings.LOG_LEVEL)
+    handler = _COMMANDS[args.command]
+    try:
+        return handler(settings, args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    import psycopg
+
+    from schemas.migrate import MigrationError, migrate
+
+    try:
+        result = migrate(settings.DATABASE_URL, timescale=settings.TIMESCALE)
+    except MigrationError as exc:
+        print(f"parkwatch: {exc}", file=sys.stderr)
+        return 1
+    except psycopg.OperationalError as exc:
+        print(f"parkwatch: cannot reach the database: {str(exc).strip()}", file=sys.stderr)
+        return 1
+    if result.created_database:
+        print(f"created database {settings.database_name}")
+    print(
+        f"applied {len(result.applied)} migration(s)"
+        + (f": {', '.join(result.applied)}" if result.applied else " (already up to date)")
+        + f"; storage: {result.storage}"
+    )
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from parkwatch.serve import serve
+
+    asyncio.run(
+        serve(settings, ingest=args.only != "api", api=args.only != "ingest", stats_file=args.stats_file)
+    )
+    return 0
+
+
+def _stations(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_stations_async(settings, args))
+
+
+async def _stations_async(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from ingest.registry import RegistryLoadError, load_registry_file
+    from schemas.registry import RegistryFileError, read_registry
+
+    if args.action == "load":
+        try:
+            registry = read_registry(args.file)
+        except RegistryFileError as exc:
+            print(f"parkwatch: {exc.path}: refused, nothing loaded:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 1
+        conn = await asyncpg.connect(settings.DATABASE_URL)
+        try:
+            counts = await load_registry_file(conn, registry)
+        except RegistryLoadError as exc:
+            print(f"parkwatch: {args.file}: refused, nothing loaded:", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 1
+        finally:
+            await conn.close()
+        unknown = sorted(
+            {k for s in registry.stations for k in s.attrs()} | {k for p in registry.parks for k in p.attrs()}
+        )
+        if unknown:
+            print(f"note: kept extra keys verbatim for later use: {', '.join(unknown)}", file=sys.stderr)
+        print(f"loaded {counts['parks']} park(s) and {counts['stations']} station(s) from {args.file}")
+        return 0
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        rows = await conn.fetch("SELECT id, park_id, kind, mn, timezone FROM stations ORDER BY id")
+    finally:
+        await conn.close()
+    for r in rows:
+        if args.json:
+            print(json.dumps(dict(r), ensure_ascii=False))
+        else:
+            print(f"{r['id']:<32} {r['park_id']:<20} {r['kind']:<18} {r['mn'] or '-':<26} {r['timezone']}")
+    return 0
+
+
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    return asyncio.run(_dead_letters_async(settings, args))
+
+
+async def _dead_letters_async(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from ingest.deadletters import list_dead_letters, replay_dead_letters
+    from ingest.store import Store
+
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        if args.action == "list":
+            rows = await list_dead_letters(
+                conn, reason=args.reason, include_resolved=args.all, station_id=args.station, limit=args.limit
+            )
+            for row in rows:
+                if args.json:
+                    print(json.dumps(row, ensure_ascii=False))
+                else:
+                    state = "resolved" if row["resolved_at"] else "open"
+                    print(
+                        f"{row['id']:>8}  {row['received_at']}  {row['reason']:<18} {state:<8} "
+                        f"{row['topic']}  {row['message']}"
+                    )
+            return 0
+        if not (args.ids or args.reason or args.all):
+            print("parkwatch: dead-letters replay needs --id, --reason or --all", file=sys.stderr)
+            return EXIT_USAGE
+        store = Store(settings.DATABASE_URL)
+        try:
+            report = await replay_dead_letters(
+                conn, store, prefix=settings.TOPIC_PREFIX, ids=args.ids, reason=args.reason, limit=args.limit
+            )
+        finally:
+            await store.close()
+        print(
+            f"examined {report.examined}: {report.resolved} resolved, {report.still_refused} still refused; "
+            f"{report.readings_new} readings stored, {report.readings_duplicate} already present"
+        )
+        for reason, count in sorted(report.refused_reasons.items()):
+            print(f"  still refused, {reason}: {count}")
+        return 0
+    finally:
+        await conn.close()
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from simulators.demo import run_demo
+
+    return run_demo(settings, interval=args.interval, duration=args.duration)
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from simulators.publisher import run_publisher
+
+    return run_publisher(
+        settings, registry_path=args.registry, interval=args.interval, duration=args.duration, seed=args.seed
+    )
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from simulators.bench import run_bench
+
+    return run_bench(
+        settings,
+        duration=args.duration,
+        stations=args.stations,
+        rate=args.rate,
+        publishers=args.publishers,
+        json_path=args.json,
+    )
+
+
+_COMMANDS = {
+    "migrate": _migrate,
+    "serve": _serve,
+    "stations": _stations,
+    "dead-letters": _dead_letters,
+    "demo": _demo,
+    "simulate": _simulate,
+    "bench": _bench,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

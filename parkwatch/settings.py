@@ -1,0 +1,147 @@
+"""The one settings object, read from PARKWATCH_* environment variables and validated at start-up."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PARKWATCH_"
+
+# A topic level may not hold MQTT wildcards or separators; the prefix may hold several levels.
+_TOPIC_PREFIX_RE = re.compile(r"^[^#+/\s]+(/[^#+/\s]+)*$")
+
+
+class MqttTarget(BaseModel):
+    """Where and how to reach the broker, parsed from PARKWATCH_MQTT_URL."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+
+class Settings(BaseSettings):
+    """Every knob an operator can turn; each maps to PARKWATCH_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    DATABASE_URL: str = "postgresql://postgres@127.0.0.1:5432/parkwatch"
+    MQTT_URL: str = "mqtt://127.0.0.1:1883"
+    TOPIC_PREFIX: str = "parkwatch"
+    API_HOST: str = "127.0.0.1"
+    API_PORT: int = Field(default=8000, ge=1, le=65535)
+
+    # The ingest's MQTT session: a fixed client id is what makes the session persistent, so the
+    # broker keeps our unacknowledged messages across a restart.
+    MQTT_CLIENT_ID: str = Field(default="parkwatch-ingest", min_length=1, max_length=64)
+    # How many unacknowledged QoS 1 messages the broker may have in flight to us (MQTT 5 Receive
+    # Maximum). It is the ingest's memory bound and its back-pressure: see ingest/mqtt.py.
+    MQTT_RECEIVE_MAXIMUM: int = Field(default=4000, ge=10, le=65535)
+    # Where batches go, fsynced, while PostgreSQL is unreachable (see ingest/spool.py).
+    SPOOL_DIR: Path = Path(".parkwatch/spool")
+    DEFAULT_TIMEZONE: str = "Asia/Shanghai"
+    # auto: use TimescaleDB when the extension can be created; on: require it; off: never.
+    TIMESCALE: Literal["auto", "on", "off"] = "auto"
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL")
+        if not parts.path.strip("/"):
+            raise ValueError("must name a database, e.g. postgresql://host:5432/parkwatch")
+        return value
+
+    @field_validator("MQTT_URL")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parse_mqtt_url(value)
+        return value
+
+    @field_validator("TOPIC_PREFIX")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        if not _TOPIC_PREFIX_RE.match(value):
+            raise ValueError("must be one or more topic levels without '#', '+', spaces or empty levels")
+        return value
+
+    @field_validator("DEFAULT_TIMEZONE")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @property
+    def mqtt(self) -> MqttTarget:
+        """The broker address and credentials."""
+        return parse_mqtt_url(self.MQTT_URL)
+
+    @property
+    def database_name(self) -> str:
+        """The database named in DATABASE_URL."""
+        return urlsplit(self.DATABASE_URL).path.strip("/")
+
+
+def parse_mqtt_url(value: str) -> MqttTarget:
+    """Parse mqtt://[user[:password]@]host[:port] (mqtts:// for TLS)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError("must be an mqtt:// or mqtts:// URL")
+    if not parts.hostname:
+        raise ValueError("must name a host, e.g. mqtt://127.0.0.1:1883")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    tls = parts.scheme == "mqtts"
+    return MqttTarget(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+class SettingsError(Exception):
+    """Start-up refused: one or more settings are invalid."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {msg}" for name, msg in problems))
+
+    def lines(self) -> list[str]:
+        """One line per bad setting, naming it the way the operator set it."""
+        return [f"invalid setting {name}: {msg}" for name, msg in self.problems]
+
+
+def load_settings() -> Settings:
+    """Read and validate the settings, or raise SettingsError naming each bad one."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append((f"{ENV_PREFIX}{field}", msg))
+        raise SettingsError(problems) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (validated once)."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Data contracts: SQL migrations, code tables, the MQTT message and registry formats."""

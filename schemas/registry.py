@@ -1,0 +1,150 @@
+"""The registry file `parkwatch stations load` takes: parks and their stations (YAML or JSON)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.parameters import catalog
+from schemas.stations import StationKind
+from schemas.units import normalise
+
+# Ids become MQTT topic levels and URL path segments: no '/', '+', '#' or spaces.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+# HJ 212 MN: 24 hex characters by the 2017 text, 14 in 2005, 7-24 with letters and '_' in the field.
+MN_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+# Vendor factor codes a station may declare beyond the HJ 212 tables ('a99054', 'ys1000', ...).
+VENDOR_CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,24}$"
+
+
+class RegistryFileError(Exception):
+    """The registry file cannot be read or does not validate; `problems` lists each one."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+class ParkSpec(BaseModel):
+    """A park as written in the registry file."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1)
+    city: str = Field(min_length=1)
+
+    def attrs(self) -> dict[str, Any]:
+        """Keys beyond the known ones, kept verbatim."""
+        return dict(self.model_extra or {})
+
+
+class StationSpec(BaseModel):
+    """A station as written in the registry file."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    park_id: str = Field(pattern=ID_PATTERN)
+    kind: StationKind
+    name: str | None = None
+    mn: str | None = Field(default=None, pattern=MN_PATTERN)
+    timezone: str = "Asia/Shanghai"
+    parameters: list[str] = Field(default_factory=list)
+    # code → the unit the station reports in when a message does not say (HJ 212 never does).
+    units: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _codes(self) -> StationSpec:
+        codes = []
+        for name in self.parameters:
+            code = catalog().resolve(name, self.kind)
+            if code is None:
+                if not _is_vendor_code(name):
+                    raise ValueError(f"parameter {name!r} is neither an HJ 212 code, an alias nor a code")
+                code = name
+            if code in codes:
+                raise ValueError(f"parameter {name!r} is listed twice (as {code})")
+            codes.append(code)
+        self.parameters = codes
+        units = {}
+        for name, unit in self.units.items():
+            code = catalog().resolve(name, self.kind) or name
+            if code not in codes:
+                raise ValueError(f"units names {name!r}, which is not among the station's parameters")
+            if normalise(unit) is None:
+                raise ValueError(f"unit {unit!r} of {name!r} is not a unit parkwatch knows")
+            units[code] = unit
+        self.units = units
+        return self
+
+    def attrs(self) -> dict[str, Any]:
+        """Keys beyond the known ones (standard, class, limits, ...), kept verbatim."""
+        return dict(self.model_extra or {})
+
+
+def _is_vendor_code(name: str) -> bool:
+    return bool(re.match(VENDOR_CODE_PATTERN, name))
+
+
+class RegistryFile(BaseModel):
+    """The whole file: parks, then stations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parks: list[ParkSpec] = Field(default_factory=list)
+    stations: list[StationSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> RegistryFile:
+        for label, values in (
+            ("park id", [p.id for p in self.parks]),
+            ("station id", [s.id for s in self.stations]),
+            ("station mn", [s.mn for s in self.stations if s.mn]),
+        ):
+            seen: set[str] = set()
+            for value in values:
+                if value in seen:
+                    raise ValueError(f"{label} {value!r} appears twice")
+                seen.add(value)
+        return self
+
+
+def read_registry(path: Path) -> RegistryFile:
+    """Parse and validate a registry file (YAML, or JSON by its .json suffix)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryFileError(str(path), [exc.strerror or str(exc)]) from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise RegistryFileError(
+            str(path), [f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"]
+        ) from None
+    if data is None:
+        data = {}
+    try:
+        return RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+        raise RegistryFileError(str(path), problems) from None

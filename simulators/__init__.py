@@ -1,0 +1,1 @@
+"""Simulated stations, the demo fleet and the benchmark."""
