@@ -132,11 +132,12 @@ def read_registry(path: Path) -> RegistryFile:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RegistryFileError(str(path), [exc.strerror or str(exc)]) from None
+    fmt = "JSON" if path.suffix.lower() == ".json" else "YAML"
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if fmt == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise RegistryFileError(
-            str(path), [f"not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}"]
+            str(path), [f"not valid {fmt}: {exc}"]
         ) from None
     if data is None:
         data = {}

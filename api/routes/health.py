@@ -72,15 +72,16 @@ async def healthz(request: Request, pool: PoolDep, settings: SettingsDep) -> ORJ
         body["ingest"] = {
             "mqtt_connected": ingest.receiver.connected.is_set(),
             "spool_pending_batches": ingest.spool.pending_records,
-            "stats": STATS.snapshot(),
+            "stats": ingest.stats.snapshot(),
         }
     return ORJSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics() -> str:
+async def metrics(request: Request) -> str:
     """Ingest counters of this process in the Prometheus text format."""
-    snap = STATS.snapshot()
+    ingest = getattr(request.app.state, "ingest", None)
+    snap = (ingest.stats if ingest is not None else STATS).snapshot()
     lines = []
     for name in (
         "messages",

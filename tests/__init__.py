@@ -1,0 +1,1 @@
+"""parkwatch's tests: real PostgreSQL and Mosquitto, no mocks of either."""

@@ -1,0 +1,141 @@
+"""Fixtures: a migrated database per test, a topic prefix per test, ingest and API in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiomqtt
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from ingest.registry import load_registry_file
+from ingest.service import IngestService
+from ingest.stats import IngestStats
+from parkwatch.serve import _Server
+from parkwatch.settings import Settings
+from schemas.migrate import migrate
+from schemas.registry import read_registry
+from tests.services import (
+    MQTT_HOST,
+    MQTT_PORT,
+    create_database,
+    db_url,
+    drop_database,
+    free_port,
+    require_services,
+    unique,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the developer's PARKWATCH_* variables out of the tests."""
+    for key in list(os.environ):
+        if key.startswith("PARKWATCH_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _services() -> None:
+    require_services()
+
+
+@pytest.fixture(scope="session")
+def template_db() -> Iterator[str]:
+    """A migrated database that each test's database is copied from."""
+    name = unique("pwtmpl")
+    migrate(db_url(name), timescale="off")
+    yield name
+    drop_database(name)
+
+
+@pytest.fixture
+def database(template_db: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = unique("pwt")
+    url = create_database(name, template=template_db)
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture
+def settings(database: str, tmp_path: Path) -> Settings:
+    """Settings pointing at this test's database, topic prefix, spool and API port."""
+    prefix = unique("t").replace("_", "-")
+    return Settings(
+        DATABASE_URL=database,
+        MQTT_URL=f"mqtt://{MQTT_HOST}:{MQTT_PORT}",
+        TOPIC_PREFIX=prefix,
+        MQTT_CLIENT_ID=f"ingest-{prefix}",
+        SPOOL_DIR=tmp_path / "spool",
+        API_PORT=free_port(),
+        TIMESCALE="off",
+    )
+
+
+@pytest.fixture
+async def registry(settings: Settings) -> None:
+    """The test registry (tests/data/registry.yaml) loaded."""
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await load_registry_file(conn, read_registry(DATA / "registry.yaml"))
+    finally:
+        await conn.close()
+
+
+async def forget_session(settings: Settings) -> None:
+    """Remove the ingest's persistent session from the broker (tests leave none behind)."""
+    target = settings.mqtt
+    async with aiomqtt.Client(
+        target.host,
+        target.port,
+        identifier=settings.MQTT_CLIENT_ID,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=True,
+    ):
+        pass
+
+
+@pytest.fixture
+async def ingest(settings: Settings, registry: None) -> AsyncIterator[IngestService]:
+    """The ingest running in this event loop until the test ends."""
+    service = IngestService(settings, stats=IngestStats())
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop), name="test.ingest")
+    try:
+        async with asyncio.timeout(15):
+            while not service.receiver.connected.is_set():
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+        yield service
+    finally:
+        stop.set()
+        async with asyncio.timeout(40):
+            await task
+        await forget_session(settings)
+
+
+@pytest.fixture
+async def api(settings: Settings, ingest: IngestService) -> AsyncIterator[httpx.AsyncClient]:
+    """The API served over real HTTP by uvicorn in this event loop; yields a client for it."""
+    app = create_app(settings, ingest=ingest)
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=settings.API_PORT, log_config=None))
+    task = asyncio.create_task(server.serve(), name="test.api")
+    async with asyncio.timeout(10):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=10) as client:
+        yield client
+    server.should_exit = True
+    await task

@@ -1,0 +1,86 @@
+"""Small helpers the tests share: publishing, waiting, reading the database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import aiomqtt
+import asyncpg
+import orjson
+
+from parkwatch.settings import Settings
+from schemas.readings import readings_topic
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+) -> T:
+    """Poll probe() until check(result) holds; fail with the last result after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+
+
+def message(
+    station_id: str, ts: datetime | str, readings: list[tuple[str, Any]] | dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """A readings message in the MQTT contract's shape."""
+    items = readings.items() if isinstance(readings, dict) else readings
+    return {
+        "station_id": station_id,
+        "ts": ts if isinstance(ts, str) else ts.isoformat(),
+        "readings": [{"parameter": p, "value": v} for p, v in items],
+        **extra,
+    }
+
+
+async def publish(settings: Settings, park: str, station: str, payload: Any, *, qos: int = 1) -> None:
+    """Publish one payload (bytes as is, anything else as JSON) on a station's topic."""
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    target = settings.mqtt
+    async with aiomqtt.Client(target.host, target.port) as client:
+        await client.publish(readings_topic(settings.TOPIC_PREFIX, park, station), body, qos=qos)
+
+
+async def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """Run one query on a fresh connection."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+async def fetchval(url: str, query: str, *args: Any) -> Any:
+    """One value from one query."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
+async def count_readings(url: str) -> int:
+    """Rows in readings."""
+    return int(await fetchval(url, "SELECT count(*) FROM readings"))
+
+
+def recent(seconds: float = 0) -> datetime:
+    """Now (UTC, whole milliseconds) minus some seconds."""
+    now = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
+    return now - timedelta(seconds=seconds)

@@ -1,0 +1,99 @@
+"""Migrations apply once to an empty database, re-apply as a no-op, and partition readings by month."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from schemas.migrate import migrate, migrations
+from tests.services import db_url, drop_database, unique
+
+
+@pytest.fixture
+def empty_db_name() -> Iterator[str]:
+    """A database name that does not exist yet (migrate creates it)."""
+    name = unique("pwmig")
+    yield name
+    drop_database(name)
+
+
+def test_migrate_creates_applies_and_reapplies_as_noop(empty_db_name: str) -> None:
+    """First run creates the database and applies every migration; the second applies none."""
+    url = db_url(empty_db_name)
+    first = migrate(url, timescale="off")
+    assert first.created_database is True
+    assert first.applied == [f"{m.version:04d}_{m.name}" for m in migrations()]
+    assert first.storage == "native"
+    second = migrate(url, timescale="off")
+    assert second.created_database is False
+    assert second.applied == []
+    with psycopg.connect(url) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == [m.version for m in migrations()]
+        assert conn.execute("SELECT value FROM parkwatch_meta WHERE key = 'storage'").fetchone() == (
+            "native",
+        )
+        # the parameter catalogue is seeded (and re-seeding did not duplicate it)
+        assert conn.execute("SELECT count(*) FROM parameters WHERE code = 'w01018'").fetchone() == (1,)
+
+
+def test_cli_migrate_twice(empty_db_name: str) -> None:
+    """`parkwatch migrate` is safe to run twice and says so."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
+    env["PARKWATCH_DATABASE_URL"] = db_url(empty_db_name)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "parkwatch.cli", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert "created database" in runs[0].stdout
+    assert "already up to date" in runs[1].stdout
+
+
+def test_months_are_partitioned_and_nothing_fails_without_a_partition(database: str) -> None:
+    """Readings go to their month's partition; the default partition catches what has none."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        parts = {r[0] for r in conn.execute("SELECT relname FROM pg_class WHERE relname LIKE 'readings_2%'")}
+        now = datetime.now(UTC)
+        assert f"readings_{now:%Y_%m}" in parts
+        assert conn.execute("SELECT parkwatch_ensure_partition('2003-07-09 12:00+08')").fetchone() == (
+            "readings_2003_07",
+        )
+        conn.execute(
+            "INSERT INTO readings (sid, pid, iv, ts, value) VALUES (1, 1, 0, '2003-07-31 23:30+00', 1.0)"
+        )
+        # no partition for 2004-02: the row lands in the default partition instead of failing
+        conn.execute(
+            "INSERT INTO readings (sid, pid, iv, ts, value) VALUES (1, 1, 0, '2004-02-10 00:00+00', 2.0)"
+        )
+        where = dict(conn.execute("SELECT tableoid::regclass::text, value FROM readings").fetchall())
+        assert where == {"readings_2003_07": 1.0, "readings_default": 2.0}
+        # and that month's partition can then not be created over those rows: reported, not raised
+        assert conn.execute("SELECT parkwatch_ensure_partition('2004-02-01 00:00+00')").fetchone() == (None,)
+
+
+def test_missing_database_server_is_a_clear_error() -> None:
+    """migrate against a port with no server fails with the CLI's one-line message and status 1."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
+    env["PARKWATCH_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/nothing"
+    result = subprocess.run(
+        [sys.executable, "-m", "parkwatch.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "cannot reach the database" in result.stderr

@@ -1,0 +1,239 @@
+"""No reading is lost: not when the ingest is killed mid-stream, not during a database outage.
+
+Both tests use a private broker started from deploy/mosquitto.conf (tests/brokers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiomqtt
+import asyncpg
+import orjson
+import pytest
+
+from ingest import writer
+from ingest.service import IngestService
+from ingest.stats import IngestStats
+from parkwatch.settings import Settings
+from schemas.readings import readings_topic
+from tests.brokers import PrivateBroker
+from tests.helpers import count_readings, eventually, fetch
+from tests.proxy import TcpProxy
+from tests.services import free_port
+
+STATIONS = [
+    ("p1", "p1-out", ["w01018", "w21003", "w21011", "w01001"]),
+    ("p2", "p2-out", ["w01018", "w21003", "w21011", "w01001"]),
+]
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+
+
+def _payload(i: int) -> tuple[str, str, bytes]:
+    park, station, codes = STATIONS[i % len(STATIONS)]
+    ts = T0 + timedelta(seconds=i)  # unique per station and message
+    body = {
+        "station_id": station,
+        "ts": ts.isoformat(),
+        "readings": [{"parameter": c, "value": i + k / 10} for k, c in enumerate(codes)],
+    }
+    return park, station, orjson.dumps(body)
+
+
+async def _publish_range(url_port: int, prefix: str, start: int, stop: int, *, pace: float = 0.0) -> None:
+    """Publish messages [start, stop) at QoS 1; every publish is acknowledged by the broker."""
+    async with aiomqtt.Client("127.0.0.1", url_port, identifier=f"pub-{prefix}-{start}") as client:
+        for i in range(start, stop):
+            park, station, body = _payload(i)
+            await client.publish(readings_topic(prefix, park, station), body, qos=1)
+            if pace:
+                await asyncio.sleep(pace)
+
+
+async def _assert_exactly(url: str, n_messages: int) -> None:
+    rows = await fetch(
+        url,
+        "SELECT s.id AS station, p.code, r.ts, r.value FROM readings r JOIN stations s USING (sid) JOIN parameters p USING (pid)",
+    )
+    got = {(r["station"], r["code"], r["ts"], r["value"]) for r in rows}
+    expected = set()
+    for i in range(n_messages):
+        _, station, codes = STATIONS[i % len(STATIONS)]
+        for k, c in enumerate(codes):
+            expected.add((station, c, T0 + timedelta(seconds=i), i + k / 10))
+    assert len(rows) == len(got), "a key was stored twice"
+    assert got == expected, f"missing {len(expected - got)}, unexpected {len(got - expected)}"
+    assert await count_readings(url) == 4 * n_messages
+    dead = await fetch(url, "SELECT reason FROM dead_letters")
+    assert dead == []
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A private broker from deploy/mosquitto.conf."""
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    b = PrivateBroker(folder, free_port())
+    b.start()
+    yield b
+    b.stop()
+
+
+def _spawn_ingest(settings: Settings, broker: PrivateBroker, log: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PARKWATCH_DATABASE_URL": settings.DATABASE_URL,
+        "PARKWATCH_MQTT_URL": broker.url,
+        "PARKWATCH_TOPIC_PREFIX": settings.TOPIC_PREFIX,
+        "PARKWATCH_MQTT_CLIENT_ID": settings.MQTT_CLIENT_ID,
+        "PARKWATCH_SPOOL_DIR": str(settings.SPOOL_DIR),
+        "PARKWATCH_LOG_LEVEL": "INFO",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "parkwatch.cli", "serve", "--only", "ingest"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )
+
+
+async def _wait_subscribed(log: Path, times: int) -> None:
+    async def subscribed() -> int:
+        return log.read_text().count("subscribed to")
+
+    await eventually(subscribed, lambda n: n >= times, timeout=20)
+
+
+async def test_sigkill_mid_stream_loses_nothing(
+    settings: Settings, registry: None, broker: PrivateBroker, tmp_path: Path
+) -> None:
+    """Kill -9 the ingest while messages flow; after a restart every reading is stored exactly once."""
+    n = 4000
+    log = tmp_path / "ingest.log"
+    proc = _spawn_ingest(settings, broker, log)
+    await _wait_subscribed(log, 1)
+    publisher = asyncio.create_task(_publish_range(broker.port, settings.TOPIC_PREFIX, 0, n, pace=0.0005))
+    # Kill while part of the stream is committed, part in flight and part not yet sent.
+    await eventually(
+        lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 800, timeout=30, interval=0.01
+    )
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    killed_at = await count_readings(settings.DATABASE_URL)
+    await publisher  # the rest is queued by the broker for the persistent session
+    assert killed_at < 4 * n, "the kill came too late to prove anything"
+
+    proc = _spawn_ingest(settings, broker, log)
+    try:
+        await _wait_subscribed(log, 2)
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * n, timeout=60)
+        await asyncio.sleep(0.5)  # anything extra would show up now
+        await _assert_exactly(settings.DATABASE_URL, n)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0, log.read_text()[-3000:]
+    assert "ingest stopped" in log.read_text()
+
+
+async def test_database_outage_longer_than_the_broker_queue(
+    settings: Settings, registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL becomes unreachable (for parkwatch alone) while stations keep publishing more
+    than the broker could queue; when it returns, every reading is stored exactly once."""
+    monkeypatch.setattr(writer, "RETRY_CAP", 0.5)
+    (tmp_path / "broker").mkdir()
+    # A broker queue of 100 messages: without the spool, most of the outage's 1,500 would be lost.
+    broker = PrivateBroker(tmp_path / "broker", free_port(), overrides={"max_queued_messages": "100"})
+    broker.start()
+    proxy = TcpProxy("127.0.0.1", 5432)
+    await proxy.start()
+    direct_url = settings.DATABASE_URL
+    via_proxy = direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    assert via_proxy != direct_url
+    run_settings = settings.model_copy(update={"DATABASE_URL": via_proxy, "MQTT_URL": broker.url})
+    service = IngestService(run_settings, stats=IngestStats())
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await eventually(lambda: _true(service.receiver.connected.is_set()), bool, timeout=15)
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 300)
+        await eventually(lambda: count_readings(direct_url), lambda c: c == 4 * 300)
+
+        await proxy.block()
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 300, 1800)
+        # Everything published during the outage was acknowledged into the spool, not the broker queue.
+        await eventually(lambda: _true(service.stats.messages), lambda m: m >= 1800, timeout=30)
+        assert service.stats.batches_spooled > 0
+        assert service.stats.db_outages == 1
+        assert await count_readings(direct_url) == 4 * 300
+        assert (settings.SPOOL_DIR).exists() and any(settings.SPOOL_DIR.glob("*.seg"))
+
+        await proxy.unblock()
+        await eventually(lambda: count_readings(direct_url), lambda c: c >= 4 * 1800, timeout=60)
+        await asyncio.sleep(0.3)
+        await _assert_exactly(direct_url, 1800)
+        await eventually(lambda: _true(service.spool.is_empty()), bool, timeout=10)
+        assert not any(settings.SPOOL_DIR.glob("*.seg"))
+        # and ingest goes straight to the database again
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 1800, 1900)
+        await eventually(lambda: count_readings(direct_url), lambda c: c == 4 * 1900)
+        await _assert_exactly(direct_url, 1900)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 40)
+        await proxy.close()
+        broker.stop()
+
+
+async def _true(value: object) -> object:
+    return value
+
+
+async def test_spool_survives_a_restart_during_the_outage(
+    settings: Settings, registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped while the database is away, the ingest replays its spool after starting again."""
+    monkeypatch.setattr(writer, "RETRY_CAP", 0.5)
+    (tmp_path / "broker").mkdir()
+    broker = PrivateBroker(tmp_path / "broker", free_port())
+    broker.start()
+    proxy = TcpProxy("127.0.0.1", 5432)
+    await proxy.start()
+    via_proxy = settings.DATABASE_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    run_settings = settings.model_copy(update={"DATABASE_URL": via_proxy, "MQTT_URL": broker.url})
+    try:
+        first = IngestService(run_settings, stats=IngestStats())
+        stop = asyncio.Event()
+        task = asyncio.create_task(first.run(stop))
+        await eventually(lambda: _true(first.receiver.connected.is_set()), bool, timeout=15)
+        await proxy.block()
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 500)
+        await eventually(lambda: _true(first.stats.messages), lambda m: m >= 500, timeout=30)
+        stop.set()
+        await asyncio.wait_for(task, 40)
+        assert any(settings.SPOOL_DIR.glob("*.seg"))
+
+        await proxy.unblock()
+        second = IngestService(run_settings, stats=IngestStats())
+        stop2 = asyncio.Event()
+        task2 = asyncio.create_task(second.run(stop2))
+        try:
+            await eventually(
+                lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 500, timeout=60
+            )
+            await _assert_exactly(settings.DATABASE_URL, 500)
+        finally:
+            stop2.set()
+            await asyncio.wait_for(task2, 40)
+    finally:
+        await proxy.close()
+        broker.stop()
+        conn = await asyncpg.connect(settings.DATABASE_URL)
+        await conn.close()
