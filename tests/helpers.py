@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -84,3 +87,29 @@ def recent(seconds: float = 0) -> datetime:
     """Now (UTC, whole milliseconds) minus some seconds."""
     now = datetime.now(UTC).replace(microsecond=(datetime.now(UTC).microsecond // 1000) * 1000)
     return now - timedelta(seconds=seconds)
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run `parkwatch ARGS` in a subprocess with only the given PARKWATCH_* variables set."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
+    full.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "parkwatch.cli", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The PARKWATCH_* variables that point a subprocess at this test's database, broker and prefix."""
+    return {
+        "PARKWATCH_DATABASE_URL": settings.DATABASE_URL,
+        "PARKWATCH_TOPIC_PREFIX": settings.TOPIC_PREFIX,
+        "PARKWATCH_MQTT_URL": settings.MQTT_URL,
+        "PARKWATCH_MQTT_CLIENT_ID": settings.MQTT_CLIENT_ID,
+        "PARKWATCH_SPOOL_DIR": str(settings.SPOOL_DIR),
+    }

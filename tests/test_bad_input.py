@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -17,7 +15,7 @@ from ingest.service import IngestService
 from parkwatch.settings import Settings
 from schemas.registry import RegistryFile, StationSpec
 from schemas.stations import StationKind
-from tests.helpers import count_readings, eventually, fetch, message, publish, recent
+from tests.helpers import cli_env, count_readings, eventually, fetch, message, publish, recent, run_cli
 
 NOW = datetime.now(UTC)
 
@@ -158,15 +156,7 @@ async def test_partly_bad_message_keeps_its_good_readings(settings: Settings, in
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PARKWATCH_DATABASE_URL": settings.DATABASE_URL,
-        "PARKWATCH_TOPIC_PREFIX": settings.TOPIC_PREFIX,
-        "PARKWATCH_MQTT_URL": settings.MQTT_URL,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "parkwatch.cli", *args], env=env, capture_output=True, text=True, timeout=60
-    )
+    return run_cli(*args, env=cli_env(settings))
 
 
 async def test_dead_letters_list_and_replay_after_registering(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -12,6 +9,7 @@ import psycopg
 import pytest
 
 from schemas.migrate import migrate, migrations
+from tests.helpers import run_cli
 from tests.services import db_url, drop_database, unique
 
 
@@ -45,18 +43,7 @@ def test_migrate_creates_applies_and_reapplies_as_noop(empty_db_name: str) -> No
 
 def test_cli_migrate_twice(empty_db_name: str) -> None:
     """`parkwatch migrate` is safe to run twice and says so."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
-    env["PARKWATCH_DATABASE_URL"] = db_url(empty_db_name)
-    runs = [
-        subprocess.run(
-            [sys.executable, "-m", "parkwatch.cli", "migrate"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        for _ in range(2)
-    ]
+    runs = [run_cli("migrate", env={"PARKWATCH_DATABASE_URL": db_url(empty_db_name)}) for _ in range(2)]
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
     assert "created database" in runs[0].stdout
     assert "already up to date" in runs[1].stdout
@@ -86,14 +73,6 @@ def test_months_are_partitioned_and_nothing_fails_without_a_partition(database: 
 
 def test_missing_database_server_is_a_clear_error() -> None:
     """migrate against a port with no server fails with the CLI's one-line message and status 1."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
-    env["PARKWATCH_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/nothing"
-    result = subprocess.run(
-        [sys.executable, "-m", "parkwatch.cli", "migrate"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("migrate", env={"PARKWATCH_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nothing"})
     assert result.returncode == 1
     assert "cannot reach the database" in result.stderr

@@ -4,17 +4,16 @@ ingest sees changes at once."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from ingest.service import IngestService
 from parkwatch.settings import Settings
-from tests.helpers import count_readings, eventually, fetch, message, publish, recent
+from tests.helpers import cli_env, count_readings, eventually, fetch, message, publish, recent, run_cli
 
 REGISTRY = """
 parks:
@@ -29,11 +28,7 @@ stations:
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
-    env["PARKWATCH_DATABASE_URL"] = settings.DATABASE_URL
-    return subprocess.run(
-        [sys.executable, "-m", "parkwatch.cli", *args], env=env, capture_output=True, text=True, timeout=60
-    )
+    return run_cli(*args, env=cli_env(settings))
 
 
 def test_load_yaml_then_update(settings: Settings, tmp_path: Path) -> None:
@@ -63,8 +58,6 @@ def test_load_yaml_then_update(settings: Settings, tmp_path: Path) -> None:
 async def test_registry_rows(settings: Settings, tmp_path: Path) -> None:
     """What the database holds after a load: codes, units, attrs."""
     path = tmp_path / "registry.json"
-    import yaml
-
     path.write_text(json.dumps(yaml.safe_load(REGISTRY), ensure_ascii=False))
     assert _cli(settings, "stations", "load", str(path)).returncode == 0
     rows = await fetch(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from parkwatch.settings import Settings, SettingsError, load_settings
+from tests.helpers import run_cli
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,11 +65,7 @@ def test_bad_value_is_refused_naming_the_setting(
 
 def test_cli_exits_2_with_one_line() -> None:
     """`parkwatch serve` with a bad port prints one line on stderr and exits with status 2."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
-    env["PARKWATCH_API_PORT"] = "not-a-port"
-    result = subprocess.run(
-        [sys.executable, "-m", "parkwatch.cli", "serve"], env=env, capture_output=True, text=True, timeout=30
-    )
+    result = run_cli("serve", env={"PARKWATCH_API_PORT": "not-a-port"}, timeout=30)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
