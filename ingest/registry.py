@@ -16,7 +16,7 @@ import asyncpg
 from schemas.parameters import catalog
 from schemas.registry import RegistryFile
 from schemas.stations import StationKind
-from schemas.units import UnitError, converter
+from schemas.units import UnitError, converter, normalise
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,11 @@ class StationInfo:
         if cached is not None:
             return cached
         if slot.code not in catalog().by_code:
-            raise UnitError(reported, slot.unit, slot.code)  # vendor code: nothing to convert to
+            # A vendor code is stored in the unit the registry declares for it, as reported.
+            declared = self.report_units.get(slot.code)
+            if declared is not None and normalise(declared) == normalise(reported):
+                return 1.0
+            raise UnitError(reported, declared or "", slot.code)
         value = converter(reported, slot.unit, slot.code, stack=self.kind is StationKind.STACK)
         self._factors[key] = value
         return value

@@ -154,6 +154,10 @@ class Spool:
                 if len(head) < _HEADER.size:
                     return
                 length, crc = _HEADER.unpack(head)
+                # A zero length is never written (a batch always encodes to JSON); eight zero
+                # bytes are a tail the file system extended but never filled before a crash.
+                if length == 0:
+                    return
                 body = fh.read(length)
                 if len(body) < length or zlib.crc32(body) != crc:
                     return

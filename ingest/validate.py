@@ -54,9 +54,11 @@ def _parse(payload: bytes) -> tuple[Any, Problem | None]:
         first_error = str(exc)
     # orjson refuses NaN, Infinity and overflowing numbers; the standard library reads them as
     # non-finite floats, so such a payload is refused per reading as non_finite, not wholesale.
+    # Decoded as UTF-8 first: json.loads would otherwise sniff UTF-16/32, which the contract
+    # does not allow. Deep nesting that orjson refused must not crash the stdlib parser.
     try:
-        return json.loads(payload), None
-    except (ValueError, UnicodeDecodeError):
+        return json.loads(payload.decode("utf-8")), None
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, Problem(Reason.INVALID_JSON, f"not valid JSON: {first_error}")
 
 
@@ -208,8 +210,14 @@ def _decode_object(
                 Problem(Reason.SCHEMA, "value is required and must be a number", f"{where}.value")
             )
             continue
-        if not math.isfinite(value):
-            problems.append(Problem(Reason.NON_FINITE, f"value of {name} is {value}", f"{where}.value"))
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a double
+            number = math.inf
+        if not math.isfinite(number):
+            problems.append(
+                Problem(Reason.NON_FINITE, f"value of {name} is not a finite number", f"{where}.value")
+            )
             continue
         flag = reading.get("flag", DEFAULT_FLAG)
         if not isinstance(flag, str) or flag.upper() not in FLAGS:
@@ -241,14 +249,13 @@ def _decode_object(
         except UnitError as exc:
             problems.append(Problem(Reason.SCHEMA, str(exc), f"{where}.unit"))
             continue
-        rows.append(
-            (
-                sid,
-                slot.pid,
-                iv,
-                ts,
-                float(value) * factor if factor != 1.0 else float(value),
-                flag.upper(),
-                received_at,
-            )
-        )
+        if factor != 1.0:
+            # 12 significant digits drop the binary noise of the factor (50 µg/L → 0.05 mg/L,
+            # not 0.05000000000000001), which would otherwise show at a limit's boundary.
+            number = float(f"{number * factor:.12g}")
+            if not math.isfinite(number):
+                problems.append(
+                    Problem(Reason.NON_FINITE, f"value of {name} overflows once converted", f"{where}.value")
+                )
+                continue
+        rows.append((sid, slot.pid, iv, ts, number, flag.upper(), received_at))

@@ -60,8 +60,10 @@ class Catalog:
     def resolve(self, name: str, kind: StationKind) -> str | None:
         """The HJ 212-2017 code for a code, 2005 code or alias reported by a station of this kind."""
         lowered = name.strip().lower()
-        if lowered in self.by_code:
-            return lowered
+        param = self.by_code.get(lowered)
+        if param is not None:
+            # A water code at a stack (or an air code at an outlet) is a wiring mistake, not data.
+            return lowered if param.medium == kind.medium else None
         folded = fold(lowered)
         for scope in kind.alias_scopes:
             code = self._alias.get((scope, folded))

@@ -136,9 +136,7 @@ def read_registry(path: Path) -> RegistryFile:
     try:
         data = json.loads(text) if fmt == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise RegistryFileError(
-            str(path), [f"not valid {fmt}: {exc}"]
-        ) from None
+        raise RegistryFileError(str(path), [f"not valid {fmt}: {exc}"]) from None
     if data is None:
         data = {}
     try:

@@ -1,0 +1,502 @@
+"""`parkwatch bench`: the ingest path end to end on this machine, next to its baselines.
+
+Runs, in one invocation and against one scratch database:
+1. a paced run (`--rate`, default 20,000 readings/s) for publish → commit latency and loss;
+2. a saturated run: publishers as fast as the ingest takes it, with the backlog held under the
+   broker's queue limit, for the sustained rate (and CPU and memory per million readings);
+3. the naive consumer (one INSERT per reading, the tutorial approach) under the same load;
+4. the raw ceiling: asyncpg COPY of the same rows, no MQTT.
+Figures are comparable only within one run: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiomqtt
+import asyncpg
+import orjson
+
+from ingest.registry import load_registry_file
+from parkwatch.settings import Settings
+from schemas.migrate import migrate
+from schemas.registry import ParkSpec, RegistryFile, StationSpec
+from schemas.stations import StationKind
+from simulators.loadgen import BENCH_CODES, PublisherSpec, payload, run_publisher
+
+DEPLOY_CONF = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
+READINGS_PER_MESSAGE = len(BENCH_CODES)
+# The saturated run searches the highest rate the ingest sustains: every CONTROL_PERIOD it raises
+# the offered rate while the backlog (published, not yet committed) stays under one period's
+# worth, and lowers it when the backlog grows. A backlog above BACKLOG_HIGH pauses publishing,
+# keeping the broker's queue far under deploy/mosquitto.conf's max_queued_messages (50,000).
+CONTROL_PERIOD = 1.0
+RATE_STEP_UP = 1.08
+RATE_STEP_DOWN = 0.9
+BACKLOG_HIGH = 20_000
+# Rate figures ignore the first seconds of a run (connections, caches, JIT-less warm-up).
+WARMUP = 3.0
+# Where the saturation search starts (readings/s).
+START_RATE = 20_000.0
+COPY_BATCH = 5000
+
+
+@dataclass
+class RunResult:
+    """One load run through the ingest."""
+
+    name: str
+    published: int = 0
+    stored: int = 0
+    lost: int = 0
+    seconds: float = 0.0
+    readings_per_s: float = 0.0
+    latency_p50_s: float | None = None
+    latency_p99_s: float | None = None
+    cpu_s_per_million: float | None = None
+    peak_rss_mb: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def _proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _with_db(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def _count(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM readings"))
+
+
+async def _inserted(conn: asyncpg.Connection) -> int:
+    """Rows inserted into readings per the statistics collector (cheap; lags by about a second)."""
+    value = await conn.fetchval(
+        "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables WHERE relname LIKE 'readings%'"
+    )
+    return int(value)
+
+
+class Broker:
+    """A private Mosquitto started from deploy/mosquitto.conf, or the configured one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.folder = Path(tempfile.mkdtemp(prefix="parkwatch-bench-broker-"))
+        if DEPLOY_CONF.exists() and shutil.which("mosquitto"):
+            import socket
+
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
+            text = DEPLOY_CONF.read_text()
+            lines = []
+            for line in text.splitlines():
+                if line.startswith("listener "):
+                    line = f"listener {self.port} 127.0.0.1"
+                elif line.startswith("persistence_location "):
+                    line = f"persistence_location {self.folder}/"
+                lines.append(line)
+            import getpass
+
+            lines += [f"user {getpass.getuser()}", f"log_dest file {self.folder}/mosquitto.log"]
+            conf = self.folder / "mosquitto.conf"
+            conf.write_text("\n".join(lines) + "\n")
+            self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+            self.host = "127.0.0.1"
+            self.kind = "private (deploy/mosquitto.conf)"
+            time.sleep(0.3)
+        else:
+            target = settings.mqtt
+            self.host, self.port = target.host, target.port
+            self.kind = f"external {settings.MQTT_URL}"
+
+    @property
+    def url(self) -> str:
+        """MQTT URL of the broker."""
+        return f"mqtt://{self.host}:{self.port}"
+
+    def close(self) -> None:
+        """Stop a private broker."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Bench:
+    """State shared by the runs of one benchmark invocation."""
+
+    def __init__(self, settings: Settings, *, stations: int, publishers: int) -> None:
+        self.settings = settings
+        self.db_name = f"{settings.database_name}_bench"
+        self.db_url = _with_db(settings.DATABASE_URL, self.db_name)
+        self.n_stations = stations
+        self.n_publishers = publishers
+        self.prefix = f"bench{os.getpid()}"
+        self.stations = [(f"bench-p{i % 20:02d}", f"bench-s{i:04d}") for i in range(stations)]
+        self.broker = Broker(settings)
+        self.workdir = Path(tempfile.mkdtemp(prefix="parkwatch-bench-"))
+
+    async def reset_database(self) -> None:
+        """Drop and re-create the scratch database with the registry of the bench fleet."""
+        admin = await asyncpg.connect(_with_db(self.settings.DATABASE_URL, "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        await asyncio.to_thread(migrate, self.db_url, timescale=self.settings.TIMESCALE)
+        parks = sorted({p for p, _ in self.stations})
+        registry = RegistryFile(
+            parks=[ParkSpec(id=p, name=f"Bench park {p}", city="长沙") for p in parks],
+            stations=[
+                StationSpec(id=s, park_id=p, kind=StationKind.STACK, parameters=BENCH_CODES)
+                for p, s in self.stations
+            ],
+        )
+        conn = await asyncpg.connect(self.db_url)
+        try:
+            await load_registry_file(conn, registry)
+        finally:
+            await conn.close()
+
+    def _publishers(self, rate_msgs: float) -> tuple[list[mp.Process], list[Any], Any, Any]:
+        ctx = mp.get_context("spawn")
+        rate, stop = ctx.Value("d", rate_msgs / self.n_publishers), ctx.Value("b", 0)
+        counters = []
+        procs = []
+        for i in range(self.n_publishers):
+            spec = PublisherSpec(
+                index=i,
+                host=self.broker.host,
+                port=self.broker.port,
+                prefix=self.prefix,
+                stations=self.stations[i :: self.n_publishers],
+            )
+            sent, acked = ctx.Value("q", 0), ctx.Value("q", 0)
+            counters.append((sent, acked))
+            procs.append(ctx.Process(target=run_publisher, args=(spec, sent, acked, rate, stop), daemon=True))
+        return procs, counters, rate, stop
+
+    async def run_parkwatch(self, name: str, *, duration: float, rate_readings: float) -> RunResult:
+        """One run through `parkwatch serve --only ingest` (a subprocess, as in production)."""
+        await self.reset_database()
+        stats_file = self.workdir / f"{name}.json"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")},
+            "PARKWATCH_DATABASE_URL": self.db_url,
+            "PARKWATCH_MQTT_URL": self.broker.url,
+            "PARKWATCH_TOPIC_PREFIX": self.prefix,
+            "PARKWATCH_MQTT_CLIENT_ID": f"parkwatch-bench-ingest-{name}-{os.getpid()}",
+            "PARKWATCH_SPOOL_DIR": str(self.workdir / f"spool-{name}"),
+            "PARKWATCH_LOG_LEVEL": "WARNING",
+        }
+        log = (self.workdir / f"{name}.log").open("wb")
+        ingest = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "parkwatch.cli",
+                "serve",
+                "--only",
+                "ingest",
+                "--stats-file",
+                str(stats_file),
+            ],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            await self._wait_subscribed(env["PARKWATCH_MQTT_CLIENT_ID"])
+            result = await self._drive(
+                name, duration=duration, rate_readings=rate_readings, consumer_pid=ingest.pid
+            )
+            result.peak_rss_mb = round(_proc_peak_rss_mb(ingest.pid), 1)
+        finally:
+            ingest.send_signal(signal.SIGTERM)
+            ingest.wait(timeout=60)
+            log.close()
+        stats = json.loads(stats_file.read_text())
+        result.latency_p50_s = stats["data_latency_s"]["p50"]
+        result.latency_p99_s = stats["data_latency_s"]["p99"]
+        result.extra["ingest_stats"] = stats
+        return result
+
+    async def _wait_subscribed(self, client_id: str) -> None:
+        # The ingest subscribes a moment after start; a probe message proves the path is open.
+        deadline = time.monotonic() + 30
+        conn = await asyncpg.connect(self.db_url)
+        try:
+            async with aiomqtt.Client(self.broker.host, self.broker.port) as client:
+                park, station = self.stations[0]
+                probe_ts = datetime.now(UTC) - timedelta(days=1)
+                body = payload(station, probe_ts, 0)
+                while time.monotonic() < deadline:
+                    await client.publish(f"{self.prefix}/{park}/{station}/readings", body, qos=1)
+                    await asyncio.sleep(0.3)
+                    if await _count(conn) > 0:
+                        await conn.execute("DELETE FROM readings")
+                        return
+        finally:
+            await conn.close()
+        raise RuntimeError(f"the ingest ({client_id}) did not start consuming within 30 s")
+
+    async def _drive(
+        self, name: str, *, duration: float, rate_readings: float, consumer_pid: int, start_rate: float = 0.0
+    ) -> RunResult:
+        """Publish for `duration` at rate_readings (0: search the saturation rate); wait for the drain."""
+        saturate = not rate_readings
+        offered = (
+            rate_readings or start_rate or START_RATE
+        ) / READINGS_PER_MESSAGE  # messages/s, all publishers
+        procs, counters, rate, stop = self._publishers(offered)
+        conn = await asyncpg.connect(self.db_url)
+        base_inserted = await _inserted(conn)
+        cpu0 = _proc_cpu_seconds(consumer_pid)
+        for p in procs:
+            p.start()
+        started = time.monotonic()
+        mark: tuple[float, int, float] | None = None
+        end_mark: tuple[float, int, float] | None = None
+        try:
+            while time.monotonic() - started < duration:
+                await asyncio.sleep(CONTROL_PERIOD)
+                published = sum(s.value for s, _ in counters)
+                committed = (await _inserted(conn) - base_inserted) // READINGS_PER_MESSAGE
+                backlog = published - committed
+                if saturate:
+                    if backlog > BACKLOG_HIGH:
+                        offered *= RATE_STEP_DOWN
+                        rate.value = 0.0
+                    else:
+                        # the statistics collector lags ~1 s: a backlog of two periods is "keeping up"
+                        offered *= RATE_STEP_UP if backlog < 2 * offered * CONTROL_PERIOD else RATE_STEP_DOWN
+                        rate.value = offered / self.n_publishers
+                now = time.monotonic()
+                if mark is None and now - started >= WARMUP:
+                    mark = (now, await _inserted(conn), _proc_cpu_seconds(consumer_pid))
+            if mark is not None:
+                end_mark = (time.monotonic(), await _inserted(conn), _proc_cpu_seconds(consumer_pid))
+            stop.value = 1
+            for p in procs:
+                await asyncio.to_thread(p.join, 60)
+            published_acked = sum(a.value for _, a in counters)
+            published_sent = sum(s.value for s, _ in counters)
+            expected = published_acked * READINGS_PER_MESSAGE
+            # drain: wait until the database holds everything (or stops growing)
+            last, still = -1, 0
+            while True:
+                stored = await _count(conn)
+                if stored >= expected:
+                    break
+                still = still + 1 if stored == last else 0
+                if still >= 20:  # 10 s without progress
+                    break
+                last = stored
+                await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
+        result = RunResult(
+            name=name, published=published_acked, stored=stored, lost=max(0, expected - stored)
+        )
+        result.extra["published_not_acked_by_broker"] = published_sent - published_acked
+        if mark is not None and end_mark is not None:
+            seconds = end_mark[0] - mark[0]
+            rows = end_mark[1] - mark[1]
+            result.seconds = round(seconds, 1)
+            result.readings_per_s = round(rows / seconds)
+            cpu = end_mark[2] - mark[2]
+            result.cpu_s_per_million = round(cpu / rows * 1e6, 1) if rows else None
+        result.cpu_total_s = round(_proc_cpu_seconds(consumer_pid) - cpu0, 1)  # type: ignore[attr-defined]
+        return result
+
+    async def run_naive(self, *, duration: float) -> RunResult:
+        """The tutorial consumer: aiomqtt, json.loads, one autocommit INSERT per reading."""
+        await self.reset_database()
+        ready = mp.get_context("spawn").Event()
+        proc = mp.get_context("spawn").Process(
+            target=_naive_consumer,
+            args=(self.db_url, self.broker.host, self.broker.port, self.prefix, ready),
+            daemon=True,
+        )
+        proc.start()
+        await asyncio.to_thread(ready.wait, 30)
+        result = await self._drive(
+            "naive", duration=duration, rate_readings=0, consumer_pid=proc.pid or 0, start_rate=2000.0
+        )
+        result.peak_rss_mb = round(_proc_peak_rss_mb(proc.pid or 0), 1)
+        proc.terminate()
+        proc.join(10)
+        return result
+
+    async def run_copy(self, n_rows: int) -> RunResult:
+        """Asyncpg copy_records_to_table of the same rows, batches of 5,000: the raw ceiling."""
+        await self.reset_database()
+        conn = await asyncpg.connect(self.db_url)
+        try:
+            ids = {r["id"]: r["sid"] for r in await conn.fetch("SELECT id, sid FROM stations")}
+            pids = {r["code"]: r["pid"] for r in await conn.fetch("SELECT code, pid FROM parameters")}
+            t0 = datetime.now(UTC) - timedelta(hours=1)
+            now = datetime.now(UTC)
+            rows = []
+            for i in range(n_rows // READINGS_PER_MESSAGE):
+                _, station = self.stations[i % len(self.stations)]
+                ts = t0 + timedelta(microseconds=i)
+                rows.extend(
+                    (ids[station], pids[c], 0, ts, 10.0 + k, "N", now) for k, c in enumerate(BENCH_CODES)
+                )
+            started = time.perf_counter()
+            for i in range(0, len(rows), COPY_BATCH):
+                await conn.copy_records_to_table(
+                    "readings",
+                    records=rows[i : i + COPY_BATCH],
+                    columns=("sid", "pid", "iv", "ts", "value", "flag", "received_at"),
+                )
+            seconds = time.perf_counter() - started
+            stored = await _count(conn)
+        finally:
+            await conn.close()
+        return RunResult(
+            name="copy",
+            published=len(rows),
+            stored=stored,
+            seconds=round(seconds, 1),
+            readings_per_s=round(len(rows) / seconds),
+        )
+
+    def close(self) -> None:
+        """Stop the broker and remove scratch files (the scratch database is kept for inspection)."""
+        self.broker.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _naive_consumer(db_url: str, host: str, port: int, prefix: str, ready: Any) -> None:
+    async def main() -> None:
+        conn = await asyncpg.connect(db_url)
+        ids = {r["id"]: r["sid"] for r in await conn.fetch("SELECT id, sid FROM stations")}
+        pids = {r["code"]: r["pid"] for r in await conn.fetch("SELECT code, pid FROM parameters")}
+        async with aiomqtt.Client(host, port, identifier=f"naive-{os.getpid()}") as client:
+            await client.subscribe(f"{prefix}/+/+/readings", qos=1)
+            ready.set()
+            async for message in client.messages:
+                doc = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                ts = datetime.fromisoformat(doc["ts"])
+                for r in doc["readings"]:
+                    await conn.execute(
+                        "INSERT INTO readings (sid, pid, iv, ts, value, flag) VALUES ($1, $2, 0, $3, $4, 'N') ON CONFLICT DO NOTHING",
+                        ids[doc["station_id"]],
+                        pids[r["parameter"]],
+                        ts,
+                        r["value"],
+                    )
+
+    asyncio.run(main())
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
+    return f"{value:,.0f}"
+
+
+def run_bench(
+    settings: Settings,
+    *,
+    duration: float,
+    stations: int,
+    rate: float,
+    publishers: int,
+    json_path: Path | None,
+) -> int:
+    """The `parkwatch bench` command; returns 1 if any reading was lost."""
+    latency_rate = rate or 20_000.0
+    bench = Bench(settings, stations=stations, publishers=publishers)
+    print(
+        f"parkwatch bench: {stations} stations, {READINGS_PER_MESSAGE} readings/message, {duration:g} s per run, "
+        f"{publishers} publisher processes, broker {bench.broker.kind}",
+        flush=True,
+    )
+
+    async def main() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        print(f"  1/4 paced run at {latency_rate:,.0f} readings/s ...", flush=True)
+        out["paced"] = await bench.run_parkwatch("paced", duration=duration, rate_readings=latency_rate)
+        print("  2/4 saturated run ...", flush=True)
+        out["saturated"] = await bench.run_parkwatch("saturated", duration=duration, rate_readings=0)
+        print("  3/4 naive consumer (one INSERT per reading) ...", flush=True)
+        out["naive"] = await bench.run_naive(duration=min(duration, 30))
+        print("  4/4 asyncpg COPY of the same rows ...", flush=True)
+        out["copy"] = await bench.run_copy(max(out["saturated"].stored, 200_000))
+        return out
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        bench.close()
+    sat, paced, naive, copy = results["saturated"], results["paced"], results["naive"], results["copy"]
+    machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+    print()
+    print(f"machine: {machine}; broker {bench.broker.kind}")
+    print(
+        f"{'run':<34}{'readings/s':>12}{'vs parkwatch':>14}{'lost':>8}{'p50':>10}{'p99':>10}{'CPU s/M':>9}{'RSS MB':>8}"
+    )
+    for label, r in (
+        ("parkwatch, saturated", sat),
+        (f"parkwatch, paced at {latency_rate:,.0f}/s", paced),
+        ("naive: INSERT per reading", naive),
+        ("asyncpg COPY, no MQTT (ceiling)", copy),
+    ):
+        ratio = (
+            f"{sat.readings_per_s / r.readings_per_s:.2f}x" if r.readings_per_s and r is not sat else "1.00x"
+        )
+        lat = (r.latency_p50_s, r.latency_p99_s) if r.name in ("paced", "saturated") else (None, None)
+        print(
+            f"{label:<34}{_fmt(r.readings_per_s):>12}{ratio:>14}{r.lost if r.name != 'copy' else '-':>8}"
+            f"{_fmt(lat[0], 's'):>10}{_fmt(lat[1], 's'):>10}{_fmt(r.cpu_s_per_million):>9}{_fmt(r.peak_rss_mb):>8}"
+        )
+    print(
+        "('vs parkwatch' = parkwatch's saturated rate divided by that run's rate; p50/p99 = publish → commit)"
+    )
+    lost = sat.lost + paced.lost
+    print(
+        f"readings lost by parkwatch: {lost} of {sat.published * READINGS_PER_MESSAGE + paced.published * READINGS_PER_MESSAGE:,}"
+    )
+    doc = {
+        "machine": machine,
+        "broker": bench.broker.kind,
+        "stations": stations,
+        "duration_s": duration,
+        "runs": {k: asdict(v) for k, v in results.items()},
+    }
+    if json_path is not None:
+        json_path.write_text(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        print(f"figures written to {json_path}")
+    return 1 if lost else 0
