@@ -36,8 +36,7 @@ def install(app: FastAPI) -> None:
             {
                 "error": "query_timeout",
                 "detail": (
-                    "the query took too long; narrow the time range or the stations, "
-                    "or page with a smaller limit"
+                    "the query took too long; narrow the time range or the stations, or page with a smaller limit"
                 ),
             },
             status_code=408,

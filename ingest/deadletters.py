@@ -160,9 +160,7 @@ async def replay_dead_letters(
                     json.dumps([p.as_json() for p in decoded.problems], ensure_ascii=False),
                 )
                 report.still_refused += 1
-                report.refused_reasons[first.reason.value] = (
-                    report.refused_reasons.get(first.reason.value, 0) + 1
-                )
+                report.refused_reasons[first.reason.value] = report.refused_reasons.get(first.reason.value, 0) + 1
             else:
                 await conn.execute(MARK_RESOLVED, row["id"], "replayed")
                 report.resolved += 1

@@ -43,9 +43,7 @@ async def ensure_partitions(database_url: str, *, now: datetime | None = None) -
             await conn.fetchval(ENSURE_PARTITION, start)
         stray = await conn.fetchval(COUNT_DEFAULT_PARTITION)
         if stray:
-            logger.warning(
-                "%d readings sit in readings_default (a month whose partition could not be created)", stray
-            )
+            logger.warning("%d readings sit in readings_default (a month whose partition could not be created)", stray)
     finally:
         await conn.close()
 

@@ -121,9 +121,7 @@ class Receiver:
         """Connect, subscribe and consume until stop() is called; reconnect with backoff."""
         attempt = 0
         while not self._stop.is_set():
-            client = make_client(
-                self._target, client_id=self._client_id, receive_maximum=self._receive_maximum
-            )
+            client = make_client(self._target, client_id=self._client_id, receive_maximum=self._receive_maximum)
             try:
                 async with client:
                     attempt = 0

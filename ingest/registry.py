@@ -170,9 +170,7 @@ async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -
         if wanted:
             known = {r["id"] for r in await conn.fetch(SELECT_PARK_IDS, wanted)}
             problems += [
-                f"station park_id {p!r} is neither in the file nor registered"
-                for p in wanted
-                if p not in known
+                f"station park_id {p!r} is neither in the file nor registered" for p in wanted if p not in known
             ]
         mns = [s.mn for s in registry.stations if s.mn]
         owners = {r["mn"]: r["id"] for r in await conn.fetch(SELECT_MN_OWNERS, mns)}
@@ -182,9 +180,7 @@ async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -
         if problems:
             raise RegistryLoadError(problems)
         for park in registry.parks:
-            await conn.execute(
-                UPSERT_PARK, park.id, park.name, park.city, json.dumps(park.attrs(), ensure_ascii=False)
-            )
+            await conn.execute(UPSERT_PARK, park.id, park.name, park.city, json.dumps(park.attrs(), ensure_ascii=False))
         for st in registry.stations:
             sid = await conn.fetchval(
                 UPSERT_STATION,
@@ -199,9 +195,7 @@ async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -
             for code in st.parameters:
                 await conn.execute(INSERT_VENDOR_PARAMETER, code)
             await conn.execute(DELETE_STATION_PARAMETERS, sid)
-            await conn.execute(
-                INSERT_STATION_PARAMETERS, sid, st.parameters, [st.units.get(c) for c in st.parameters]
-            )
+            await conn.execute(INSERT_STATION_PARAMETERS, sid, st.parameters, [st.units.get(c) for c in st.parameters])
         await conn.execute("SELECT pg_notify($1, 'load')", REGISTRY_CHANNEL)
     return {"parks": len(registry.parks), "stations": len(registry.stations)}
 
@@ -279,9 +273,7 @@ class RegistryWatcher:
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("registry cache %s unreadable: %s", self._cache_path, exc)
             return False
-        self.current = Registry(
-            stations=stations, by_mn={s.mn: s for s in stations.values() if s.mn}, pids=doc["pids"]
-        )
+        self.current = Registry(stations=stations, by_mn={s.mn: s for s in stations.values() if s.mn}, pids=doc["pids"])
         return True
 
     async def run(self, conn: asyncpg.Connection, *, on_loaded: Callable[[], None] | None = None) -> None:

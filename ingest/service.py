@@ -169,17 +169,13 @@ class IngestService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then flush, acknowledge and disconnect."""
-        logger.info(
-            "ingest starting (spool %s, %d batches pending)", self.spool.dir, self.spool.pending_records
-        )
+        logger.info("ingest starting (spool %s, %d batches pending)", self.spool.dir, self.spool.pending_records)
         try:
             async with asyncio.TaskGroup() as tg:
                 registry = tg.create_task(self._registry_loop(), name="ingest.registry")
                 writer = tg.create_task(self._write_loop(), name="ingest.writer")
                 timer = tg.create_task(self.batcher.run(), name="ingest.batch-timer")
-                housekeeping = tg.create_task(
-                    maintenance.run(self.settings.DATABASE_URL), name="ingest.maintenance"
-                )
+                housekeeping = tg.create_task(maintenance.run(self.settings.DATABASE_URL), name="ingest.maintenance")
                 # Consume only once the registry is known, or every message would be refused.
                 await _first(self.ready.wait(), stop.wait())
                 receiver = tg.create_task(self.receiver.run(), name="ingest.receiver")

@@ -175,9 +175,7 @@ class Spool:
             pass
         size = self._path(seg).stat().st_size
         if size != good:
-            logger.warning(
-                "spool segment %d: dropping %d bytes of a torn, never-acknowledged record", seg, size - good
-            )
+            logger.warning("spool segment %d: dropping %d bytes of a torn, never-acknowledged record", seg, size - good)
             with self._path(seg).open("r+b") as fh:
                 fh.truncate(good)
                 os.fsync(fh.fileno())

@@ -143,9 +143,7 @@ class Store:
         if conn is not None:
             conn.terminate()
 
-    async def write(
-        self, rows: list[Row], dead: list[DeadLetter], *, idempotent: bool = False
-    ) -> WriteResult:
+    async def write(self, rows: list[Row], dead: list[DeadLetter], *, idempotent: bool = False) -> WriteResult:
         """Make rows and dead letters durable in one transaction.
 
         Raises DatabaseUnavailableError when the database is out of reach; any other

@@ -95,9 +95,7 @@ def decode(
         objects, array = doc, True
     else:
         what = "an empty array" if doc == [] else f"a JSON {type(doc).__name__}"
-        out.problems.append(
-            Problem(Reason.SCHEMA, f"payload must be an object or a non-empty array, not {what}")
-        )
+        out.problems.append(Problem(Reason.SCHEMA, f"payload must be an object or a non-empty array, not {what}"))
         return out
     latest = received_at + MAX_FUTURE_SKEW
     for i, obj in enumerate(objects):
@@ -131,9 +129,7 @@ def _decode_object(
         return
     station_id = obj.get("station_id")
     if not isinstance(station_id, str) or not station_id:
-        problems.append(
-            Problem(Reason.SCHEMA, "station_id is required and must be a string", f"{at}.station_id")
-        )
+        problems.append(Problem(Reason.SCHEMA, "station_id is required and must be a string", f"{at}.station_id"))
         return
     if station_id != topic_station:
         problems.append(
@@ -167,9 +163,7 @@ def _decode_object(
     try:
         ts = parse_ts(raw_ts, station)
     except ValueError:
-        problems.append(
-            Problem(Reason.BAD_TIMESTAMP, f"ts {raw_ts[:40]!r} is not an ISO 8601 timestamp", f"{at}.ts")
-        )
+        problems.append(Problem(Reason.BAD_TIMESTAMP, f"ts {raw_ts[:40]!r} is not an ISO 8601 timestamp", f"{at}.ts"))
         return
     if ts < EARLIEST_TS or ts > latest:
         problems.append(
@@ -183,9 +177,7 @@ def _decode_object(
     interval = obj.get("interval", "rtd")
     iv = INTERVALS.get(interval) if isinstance(interval, str) else None
     if iv is None:
-        problems.append(
-            Problem(Reason.SCHEMA, f"interval must be one of {', '.join(INTERVALS)}", f"{at}.interval")
-        )
+        problems.append(Problem(Reason.SCHEMA, f"interval must be one of {', '.join(INTERVALS)}", f"{at}.interval"))
         return
     readings = obj.get("readings")
     if not isinstance(readings, list) or not readings:
@@ -201,23 +193,17 @@ def _decode_object(
         name = reading.get("parameter")
         value = reading.get("value")
         if not isinstance(name, str) or not name:
-            problems.append(
-                Problem(Reason.SCHEMA, "parameter is required and must be a string", f"{where}.parameter")
-            )
+            problems.append(Problem(Reason.SCHEMA, "parameter is required and must be a string", f"{where}.parameter"))
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(
-                Problem(Reason.SCHEMA, "value is required and must be a number", f"{where}.value")
-            )
+            problems.append(Problem(Reason.SCHEMA, "value is required and must be a number", f"{where}.value"))
             continue
         try:
             number = float(value)
         except OverflowError:  # an integer too large for a double
             number = math.inf
         if not math.isfinite(number):
-            problems.append(
-                Problem(Reason.NON_FINITE, f"value of {name} is not a finite number", f"{where}.value")
-            )
+            problems.append(Problem(Reason.NON_FINITE, f"value of {name} is not a finite number", f"{where}.value"))
             continue
         flag = reading.get("flag", DEFAULT_FLAG)
         if not isinstance(flag, str) or flag.upper() not in FLAGS:
@@ -234,8 +220,7 @@ def _decode_object(
             problems.append(
                 Problem(
                     Reason.UNKNOWN_PARAMETER,
-                    f"parameter {name!r} is not an HJ 212 code or alias known for a "
-                    f"{station.kind.value} station",
+                    f"parameter {name!r} is not an HJ 212 code or alias known for a {station.kind.value} station",
                     f"{where}.parameter",
                 )
             )

@@ -19,8 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="parkwatch",
         description=(
-            "Environmental-compliance monitoring for industrial parks. "
-            "Settings come from PARKWATCH_* variables."
+            "Environmental-compliance monitoring for industrial parks. Settings come from PARKWATCH_* variables."
         ),
     )
     p.add_argument("--version", action="version", version=f"parkwatch {__version__}")
@@ -63,9 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, help="stop after this many seconds")
     sim.add_argument("--seed", type=int, default=1)
 
-    bench = sub.add_parser(
-        "bench", help="end-to-end ingest benchmark (publisher → Mosquitto → ingest → PostgreSQL)"
-    )
+    bench = sub.add_parser("bench", help="end-to-end ingest benchmark (publisher → Mosquitto → ingest → PostgreSQL)")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
     bench.add_argument("--stations", type=int, default=200)
     bench.add_argument("--rate", type=float, default=0.0, help="readings/s to offer; 0 = as fast as possible")
@@ -117,9 +114,7 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from parkwatch.serve import serve
 
-    asyncio.run(
-        serve(settings, ingest=args.only != "api", api=args.only != "ingest", stats_file=args.stats_file)
-    )
+    asyncio.run(serve(settings, ingest=args.only != "api", api=args.only != "ingest", stats_file=args.stats_file))
     return 0
 
 

@@ -50,9 +50,7 @@ async def serve(
     server = None
     if api:
         app = create_app(settings, ingest=service)
-        config = uvicorn.Config(
-            app, host=settings.API_HOST, port=settings.API_PORT, log_config=None, lifespan="on"
-        )
+        config = uvicorn.Config(app, host=settings.API_HOST, port=settings.API_PORT, log_config=None, lifespan="on")
         server = _Server(config)
     try:
         async with asyncio.TaskGroup() as tg:

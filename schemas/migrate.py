@@ -137,10 +137,7 @@ def sync_parameters(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     with conn.cursor() as cur:
         cur.executemany(
             UPSERT_PARAMETER,
-            [
-                (p.code, p.medium, p.name, p.name_zh, p.unit, p.ambient_unit or None, p.old_code or None)
-                for p in params
-            ],
+            [(p.code, p.medium, p.name, p.name_zh, p.unit, p.ambient_unit or None, p.old_code or None) for p in params],
         )
     return len(params)
 

@@ -18,7 +18,6 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +36,10 @@ from parkwatch.settings import Settings
 from schemas.migrate import migrate
 from schemas.registry import ParkSpec, RegistryFile, StationSpec
 from schemas.stations import StationKind
+from simulators import broker
+from simulators.broker import PrivateBroker
 from simulators.loadgen import BENCH_CODES, PublisherSpec, payload, run_publisher
 
-DEPLOY_CONF = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
 READINGS_PER_MESSAGE = len(BENCH_CODES)
 # The saturated run searches the highest rate the ingest sustains: every CONTROL_PERIOD it raises
 # the offered rate while the backlog (published, not yet committed) stays under one period's
@@ -103,34 +103,16 @@ async def _inserted(conn: asyncpg.Connection) -> int:
 
 
 class Broker:
-    """A private Mosquitto started from deploy/mosquitto.conf, or the configured one."""
+    """A private Mosquitto from deploy/mosquitto.conf when possible, else the configured broker."""
 
     def __init__(self, settings: Settings) -> None:
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.private: PrivateBroker | None = None
         self.folder = Path(tempfile.mkdtemp(prefix="parkwatch-bench-broker-"))
-        if DEPLOY_CONF.exists() and shutil.which("mosquitto"):
-            import socket
-
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                self.port = s.getsockname()[1]
-            text = DEPLOY_CONF.read_text()
-            lines = []
-            for line in text.splitlines():
-                if line.startswith("listener "):
-                    line = f"listener {self.port} 127.0.0.1"
-                elif line.startswith("persistence_location "):
-                    line = f"persistence_location {self.folder}/"
-                lines.append(line)
-            import getpass
-
-            lines += [f"user {getpass.getuser()}", f"log_dest file {self.folder}/mosquitto.log"]
-            conf = self.folder / "mosquitto.conf"
-            conf.write_text("\n".join(lines) + "\n")
-            self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
-            self.host = "127.0.0.1"
+        if broker.available():
+            self.private = PrivateBroker(self.folder)
+            self.private.start()
+            self.host, self.port = "127.0.0.1", self.private.port
             self.kind = "private (deploy/mosquitto.conf)"
-            time.sleep(0.3)
         else:
             target = settings.mqtt
             self.host, self.port = target.host, target.port
@@ -143,9 +125,8 @@ class Broker:
 
     def close(self) -> None:
         """Stop a private broker."""
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+        if self.private is not None:
+            self.private.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -175,8 +156,7 @@ class Bench:
         registry = RegistryFile(
             parks=[ParkSpec(id=p, name=f"Bench park {p}", city="长沙") for p in parks],
             stations=[
-                StationSpec(id=s, park_id=p, kind=StationKind.STACK, parameters=BENCH_CODES)
-                for p, s in self.stations
+                StationSpec(id=s, park_id=p, kind=StationKind.STACK, parameters=BENCH_CODES) for p, s in self.stations
             ],
         )
         conn = await asyncpg.connect(self.db_url)
@@ -185,7 +165,7 @@ class Bench:
         finally:
             await conn.close()
 
-    def _publishers(self, rate_msgs: float) -> tuple[list[mp.Process], list[Any], Any, Any]:
+    def _publishers(self, rate_msgs: float) -> tuple[list[Any], list[Any], Any, Any]:
         ctx = mp.get_context("spawn")
         rate, stop = ctx.Value("d", rate_msgs / self.n_publishers), ctx.Value("b", 0)
         counters = []
@@ -217,30 +197,19 @@ class Bench:
             "PARKWATCH_LOG_LEVEL": "WARNING",
         }
         log = (self.workdir / f"{name}.log").open("wb")
-        ingest = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "parkwatch.cli",
-                "serve",
-                "--only",
-                "ingest",
-                "--stats-file",
-                str(stats_file),
-            ],
+        ingest = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "parkwatch.cli", "serve", "--only", "ingest", "--stats-file", str(stats_file)),
             env=env,
             stdout=log,
             stderr=log,
         )
         try:
             await self._wait_subscribed(env["PARKWATCH_MQTT_CLIENT_ID"])
-            result = await self._drive(
-                name, duration=duration, rate_readings=rate_readings, consumer_pid=ingest.pid
-            )
+            result = await self._drive(name, duration=duration, rate_readings=rate_readings, consumer_pid=ingest.pid)
             result.peak_rss_mb = round(_proc_peak_rss_mb(ingest.pid), 1)
         finally:
             ingest.send_signal(signal.SIGTERM)
-            ingest.wait(timeout=60)
+            await asyncio.wait_for(ingest.wait(), 60)
             log.close()
         stats = json.loads(stats_file.read_text())
         result.latency_p50_s = stats["data_latency_s"]["p50"]
@@ -272,9 +241,7 @@ class Bench:
     ) -> RunResult:
         """Publish for `duration` at rate_readings (0: search the saturation rate); wait for the drain."""
         saturate = not rate_readings
-        offered = (
-            rate_readings or start_rate or START_RATE
-        ) / READINGS_PER_MESSAGE  # messages/s, all publishers
+        offered = (rate_readings or start_rate or START_RATE) / READINGS_PER_MESSAGE  # messages/s, all publishers
         procs, counters, rate, stop = self._publishers(offered)
         conn = await asyncpg.connect(self.db_url)
         base_inserted = await _inserted(conn)
@@ -322,9 +289,7 @@ class Bench:
                 await asyncio.sleep(0.5)
         finally:
             await conn.close()
-        result = RunResult(
-            name=name, published=published_acked, stored=stored, lost=max(0, expected - stored)
-        )
+        result = RunResult(name=name, published=published_acked, stored=stored, lost=max(0, expected - stored))
         result.extra["published_not_acked_by_broker"] = published_sent - published_acked
         if mark is not None and end_mark is not None:
             seconds = end_mark[0] - mark[0]
@@ -333,7 +298,7 @@ class Bench:
             result.readings_per_s = round(rows / seconds)
             cpu = end_mark[2] - mark[2]
             result.cpu_s_per_million = round(cpu / rows * 1e6, 1) if rows else None
-        result.cpu_total_s = round(_proc_cpu_seconds(consumer_pid) - cpu0, 1)  # type: ignore[attr-defined]
+        result.extra["consumer_cpu_s"] = round(_proc_cpu_seconds(consumer_pid) - cpu0, 1)
         return result
 
     async def run_naive(self, *, duration: float) -> RunResult:
@@ -364,13 +329,11 @@ class Bench:
             pids = {r["code"]: r["pid"] for r in await conn.fetch("SELECT code, pid FROM parameters")}
             t0 = datetime.now(UTC) - timedelta(hours=1)
             now = datetime.now(UTC)
-            rows = []
+            rows: list[tuple[Any, ...]] = []
             for i in range(n_rows // READINGS_PER_MESSAGE):
                 _, station = self.stations[i % len(self.stations)]
                 ts = t0 + timedelta(microseconds=i)
-                rows.extend(
-                    (ids[station], pids[c], 0, ts, 10.0 + k, "N", now) for k, c in enumerate(BENCH_CODES)
-                )
+                rows.extend((ids[station], pids[c], 0, ts, 10.0 + k, "N", now) for k, c in enumerate(BENCH_CODES))
             started = time.perf_counter()
             for i in range(0, len(rows), COPY_BATCH):
                 await conn.copy_records_to_table(
@@ -396,6 +359,11 @@ class Bench:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+NAIVE_INSERT = """
+INSERT INTO readings (sid, pid, iv, ts, value, flag) VALUES ($1, $2, 0, $3, $4, 'N') ON CONFLICT DO NOTHING
+"""
+
+
 def _naive_consumer(db_url: str, host: str, port: int, prefix: str, ready: Any) -> None:
     async def main() -> None:
         conn = await asyncpg.connect(db_url)
@@ -405,11 +373,11 @@ def _naive_consumer(db_url: str, host: str, port: int, prefix: str, ready: Any) 
             await client.subscribe(f"{prefix}/+/+/readings", qos=1)
             ready.set()
             async for message in client.messages:
-                doc = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                doc = json.loads(message.payload if isinstance(message.payload, bytes) else str(message.payload))
                 ts = datetime.fromisoformat(doc["ts"])
                 for r in doc["readings"]:
                     await conn.execute(
-                        "INSERT INTO readings (sid, pid, iv, ts, value, flag) VALUES ($1, $2, 0, $3, $4, 'N') ON CONFLICT DO NOTHING",
+                        NAIVE_INSERT,
                         ids[doc["station_id"]],
                         pids[r["parameter"]],
                         ts,
@@ -474,21 +442,16 @@ def run_bench(
         ("naive: INSERT per reading", naive),
         ("asyncpg COPY, no MQTT (ceiling)", copy),
     ):
-        ratio = (
-            f"{sat.readings_per_s / r.readings_per_s:.2f}x" if r.readings_per_s and r is not sat else "1.00x"
-        )
+        ratio = f"{sat.readings_per_s / r.readings_per_s:.2f}x" if r.readings_per_s and r is not sat else "1.00x"
         lat = (r.latency_p50_s, r.latency_p99_s) if r.name in ("paced", "saturated") else (None, None)
         print(
             f"{label:<34}{_fmt(r.readings_per_s):>12}{ratio:>14}{r.lost if r.name != 'copy' else '-':>8}"
             f"{_fmt(lat[0], 's'):>10}{_fmt(lat[1], 's'):>10}{_fmt(r.cpu_s_per_million):>9}{_fmt(r.peak_rss_mb):>8}"
         )
-    print(
-        "('vs parkwatch' = parkwatch's saturated rate divided by that run's rate; p50/p99 = publish → commit)"
-    )
+    print("('vs parkwatch' = parkwatch's saturated rate divided by that run's rate; p50/p99 = publish → commit)")
     lost = sat.lost + paced.lost
-    print(
-        f"readings lost by parkwatch: {lost} of {sat.published * READINGS_PER_MESSAGE + paced.published * READINGS_PER_MESSAGE:,}"
-    )
+    offered = (sat.published + paced.published) * READINGS_PER_MESSAGE
+    print(f"readings lost by parkwatch: {lost} of {offered:,}")
     doc = {
         "machine": machine,
         "broker": bench.broker.kind,

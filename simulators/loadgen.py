@@ -9,6 +9,7 @@ from multiprocessing.sharedctypes import Synchronized
 
 import orjson
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 # Codes of the 8-reading messages the benchmark publishes (a stack: the ceilings were measured
 # with 8-reading messages).
@@ -54,9 +55,7 @@ def run_publisher(
 
     Counts messages sent and messages the broker acknowledged.
     """
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"parkwatch-bench-pub-{spec.index}-{time.time_ns()}"
-    )
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"parkwatch-bench-pub-{spec.index}-{time.time_ns()}")
     client.max_inflight_messages_set(MAX_OUTSTANDING)
     done = 0
 

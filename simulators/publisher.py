@@ -59,9 +59,7 @@ async def publish_fleet(
                             "station_id": station.id,
                             "ts": now.isoformat(timespec="seconds"),
                             "interval": "rtd",
-                            "readings": [
-                                {"parameter": code, "value": v, "flag": "N"} for code, v in values.items()
-                            ],
+                            "readings": [{"parameter": code, "value": v, "flag": "N"} for code, v in values.items()],
                         }
                         topic = readings_topic(settings.TOPIC_PREFIX, station.park_id, station.id)
                         await client.publish(topic, orjson.dumps(payload), qos=1)
@@ -88,9 +86,7 @@ def run_publisher(
     async def main() -> int:
         stop = asyncio.Event()
         install_stop_signals(stop)
-        sent = await publish_fleet(
-            settings, registry, interval=interval, stop=stop, seed=seed, duration=duration
-        )
+        sent = await publish_fleet(settings, registry, interval=interval, stop=stop, seed=seed, duration=duration)
         print(f"published {sent} messages for {len(registry.stations)} stations")
         return 0
 

@@ -89,9 +89,7 @@ def recent(seconds: float = 0) -> datetime:
     return now - timedelta(seconds=seconds)
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run `parkwatch ARGS` in a subprocess with only the given PARKWATCH_* variables set."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
     full.update(env or {})

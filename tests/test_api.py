@@ -20,9 +20,7 @@ T0 = datetime(2026, 10, 1, tzinfo=UTC)
 async def _seed(settings: Settings, minutes: int = 300) -> None:
     """p1-out: COD and TP each minute (iv=min) plus hourly COD; p1-air: PM2.5 each minute."""
     ids = {r["id"]: r["sid"] for r in await fetch(settings.DATABASE_URL, "SELECT id, sid FROM stations")}
-    pids = {
-        r["code"]: r["pid"] for r in await fetch(settings.DATABASE_URL, "SELECT code, pid FROM parameters")
-    }
+    pids = {r["code"]: r["pid"] for r in await fetch(settings.DATABASE_URL, "SELECT code, pid FROM parameters")}
     now = datetime.now(UTC)
     rows: list[Any] = []
     for m in range(minutes):
@@ -126,9 +124,7 @@ async def test_filters(settings: Settings, api: httpx.AsyncClient) -> None:
         ({"station_id": "p1-out", "interval": "week"}, 422, None),
     ],
 )
-async def test_errors_are_clear(
-    api: httpx.AsyncClient, params: dict[str, str], status: int, error: str | None
-) -> None:
+async def test_errors_are_clear(api: httpx.AsyncClient, params: dict[str, str], status: int, error: str | None) -> None:
     """Bad queries get a status and a machine-readable error code."""
     resp = await api.get("/api/v1/readings", params=params)
     assert resp.status_code == status, resp.text

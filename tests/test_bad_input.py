@@ -107,18 +107,14 @@ BAD_INPUTS: list[tuple[str, str, str, bytes | dict | list]] = [
 ]
 
 
-async def test_every_bad_input_is_dead_lettered_and_ingest_goes_on(
-    settings: Settings, ingest: IngestService
-) -> None:
+async def test_every_bad_input_is_dead_lettered_and_ingest_goes_on(settings: Settings, ingest: IngestService) -> None:
     """Each bad payload becomes one dead letter with its reason; a good one after them is stored."""
     for _reason, park, station, payload in BAD_INPUTS:
         await publish(settings, park, station, payload)
     await publish(settings, "p1", "p1-out", message("p1-out", recent(1), {"cod": 20.0}))
 
     rows = await eventually(
-        lambda: fetch(
-            settings.DATABASE_URL, "SELECT reason, message, topic, payload FROM dead_letters ORDER BY id"
-        ),
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason, message, topic, payload FROM dead_letters ORDER BY id"),
         lambda r: len(r) == len(BAD_INPUTS),
     )
     assert [r["reason"] for r in rows] == [b[0] for b in BAD_INPUTS]
@@ -159,9 +155,7 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return run_cli(*args, env=cli_env(settings))
 
 
-async def test_dead_letters_list_and_replay_after_registering(
-    settings: Settings, ingest: IngestService
-) -> None:
+async def test_dead_letters_list_and_replay_after_registering(settings: Settings, ingest: IngestService) -> None:
     """A station's readings refused as unknown are stored by `dead-letters replay` once it is registered."""
     ts0 = recent(300)
     for i in range(3):
@@ -172,9 +166,7 @@ async def test_dead_letters_list_and_replay_after_registering(
             message("p2-new", ts0 + timedelta(seconds=i), {"cod": 10 + i, "nh3n": 0.5}),
         )
     await publish(settings, "p1", "p1-out", b"not json")
-    await eventually(
-        lambda: fetch(settings.DATABASE_URL, "SELECT id FROM dead_letters"), lambda r: len(r) == 4
-    )
+    await eventually(lambda: fetch(settings.DATABASE_URL, "SELECT id FROM dead_letters"), lambda r: len(r) == 4)
 
     listed = await asyncio.to_thread(_cli, settings, "dead-letters", "list", "--json")
     assert listed.returncode == 0, listed.stderr

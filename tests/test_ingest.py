@@ -13,9 +13,7 @@ from parkwatch.settings import Settings
 from tests.helpers import count_readings, eventually, fetch, fetchval, message, publish, recent
 
 
-async def test_reading_is_stored_and_served(
-    settings: Settings, ingest: IngestService, api: httpx.AsyncClient
-) -> None:
+async def test_reading_is_stored_and_served(settings: Settings, ingest: IngestService, api: httpx.AsyncClient) -> None:
     """A JSON reading goes MQTT → PostgreSQL → API, with code, UTC and local time."""
     ts = recent(60)
     await publish(settings, "p1", "p1-out", message("p1-out", ts, [("cod", 32.1), ("w21003", 1.25)]))
@@ -69,8 +67,7 @@ async def test_array_payload_stores_every_element(settings: Settings, ingest: In
     """A back-fill array stores each object; naive timestamps are read in the station's zone."""
     base = datetime.now(UTC) - timedelta(hours=3)
     backfill = [
-        message("p1-out", base + timedelta(minutes=i), {"cod": 30 + i, "tp": 0.2}, interval="min")
-        for i in range(50)
+        message("p1-out", base + timedelta(minutes=i), {"cod": 30 + i, "tp": 0.2}, interval="min") for i in range(50)
     ]
     # one element with a naive local timestamp: 08:00 in Asia/Shanghai is 00:00 UTC
     backfill.append(message("p1-out", "2026-01-15T08:00:00", {"cod": 25.0}, interval="hour"))
@@ -83,9 +80,7 @@ async def test_array_payload_stores_every_element(settings: Settings, ingest: In
 async def test_station_time_zone_applies_to_naive_ts(settings: Settings, ingest: IngestService) -> None:
     """p2-out is registered in Asia/Urumqi (UTC+6): its naive 08:00 is 02:00 UTC."""
     await publish(settings, "p2", "p2-out", message("p2-out", "2026-02-01T08:00:00", {"cod": 11.0}))
-    rows = await eventually(
-        lambda: fetch(settings.DATABASE_URL, "SELECT ts FROM readings"), lambda r: len(r) == 1
-    )
+    rows = await eventually(lambda: fetch(settings.DATABASE_URL, "SELECT ts FROM readings"), lambda r: len(r) == 1)
     assert rows[0]["ts"] == datetime(2026, 2, 1, 2, 0, tzinfo=UTC)
 
 

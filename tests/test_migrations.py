@@ -34,9 +34,7 @@ def test_migrate_creates_applies_and_reapplies_as_noop(empty_db_name: str) -> No
     with psycopg.connect(url) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
         assert versions == [m.version for m in migrations()]
-        assert conn.execute("SELECT value FROM parkwatch_meta WHERE key = 'storage'").fetchone() == (
-            "native",
-        )
+        assert conn.execute("SELECT value FROM parkwatch_meta WHERE key = 'storage'").fetchone() == ("native",)
         # the parameter catalogue is seeded (and re-seeding did not duplicate it)
         assert conn.execute("SELECT count(*) FROM parameters WHERE code = 'w01018'").fetchone() == (1,)
 
@@ -58,13 +56,9 @@ def test_months_are_partitioned_and_nothing_fails_without_a_partition(database: 
         assert conn.execute("SELECT parkwatch_ensure_partition('2003-07-09 12:00+08')").fetchone() == (
             "readings_2003_07",
         )
-        conn.execute(
-            "INSERT INTO readings (sid, pid, iv, ts, value) VALUES (1, 1, 0, '2003-07-31 23:30+00', 1.0)"
-        )
+        conn.execute("INSERT INTO readings (sid, pid, iv, ts, value) VALUES (1, 1, 0, '2003-07-31 23:30+00', 1.0)")
         # no partition for 2004-02: the row lands in the default partition instead of failing
-        conn.execute(
-            "INSERT INTO readings (sid, pid, iv, ts, value) VALUES (1, 1, 0, '2004-02-10 00:00+00', 2.0)"
-        )
+        conn.execute("INSERT INTO readings (sid, pid, iv, ts, value) VALUES (1, 1, 0, '2004-02-10 00:00+00', 2.0)")
         where = dict(conn.execute("SELECT tableoid::regclass::text, value FROM readings").fetchall())
         assert where == {"readings_2003_07": 1.0, "readings_default": 2.0}
         # and that month's partition can then not be created over those rows: reported, not raised

@@ -24,10 +24,9 @@ from ingest.service import IngestService
 from ingest.stats import IngestStats
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
-from tests.brokers import PrivateBroker
+from simulators.broker import PrivateBroker
 from tests.helpers import count_readings, eventually, fetch
 from tests.proxy import TcpProxy
-from tests.services import free_port
 
 STATIONS = [
     ("p1", "p1-out", ["w01018", "w21003", "w21011", "w01001"]),
@@ -78,9 +77,7 @@ async def _assert_exactly(url: str, n_messages: int) -> None:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
     """A private broker from deploy/mosquitto.conf."""
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    b = PrivateBroker(folder, free_port())
+    b = PrivateBroker(tmp_path / "broker")
     b.start()
     yield b
     b.stop()
@@ -121,9 +118,7 @@ async def test_sigkill_mid_stream_loses_nothing(
     await _wait_subscribed(log, 1)
     publisher = asyncio.create_task(_publish_range(broker.port, settings.TOPIC_PREFIX, 0, n, pace=0.0005))
     # Kill while part of the stream is committed, part in flight and part not yet sent.
-    await eventually(
-        lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 800, timeout=30, interval=0.01
-    )
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 800, timeout=30, interval=0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     killed_at = await count_readings(settings.DATABASE_URL)
@@ -148,9 +143,8 @@ async def test_database_outage_longer_than_the_broker_queue(
     """PostgreSQL becomes unreachable (for parkwatch alone) while stations keep publishing more
     than the broker could queue; when it returns, every reading is stored exactly once."""
     monkeypatch.setattr(writer, "RETRY_CAP", 0.5)
-    (tmp_path / "broker").mkdir()
     # A broker queue of 100 messages: without the spool, most of the outage's 1,500 would be lost.
-    broker = PrivateBroker(tmp_path / "broker", free_port(), overrides={"max_queued_messages": "100"})
+    broker = PrivateBroker(tmp_path / "broker", overrides={"max_queued_messages": "100"})
     broker.start()
     proxy = TcpProxy("127.0.0.1", 5432)
     await proxy.start()
@@ -201,8 +195,7 @@ async def test_spool_survives_a_restart_during_the_outage(
 ) -> None:
     """Stopped while the database is away, the ingest replays its spool after starting again."""
     monkeypatch.setattr(writer, "RETRY_CAP", 0.5)
-    (tmp_path / "broker").mkdir()
-    broker = PrivateBroker(tmp_path / "broker", free_port())
+    broker = PrivateBroker(tmp_path / "broker")
     broker.start()
     proxy = TcpProxy("127.0.0.1", 5432)
     await proxy.start()
@@ -225,9 +218,7 @@ async def test_spool_survives_a_restart_during_the_outage(
         stop2 = asyncio.Event()
         task2 = asyncio.create_task(second.run(stop2))
         try:
-            await eventually(
-                lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 500, timeout=60
-            )
+            await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 500, timeout=60)
             await _assert_exactly(settings.DATABASE_URL, 500)
         finally:
             stop2.set()

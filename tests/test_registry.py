@@ -46,9 +46,7 @@ def test_load_yaml_then_update(settings: Settings, tmp_path: Path) -> None:
     assert stations["cs-etdz-air"]["timezone"] == "Asia/Shanghai"
 
     path.write_text(
-        REGISTRY.replace('mn: "43010000000001"', 'mn: "43010000000009"').replace(
-            "tier: national", "tier: provincial"
-        )
+        REGISTRY.replace('mn: "43010000000001"', 'mn: "43010000000009"').replace("tier: national", "tier: provincial")
     )
     assert _cli(settings, "stations", "load", str(path)).returncode == 0
     listed = _cli(settings, "stations", "list", "--json")
@@ -117,9 +115,7 @@ async def test_registry_rows(settings: Settings, tmp_path: Path) -> None:
         ("parks: [{id: p, name: P, city: C}]\nrivers: []\n", "rivers"),
     ],
 )
-async def test_bad_registry_is_refused_whole(
-    settings: Settings, tmp_path: Path, text: str, problem: str
-) -> None:
+async def test_bad_registry_is_refused_whole(settings: Settings, tmp_path: Path, text: str, problem: str) -> None:
     """A bad file is refused with the problem named, exit status 1, and nothing loaded."""
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -130,9 +126,7 @@ async def test_bad_registry_is_refused_whole(
     assert await fetch(settings.DATABASE_URL, "SELECT id FROM parks") == []
 
 
-async def test_mn_owned_by_another_station_is_refused(
-    settings: Settings, registry: None, tmp_path: Path
-) -> None:
+async def test_mn_owned_by_another_station_is_refused(settings: Settings, registry: None, tmp_path: Path) -> None:
     """An MN already registered to another station cannot be taken over silently."""
     path = tmp_path / "steal.yaml"
     path.write_text("stations:\n  - {id: thief, park_id: p1, kind: stack, mn: '43010000000101'}\n")

@@ -500,9 +500,7 @@ def test_append_while_replaying_across_segments(spool: Spool) -> None:
     assert seen == [batch(k) for k in range(9)]
 
 
-def test_record_larger_than_a_segment_is_kept(
-    spool: Spool, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_record_larger_than_a_segment_is_kept(spool: Spool, spool_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch bigger than SEGMENT_BYTES still goes in, alone in its segment."""
     monkeypatch.setattr(ingest.spool, "SEGMENT_BYTES", 64)
     spool.append(*batch(0))

@@ -348,12 +348,8 @@ def test_unknown_parameter(registry: Registry, where: tuple[str, str], name: str
     assert problem.at == ".readings[0].parameter"
 
 
-@pytest.mark.parametrize(
-    ("where", "name"), [(OUT, "a34004"), (OUT, "A21026"), (STACK, "w01018"), (AIR, "w21003")]
-)
-def test_unknown_parameter_code_of_the_other_medium(
-    registry: Registry, where: tuple[str, str], name: str
-) -> None:
+@pytest.mark.parametrize(("where", "name"), [(OUT, "a34004"), (OUT, "A21026"), (STACK, "w01018"), (AIR, "w21003")])
+def test_unknown_parameter_code_of_the_other_medium(registry: Registry, where: tuple[str, str], name: str) -> None:
     """An air code (e.g. PM2.5's a34004) at a water outlet, or a water code at a gas station, is unknown."""
     problem = only_problem(run(registry, msg(where[0], [rd(name, 1)]), where))
     assert problem.reason is Reason.UNKNOWN_PARAMETER
@@ -384,9 +380,7 @@ def test_timestamp_at_2000_is_accepted(registry: Registry) -> None:
     assert row[3] == datetime(2000, 1, 1, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    "ahead", [timedelta(minutes=10, microseconds=1), timedelta(minutes=11), timedelta(days=365)]
-)
+@pytest.mark.parametrize("ahead", [timedelta(minutes=10, microseconds=1), timedelta(minutes=11), timedelta(days=365)])
 def test_bad_timestamp_future(registry: Registry, ahead: timedelta) -> None:
     """More than ten minutes ahead of received_at is refused."""
     ts = (RECEIVED + ahead).isoformat()
@@ -657,9 +651,7 @@ def test_station_default_unit_applies_when_message_has_none(registry: Registry) 
         (OUT, "flow", "kg"),
     ],
 )
-def test_unconvertible_unit_is_schema(
-    registry: Registry, where: tuple[str, str], name: str, unit: str
-) -> None:
+def test_unconvertible_unit_is_schema(registry: Registry, where: tuple[str, str], name: str, unit: str) -> None:
     """A unit that cannot be converted into the stored unit is a schema problem at the unit."""
     problem = only_problem(run(registry, msg(where[0], [rd(name, 1, unit=unit)]), where))
     assert problem.reason is Reason.SCHEMA

@@ -139,9 +139,7 @@ def _decode_cursor(cursor: str, fp: str) -> tuple[int, int, int, datetime]:
     except (ValueError, TypeError, orjson.JSONDecodeError):
         raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
     if cfp != fp:
-        raise ApiError(
-            400, "bad_cursor", "cursor belongs to a query with other filters; repeat the same query"
-        )
+        raise ApiError(400, "bad_cursor", "cursor belongs to a query with other filters; repeat the same query")
     return int(sid), int(pid), int(iv), parsed
 
 
@@ -153,13 +151,9 @@ async def get_readings(
         list[str] | None, Query(description="one or more station ids (repeat or comma-separate)")
     ] = None,
     park_id: Annotated[str | None, Query(description="every station of this park")] = None,
-    parameter: Annotated[
-        list[str] | None, Query(description="HJ 212 codes or aliases (cod, pm25, ...)")
-    ] = None,
+    parameter: Annotated[list[str] | None, Query(description="HJ 212 codes or aliases (cod, pm25, ...)")] = None,
     interval: Literal["rtd", "min", "hour", "day"] | None = None,
-    start: Annotated[
-        str | None, Query(description="ISO 8601; without an offset, the station's local time")
-    ] = None,
+    start: Annotated[str | None, Query(description="ISO 8601; without an offset, the station's local time")] = None,
     end: Annotated[str | None, Query(description="exclusive; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: str | None = None,
@@ -179,10 +173,7 @@ async def get_readings(
 
     by_sid = {s.sid: s for s in stations}
     series = await conn.fetch(SELECT_SERIES, list(by_sid), pids, iv)
-    codes = {
-        r["pid"]: r["code"]
-        for r in await conn.fetch(SELECT_PARAMETER_CODES, list({s["pid"] for s in series}))
-    }
+    codes = {r["pid"]: r["code"] for r in await conn.fetch(SELECT_PARAMETER_CODES, list({s["pid"] for s in series}))}
     results: list[dict[str, Any]] = []
     next_cursor = None
     for s in series:
@@ -247,9 +238,7 @@ async def get_revisions(
     lo, hi = _bounds(start, end, tz)
     by_sid = {s.sid: s for s in stations}
     rows = await conn.fetch(SELECT_REVISIONS, list(by_sid), lo, hi, pids, limit)
-    codes = {
-        r["pid"]: r["code"] for r in await conn.fetch(SELECT_PARAMETER_CODES, list({r["pid"] for r in rows}))
-    }
+    codes = {r["pid"]: r["code"] for r in await conn.fetch(SELECT_PARAMETER_CODES, list({r["pid"] for r in rows}))}
     return {
         "results": [
             {

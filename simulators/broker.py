@@ -1,28 +1,47 @@
-"""A private Mosquitto started from deploy/mosquitto.conf, on a port and data folder of its own."""
+"""A private Mosquitto started from deploy/mosquitto.conf, on a port and data folder of its own.
+
+The no-loss tests and the benchmark use it, so they exercise the broker settings parkwatch
+ships, not whatever the machine's broker happens to be configured with.
+"""
 
 from __future__ import annotations
 
 import getpass
 import re
+import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 DEPLOY_CONF = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
+# How long a freshly started broker may take to listen.
+START_TIMEOUT = 10.0
+
+
+def available() -> bool:
+    """True when a mosquitto binary and deploy/mosquitto.conf (a source checkout) are both here."""
+    return DEPLOY_CONF.exists() and shutil.which("mosquitto") is not None
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def render_config(folder: Path, port: int, overrides: dict[str, str] | None = None) -> Path:
     """deploy/mosquitto.conf with only the listener, the persistence folder and `overrides` changed."""
     text = DEPLOY_CONF.read_text()
-    text = re.sub(r"^listener .*$", f"listener {port} 127.0.0.1", text, flags=re.M)
-    text = re.sub(r"^persistence_location .*$", f"persistence_location {folder}/", text, flags=re.M)
+    text = re.sub(r"^listener .*$", f"listener {port} 127.0.0.1", text, flags=re.MULTILINE)
+    text = re.sub(r"^persistence_location .*$", f"persistence_location {folder}/", text, flags=re.MULTILINE)
     for key, value in (overrides or {}).items():
-        text, n = re.subn(rf"^{key} .*$", f"{key} {value}", text, flags=re.M)
+        text, n = re.subn(rf"^{key} .*$", f"{key} {value}", text, flags=re.MULTILINE)
         if n == 0:
             text += f"\n{key} {value}\n"
-    # Run as whoever runs the tests (as root, Mosquitto would otherwise switch to its own user,
-    # which cannot write the test's folder).
+    # Run as whoever runs us: as root, Mosquitto would switch to its own user, which cannot
+    # write our folder.
     text += f"\nuser {getpass.getuser()}\nlog_dest file {folder}/mosquitto.log\n"
     path = folder / "mosquitto.conf"
     path.write_text(text)
@@ -30,12 +49,13 @@ def render_config(folder: Path, port: int, overrides: dict[str, str] | None = No
 
 
 class PrivateBroker:
-    """A Mosquitto process of the test's own; stop() and start() keep its persistence folder."""
+    """A Mosquitto process of our own; stop() and start() keep its persistence folder."""
 
-    def __init__(self, folder: Path, port: int, overrides: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, overrides: dict[str, str] | None = None) -> None:
         self.folder = folder
-        self.port = port
-        self.conf = render_config(folder, port, overrides)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.conf = render_config(folder, self.port, overrides)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,8 +65,11 @@ class PrivateBroker:
 
     def start(self) -> None:
         """Start and wait until it accepts connections."""
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
+        self.proc = subprocess.Popen(  # noqa: S603 - our own config file, a fixed binary
+            ["mosquitto", "-c", str(self.conf)],  # noqa: S607 - found on PATH like any service binary
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
