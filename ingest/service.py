@@ -9,13 +9,13 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiomqtt
 import asyncpg
+import paho.mqtt.client as paho
 
 from ingest import maintenance
 from ingest.batch import Batch, DeadLetter, Envelope
 from ingest.batcher import Batcher
-from ingest.mqtt import AckingClient, Receiver
+from ingest.mqtt import Receiver, Subscriber
 from ingest.registry import RegistryWatcher
 from ingest.routing import parse_readings_topic
 from ingest.spool import Spool, SpoolError
@@ -54,17 +54,17 @@ class IngestService:
             settings.mqtt,
             client_id=settings.MQTT_CLIENT_ID,
             subscriptions=[readings_subscription(settings.TOPIC_PREFIX)],
-            receive_maximum=settings.MQTT_RECEIVE_MAXIMUM,
             handler=self._on_message,
         )
         self.ready = asyncio.Event()
+        self._registry_ok = False
 
     # -- receive ---------------------------------------------------------------------------
 
-    async def _on_message(self, client: AckingClient, message: aiomqtt.Message) -> None:
+    async def _on_message(self, client: Subscriber, message: paho.MQTTMessage) -> None:
         received_at = datetime.now(UTC)
-        topic = message.topic.value
-        payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+        topic = message.topic
+        payload = bytes(message.payload)
         route = parse_readings_topic(topic, self.settings.TOPIC_PREFIX)
         if route is None:  # the subscription only matches readings topics; belt and braces
             decoded = Decoded(problems=[Problem(Reason.SCHEMA, "not a readings topic", "topic")])
@@ -154,18 +154,26 @@ class IngestService:
                 if not self.ready.is_set() and self.registry.load_cache():
                     logger.warning("database unreachable at start (%s); using the cached registry", exc)
                     self.ready.set()
-                delay = backoff(attempt)
+                await asyncio.sleep(backoff(attempt))
                 attempt += 1
-                await asyncio.sleep(delay)
                 continue
-            attempt = 0
             try:
-                await self.registry.run(conn, on_loaded=self.ready.set)
+                await self.registry.run(conn, on_loaded=self._registry_loaded)
+            except asyncpg.UndefinedTableError:
+                logger.error("the database has no parkwatch schema: run `parkwatch migrate`")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 logger.warning("registry connection lost (%s); reconnecting", exc)
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=1)
+            # Back off on every failure; a connection that worked resets the count (see below).
+            await asyncio.sleep(backoff(attempt))
+            attempt = 0 if self._registry_ok else attempt + 1
+            self._registry_ok = False
+
+    def _registry_loaded(self) -> None:
+        self._registry_ok = True
+        self.ready.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; then flush, acknowledge and disconnect."""

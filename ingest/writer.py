@@ -100,9 +100,7 @@ class DurableWriter:
         except asyncpg.PostgresError as exc:
             # The database is up but refuses this data. Never block the stream on it and never
             # lose it: split the batch, keep what goes in, dead-letter the readings that do not.
-            logger.error(  # noqa: TRY400 - the rows are kept as dead letters; a traceback adds nothing
-                "database refused a batch (%s); isolating the rows it refuses", exc.sqlstate
-            )
+            logger.error("database refused a batch (%s); isolating the rows it refuses", exc.sqlstate)
             await self._isolate(rows, dead, exc)
             return
         self.stats.readings_new += result.new

@@ -42,9 +42,6 @@ class Settings(BaseSettings):
     # The ingest's MQTT session: a fixed client id is what makes the session persistent, so the
     # broker keeps our unacknowledged messages across a restart.
     MQTT_CLIENT_ID: str = Field(default="parkwatch-ingest", min_length=1, max_length=64)
-    # How many unacknowledged QoS 1 messages the broker may have in flight to us (MQTT 5 Receive
-    # Maximum). It is the ingest's memory bound and its back-pressure: see ingest/mqtt.py.
-    MQTT_RECEIVE_MAXIMUM: int = Field(default=4000, ge=10, le=65535)
     # Where batches go, fsynced, while PostgreSQL is unreachable (see ingest/spool.py).
     SPOOL_DIR: Path = Path(".parkwatch/spool")
     DEFAULT_TIMEZONE: str = "Asia/Shanghai"
