@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from ingest.store import Store
 from schemas.migrate import migrate, migrations
 from tests.helpers import run_cli
-from tests.services import db_url, drop_database, unique
+from tests.services import create_database, db_url, drop_database, unique
 
 
 @pytest.fixture
@@ -70,3 +71,46 @@ def test_missing_database_server_is_a_clear_error() -> None:
     result = run_cli("migrate", env={"PARKWATCH_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nothing"})
     assert result.returncode == 1
     assert "cannot reach the database" in result.stderr
+
+
+TIMESCALE_STUBS = """
+CREATE TABLE stub_calls (fn text, args text);
+CREATE FUNCTION create_hypertable(relation regclass, time_column_name name, chunk_time_interval interval)
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO stub_calls VALUES ('create_hypertable', relation::text || ' ' || time_column_name || ' ' || chunk_time_interval)
+$$;
+"""
+
+
+async def test_timescale_branch_with_stubbed_extension(empty_db_name: str) -> None:
+    """The TimescaleDB branch of the migrations runs and leaves a table the writer can use.
+
+    TimescaleDB has no package on this machine, so create_hypertable is a stub that records its
+    call; what is checked is our SQL: a plain table with the key, no month partitions, the
+    storage mode recorded, and the writer's COPY and idempotent paths working on it.
+    """
+    url = create_database(empty_db_name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(TIMESCALE_STUBS)
+        conn.execute("SET parkwatch.storage = 'timescaledb'")
+        for mig in migrations():
+            conn.execute(mig.sql.encode())
+        assert conn.execute("SELECT fn, args FROM stub_calls").fetchall() == [
+            ("create_hypertable", "readings ts 7 days")
+        ]
+        assert conn.execute("SELECT relkind FROM pg_class WHERE relname = 'readings'").fetchone() == ("r",)
+        assert conn.execute("SELECT value FROM parkwatch_meta WHERE key = 'storage'").fetchone() == ("timescaledb",)
+        assert conn.execute("SELECT parkwatch_ensure_partition(now())").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM pg_class WHERE relname LIKE 'readings_2%'").fetchone() == (0,)
+        conn.execute("INSERT INTO parks (id, name, city) VALUES ('p', 'P', 'C')")
+        conn.execute("INSERT INTO stations (id, park_id, kind) VALUES ('s', 'p', 'stack')")
+        conn.execute("INSERT INTO parameters (pid, code) VALUES (1, 'a21026'), (2, 'a21002')")
+    now = datetime.now(UTC)
+    store = Store(url)
+    try:
+        first = await store.write([(1, 1, 0, now, 1.0, "N", now), (1, 2, 0, now, 2.0, "N", now)], [])
+        again = await store.write([(1, 1, 0, now, 1.0, "N", now), (1, 2, 0, now, 2.5, "N", now)], [])
+    finally:
+        await store.close()
+    assert (first.path, first.new) == ("copy", 2)
+    assert (again.path, again.new, again.duplicates, again.revisions) == ("staging", 0, 2, 1)

@@ -30,7 +30,8 @@ BEGIN
                      timescaledb.compress_segmentby = ''sid, pid, iv'',
                      timescaledb.compress_orderby = ''ts'')';
             PERFORM add_compression_policy('readings', INTERVAL '30 days');
-        EXCEPTION WHEN feature_not_supported OR insufficient_privilege OR undefined_function THEN
+        EXCEPTION WHEN feature_not_supported OR insufficient_privilege OR undefined_function
+                       OR invalid_parameter_value THEN
             RAISE NOTICE 'TimescaleDB compression unavailable here: %', SQLERRM;
         END;
         INSERT INTO parkwatch_meta VALUES ('storage', 'timescaledb');
