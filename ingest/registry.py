@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -91,6 +92,34 @@ class StationInfo:
     _slots: dict[str, ParamSlot | None] = field(default_factory=dict)
     _factors: dict[tuple[str, str], float] = field(default_factory=dict)
 
+    @classmethod
+    def from_record(cls, r: Mapping[str, Any] | asyncpg.Record) -> StationInfo:
+        """Build from a SELECT_STATIONS row or its cached JSON form (the same keys)."""
+        units = r["units"]
+        return cls(
+            sid=r["sid"],
+            id=r["id"],
+            park_id=r["park_id"],
+            kind=StationKind(r["kind"]),
+            mn=r["mn"],
+            tz=ZoneInfo(r["timezone"]),
+            declared=frozenset(r["codes"]),
+            report_units=units if isinstance(units, dict) else json.loads(units),
+        )
+
+    def as_record(self) -> dict[str, Any]:
+        """The JSON form from_record reads back."""
+        return {
+            "sid": self.sid,
+            "id": self.id,
+            "park_id": self.park_id,
+            "kind": self.kind.value,
+            "mn": self.mn,
+            "timezone": self.tz.key,
+            "codes": sorted(self.declared),
+            "units": self.report_units,
+        }
+
     def slot(self, name: str, pids: dict[str, int]) -> ParamSlot | None:
         """The storage slot for a reported parameter name, or None if it is unknown here."""
         try:
@@ -140,25 +169,16 @@ class Registry:
         """A registry with nothing in it."""
         return cls({}, {}, {})
 
+    @classmethod
+    def of(cls, stations: list[StationInfo], pids: dict[str, int]) -> Registry:
+        """A snapshot of these stations, indexed by id and by MN."""
+        return cls(stations={s.id: s for s in stations}, by_mn={s.mn: s for s in stations if s.mn}, pids=pids)
+
 
 async def fetch_registry(conn: asyncpg.Connection) -> Registry:
     """Read the whole registry from the database."""
     pids = {r["code"]: r["pid"] for r in await conn.fetch(SELECT_PARAMETERS)}
-    stations: dict[str, StationInfo] = {}
-    for r in await conn.fetch(SELECT_STATIONS):
-        units = r["units"] if isinstance(r["units"], dict) else json.loads(r["units"])
-        stations[r["id"]] = StationInfo(
-            sid=r["sid"],
-            id=r["id"],
-            park_id=r["park_id"],
-            kind=StationKind(r["kind"]),
-            mn=r["mn"],
-            tz=ZoneInfo(r["timezone"]),
-            declared=frozenset(r["codes"]),
-            report_units=units,
-        )
-    by_mn = {s.mn: s for s in stations.values() if s.mn}
-    return Registry(stations=stations, by_mn=by_mn, pids=pids)
+    return Registry.of([StationInfo.from_record(r) for r in await conn.fetch(SELECT_STATIONS)], pids)
 
 
 async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -> dict[str, int]:
@@ -228,22 +248,7 @@ class RegistryWatcher:
     def _save_cache(self) -> None:
         if self._cache_path is None:
             return
-        doc = {
-            "pids": self.current.pids,
-            "stations": [
-                {
-                    "sid": s.sid,
-                    "id": s.id,
-                    "park_id": s.park_id,
-                    "kind": s.kind.value,
-                    "mn": s.mn,
-                    "timezone": s.tz.key,
-                    "codes": sorted(s.declared),
-                    "units": s.report_units,
-                }
-                for s in self.current.stations.values()
-            ],
-        }
+        doc = {"pids": self.current.pids, "stations": [s.as_record() for s in self.current.stations.values()]}
         tmp = self._cache_path.with_suffix(".tmp")
         try:
             tmp.write_text(json.dumps(doc, ensure_ascii=False))
@@ -257,23 +262,10 @@ class RegistryWatcher:
             return False
         try:
             doc = json.loads(self._cache_path.read_text())
-            stations = {
-                d["id"]: StationInfo(
-                    sid=d["sid"],
-                    id=d["id"],
-                    park_id=d["park_id"],
-                    kind=StationKind(d["kind"]),
-                    mn=d["mn"],
-                    tz=ZoneInfo(d["timezone"]),
-                    declared=frozenset(d["codes"]),
-                    report_units=d["units"],
-                )
-                for d in doc["stations"]
-            }
+            self.current = Registry.of([StationInfo.from_record(d) for d in doc["stations"]], doc["pids"])
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("registry cache %s unreadable: %s", self._cache_path, exc)
             return False
-        self.current = Registry(stations=stations, by_mn={s.mn: s for s in stations.values() if s.mn}, pids=doc["pids"])
         return True
 
     async def run(self, conn: asyncpg.Connection, *, on_loaded: Callable[[], None] | None = None) -> None:
