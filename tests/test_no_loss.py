@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiomqtt
-import asyncpg
 import orjson
 import pytest
 
@@ -25,7 +24,7 @@ from ingest.stats import IngestStats
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
 from simulators.broker import PrivateBroker
-from tests.helpers import count_readings, eventually, fetch
+from tests.helpers import cli_env, count_readings, eventually, fetch
 from tests.proxy import TcpProxy
 
 STATIONS = [
@@ -84,15 +83,8 @@ def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
 
 
 def _spawn_ingest(settings: Settings, broker: PrivateBroker, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PARKWATCH_DATABASE_URL": settings.DATABASE_URL,
-        "PARKWATCH_MQTT_URL": broker.url,
-        "PARKWATCH_TOPIC_PREFIX": settings.TOPIC_PREFIX,
-        "PARKWATCH_MQTT_CLIENT_ID": settings.MQTT_CLIENT_ID,
-        "PARKWATCH_SPOOL_DIR": str(settings.SPOOL_DIR),
-        "PARKWATCH_LOG_LEVEL": "INFO",
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
+    env |= cli_env(settings) | {"PARKWATCH_MQTT_URL": broker.url, "PARKWATCH_LOG_LEVEL": "INFO"}
     return subprocess.Popen(
         [sys.executable, "-m", "parkwatch.cli", "serve", "--only", "ingest"],
         env=env,
@@ -226,5 +218,43 @@ async def test_spool_survives_a_restart_during_the_outage(
     finally:
         await proxy.close()
         broker.stop()
-        conn = await asyncpg.connect(settings.DATABASE_URL)
-        await conn.close()
+
+
+async def test_start_while_the_database_is_down(
+    settings: Settings, registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ingest (re)started during an outage validates with its cached registry and spools."""
+    monkeypatch.setattr(writer, "RETRY_CAP", 0.5)
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.start()
+    proxy = TcpProxy("127.0.0.1", 5432)
+    await proxy.start()
+    via_proxy = settings.DATABASE_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    run_settings = settings.model_copy(update={"DATABASE_URL": via_proxy, "MQTT_URL": broker.url})
+    try:
+        # A first run with the database up leaves the registry cache in the spool folder.
+        first = IngestService(run_settings, stats=IngestStats())
+        stop = asyncio.Event()
+        task = asyncio.create_task(first.run(stop))
+        await eventually(lambda: _true(first.receiver.connected.is_set()), bool, timeout=15)
+        stop.set()
+        await asyncio.wait_for(task, 40)
+        assert (settings.SPOOL_DIR / "registry-cache.json").exists()
+
+        await proxy.block()
+        second = IngestService(run_settings, stats=IngestStats())
+        stop2 = asyncio.Event()
+        task2 = asyncio.create_task(second.run(stop2))
+        try:
+            await eventually(lambda: _true(second.receiver.connected.is_set()), bool, timeout=15)
+            await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 200)
+            await eventually(lambda: _true(second.stats.batches_spooled), bool, timeout=15)
+            await proxy.unblock()
+            await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 200, timeout=60)
+            await _assert_exactly(settings.DATABASE_URL, 200)  # no dead letters: the cache knew the stations
+        finally:
+            stop2.set()
+            await asyncio.wait_for(task2, 40)
+    finally:
+        await proxy.close()
+        broker.stop()
