@@ -22,12 +22,13 @@ class Batcher:
         self,
         out: asyncio.Queue[Batch],
         *,
-        max_rows: int = BATCH_MAX_ROWS,
-        max_delay: float = BATCH_MAX_DELAY,
+        max_rows: int | None = None,
+        max_delay: float | None = None,
     ) -> None:
         self._out = out
-        self._max_rows = max_rows
-        self._max_delay = max_delay
+        # Read at construction, not at import, so tests can set the module constants.
+        self._max_rows = max_rows or BATCH_MAX_ROWS
+        self._max_delay = BATCH_MAX_DELAY if max_delay is None else max_delay
         self._batch: Batch | None = None
         self._opened = asyncio.Event()
         # Closing is serialised so batches reach the queue in the order they closed; a waiting

@@ -27,8 +27,13 @@ RETRY_CAP = 30.0
 REPLAY_SLICE = 0.5
 
 
-def backoff(attempt: int, *, base: float = RETRY_BASE, cap: float = RETRY_CAP) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+def backoff(attempt: int, *, base: float | None = None, cap: float | None = None) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)].
+
+    Defaults are the module's RETRY_BASE and RETRY_CAP, read at call time (tests shorten them).
+    """
+    base = RETRY_BASE if base is None else base
+    cap = RETRY_CAP if cap is None else cap
     return random.uniform(0, min(cap, base * 2 ** min(attempt, 16)))  # noqa: S311 - jitter, not crypto
 
 

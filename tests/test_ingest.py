@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiomqtt
 import httpx
 import orjson
+import pytest
 
+from ingest import batcher, mqtt
 from ingest.service import IngestService
+from ingest.stats import IngestStats
+from ingest.writer import DurableWriter
 from parkwatch.settings import Settings
+from simulators.broker import PrivateBroker
 from tests.helpers import count_readings, eventually, fetch, fetchval, message, publish, recent
 
 
@@ -179,3 +188,55 @@ async def test_payload_bytes_of_a_batch_survive_unicode(settings: Settings, inge
     )
     assert bytes(rows[0]["payload"]) == raw
     assert rows[0]["reason"] == "bad_timestamp"
+
+
+async def test_inbox_stays_bounded_while_the_writer_is_slow(
+    settings: Settings, registry: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With the database slow, the ingest stops reading its socket instead of buffering without bound.
+
+    Runs against a broker from deploy/mosquitto.conf, whose in-flight window (4,000) is far above
+    the inbox limit set here, so only the ingest's own back-pressure can keep the inbox small.
+    """
+    monkeypatch.setattr(mqtt, "INBOX_HIGH", 40)
+    monkeypatch.setattr(mqtt, "INBOX_LOW", 10)
+    monkeypatch.setattr(batcher, "BATCH_MAX_ROWS", 20)
+    peak = 0
+    real_take = mqtt.Subscriber.take
+
+    async def take(self: mqtt.Subscriber, limit: int) -> list[Any]:
+        nonlocal peak
+        peak = max(peak, len(self.inbox))
+        return await real_take(self, limit)
+
+    real_write = DurableWriter.write
+
+    async def slow_write(self: DurableWriter, batch: Any) -> Any:
+        await asyncio.sleep(0.05)  # a database that takes 50 ms per batch
+        return await real_write(self, batch)
+
+    monkeypatch.setattr(mqtt.Subscriber, "take", take)
+    monkeypatch.setattr(DurableWriter, "write", slow_write)
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.start()
+    settings = settings.model_copy(update={"MQTT_URL": broker.url})
+    service = IngestService(settings, stats=IngestStats())
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        await eventually(lambda: _value(service.receiver.connected.is_set()), bool)
+        base = recent(600)
+        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+            for i in range(600):
+                body = orjson.dumps(message("p1-out", base + timedelta(milliseconds=i), {"cod": float(i)}))
+                await client.publish(f"{settings.TOPIC_PREFIX}/p1/p1-out/readings", body, qos=1)
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 600, timeout=60)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 40)
+        broker.stop()
+    assert 0 < peak <= 40
+
+
+async def _value(v: object) -> object:
+    return v
