@@ -49,10 +49,11 @@ CONTROL_PERIOD = 1.0
 RATE_STEP_UP = 1.08
 RATE_STEP_DOWN = 0.9
 BACKLOG_HIGH = 20_000
-# Rate figures ignore the first seconds of a run (connections, caches, JIT-less warm-up).
+# Rate figures ignore the first seconds of a paced run (connections, caches) and the first half
+# of a saturated one (the rate search).
 WARMUP = 3.0
 # Where the saturation search starts (readings/s).
-START_RATE = 20_000.0
+START_RATE = 30_000.0
 COPY_BATCH = 5000
 
 
@@ -266,7 +267,7 @@ class Bench:
                         offered *= RATE_STEP_UP if backlog < 2 * offered * CONTROL_PERIOD else RATE_STEP_DOWN
                         rate.value = offered / self.n_publishers
                 now = time.monotonic()
-                if mark is None and now - started >= WARMUP:
+                if mark is None and now - started >= (duration / 2 if saturate else WARMUP):
                     mark = (now, await _inserted(conn), _proc_cpu_seconds(consumer_pid))
             if mark is not None:
                 end_mark = (time.monotonic(), await _inserted(conn), _proc_cpu_seconds(consumer_pid))
