@@ -71,6 +71,11 @@ class Catalog:
                 return code
         return self._old.get((kind.medium, lowered))
 
+    def old_code(self, old: str) -> str | None:
+        """The 2017 code for an HJ/T 212-2005 code; the water and gas code sets do not overlap."""
+        key = old.strip().lower()
+        return self._old.get(("water", key)) or self._old.get(("gas", key))
+
     def resolve_any(self, name: str) -> str | None:
         """Resolve a code or alias without a station kind (API filters): codes first, then aliases."""
         lowered = name.strip().lower()

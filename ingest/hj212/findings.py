@@ -1,0 +1,96 @@
+"""What a decode noticed about a packet: stable codes, each with a severity and a message.
+
+Frame findings decide the verdict (a frame the mode does not accept is invalid); field
+findings describe oddities of a readable packet and never make it invalid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How much a finding matters."""
+
+    ERROR = "error"  # the frame is refused in this mode
+    WARNING = "warning"  # accepted, but not as the standard says (lenient mode)
+    INFO = "info"  # worth knowing; nothing wrong with the frame
+
+
+class Code(StrEnum):
+    """Stable finding codes (documented in the README)."""
+
+    # framing
+    NO_HEADER = "no_header"
+    GARBAGE_SKIPPED = "garbage_skipped"
+    LENGTH_NOT_PADDED = "length_not_padded"
+    LENGTH_MISMATCH = "length_mismatch"
+    LENGTH_INVALID = "length_invalid"
+    DATA_TOO_LONG = "data_too_long"
+    TRUNCATED = "truncated"
+    CRC_MISMATCH = "crc_mismatch"
+    CRC_MALFORMED = "crc_malformed"
+    CRC_SHORT = "crc_short"
+    CRC_LOWERCASE = "crc_lowercase"
+    CRC_VARIANT_MODBUS = "crc_variant_modbus"
+    CRC_VARIANT_MODBUS_SWAPPED = "crc_variant_modbus_swapped"
+    NO_TERMINATOR = "no_terminator"
+    LF_TERMINATOR = "lf_terminator"
+    TEXT_GB18030 = "text_gb18030"
+    TEXT_UNDECODABLE = "text_undecodable"
+    # header fields
+    MISSING_QN = "missing_qn"
+    QN_MALFORMED = "qn_malformed"
+    MISSING_ST = "missing_st"
+    UNUSUAL_ST = "unusual_st"
+    MISSING_CN = "missing_cn"
+    UNKNOWN_CN = "unknown_cn"
+    MISSING_PW = "missing_pw"
+    MISSING_MN = "missing_mn"
+    MN_NONSTANDARD = "mn_nonstandard"
+    MISSING_FLAG = "missing_flag"
+    FLAG_MALFORMED = "flag_malformed"
+    UNKNOWN_VERSION = "unknown_version"
+    HEADER_ORDER = "header_order"
+    HEADER_KEY_CASE = "header_key_case"
+    HEADER_STRAY_CHARACTERS = "header_stray_characters"
+    UNKNOWN_HEADER_KEY = "unknown_header_key"
+    DUPLICATE_KEY = "duplicate_key"
+    PACKET_NUMBERS_WITHOUT_FLAG = "packet_numbers_without_flag"
+    # command parameters (CP)
+    MISSING_CP = "missing_cp"
+    CP_UNTERMINATED = "cp_unterminated"
+    CP_EMPTY_ITEM = "cp_empty_item"
+    MISSING_DATATIME = "missing_datatime"
+    DATATIME_MALFORMED = "datatime_malformed"
+    UNKNOWN_CODE = "unknown_code"
+    OLD_CODE = "old_code"
+    CODE_UPPERCASE = "code_uppercase"
+    BAD_VALUE = "bad_value"
+    UNKNOWN_DATA_FLAG = "unknown_data_flag"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One observation, with where it applies (a key, a code) when that helps."""
+
+    code: Code
+    severity: Severity
+    message: str
+
+    def as_json(self) -> dict[str, str]:
+        """The form printed by `parkwatch hj212 decode` and stored with packets and dead letters."""
+        return {"code": self.code.value, "severity": self.severity.value, "message": self.message}
+
+
+class DecodeError(Exception):
+    """The only exception the codec raises: the input is not something it can decode at all.
+
+    Decoding functions return findings for everything else; this is for API misuse, such as
+    encoding a packet with no command code.
+    """
+
+    def __init__(self, message: str, code: Code | None = None) -> None:
+        self.code = code
+        super().__init__(message)

@@ -1,0 +1,345 @@
+"""HJ 212 framing: `##` + length + data segment + CRC + CRLF, found in a byte stream (no I/O).
+
+The same framer serves a TCP stream (feed() as bytes arrive, flush() at end or idle) and a
+single MQTT payload or CLI line (frames()). Framing never raises: everything it notices is a
+Finding, and whether a frame is acceptable depends on the mode (strict or lenient) and on the
+CRC routines accepted for the device (see verdict()).
+
+How a frame's end is found (hj212.md §1, §9): first where the length field says; when that
+does not check out (a wrong or character-counted length, a non-padded field), at the first
+`&&` closing the CP that is followed by three or four hex digits and a terminator, whose CRC
+verifies. The next `##` is never used as a boundary: `-Info` logs may hold hex dumps of other
+packets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ingest.hj212.crc import CrcVariant, hj212_crc, modbus_crc
+from ingest.hj212.findings import Code, Finding, Severity
+
+HEADER = b"##"
+# The length field has four digits, so a data segment is at most 9,999 bytes (real devices
+# exceed the standard's 1,024; hj212.md §1).
+MAX_DATA = 9999
+STANDARD_MAX_DATA = 1024
+MAX_FRAME = len(HEADER) + 4 + MAX_DATA + 4 + 2
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_DIGITS = frozenset(b"0123456789")
+_CP_OPEN = re.compile(rb"CP=&&", re.IGNORECASE)
+
+# Findings that refuse a frame in strict mode but are tolerated (as warnings) in lenient mode.
+_LENIENT_OK = frozenset(
+    {
+        Code.LENGTH_NOT_PADDED,
+        Code.LENGTH_MISMATCH,
+        Code.LENGTH_INVALID,
+        Code.CRC_SHORT,
+        Code.NO_TERMINATOR,
+        Code.LF_TERMINATOR,
+    }
+)
+# Findings that refuse a frame in every mode.
+_ALWAYS_ERROR = frozenset({Code.NO_HEADER, Code.TRUNCATED, Code.CRC_MISMATCH, Code.CRC_MALFORMED})
+
+
+@dataclass
+class Frame:
+    """One frame cut from the input, with what framing noticed."""
+
+    raw: bytes  # as received, from '##' through the terminator
+    data: bytes  # the data segment
+    length_field: str
+    crc_field: str
+    terminator: bytes
+    # CRC routines whose value matches crc_field (empty: none does)
+    crc_matches: frozenset[CrcVariant] = frozenset()
+    notes: list[tuple[Code, str]] = field(default_factory=list)
+
+    def findings(self, *, strict: bool, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,)) -> list[Finding]:
+        """Framing findings with the severity this mode and these CRC routines give them."""
+        accepted = set(accept) | {CrcVariant.HJ212}
+        out = []
+        for code, message in self.notes:
+            if code in _ALWAYS_ERROR:
+                severity = Severity.ERROR
+            elif code in _LENIENT_OK:
+                severity = Severity.ERROR if strict else Severity.WARNING
+            else:
+                severity = Severity.INFO
+            out.append(Finding(code, severity, message))
+        if self.crc_field and not self.crc_matches & accepted:
+            variants = sorted(v.value for v in self.crc_matches)
+            if variants:
+                for v in self.crc_matches:
+                    code = Code.CRC_VARIANT_MODBUS if v is CrcVariant.MODBUS else Code.CRC_VARIANT_MODBUS_SWAPPED
+                    out.append(
+                        Finding(
+                            code, Severity.ERROR, f"the CRC is {v.value}, accepted only for a device configured for it"
+                        )
+                    )
+            else:
+                out.append(Finding(Code.CRC_MISMATCH, Severity.ERROR, self._crc_message()))
+        elif self.crc_matches & accepted - {CrcVariant.HJ212} and CrcVariant.HJ212 not in self.crc_matches:
+            v = next(iter(self.crc_matches & accepted))
+            code = Code.CRC_VARIANT_MODBUS if v is CrcVariant.MODBUS else Code.CRC_VARIANT_MODBUS_SWAPPED
+            out.append(Finding(code, Severity.INFO, f"the CRC is {v.value}, as configured for this device"))
+        return out
+
+    def valid(self, *, strict: bool, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,)) -> bool:
+        """True when the frame is accepted for ingestion in this mode."""
+        return not any(f.severity is Severity.ERROR for f in self.findings(strict=strict, accept=accept))
+
+    def _crc_message(self) -> str:
+        return f"CRC {self.crc_field} does not match the data (HJ 212 routine gives {hj212_crc(self.data):04X})"
+
+
+def _crc_matches(data: bytes, text: str) -> frozenset[CrcVariant]:
+    try:
+        received = int(text, 16)
+    except ValueError:
+        return frozenset()
+    matches = set()
+    if hj212_crc(data) == received:
+        matches.add(CrcVariant.HJ212)
+    else:
+        # Only computed when the standard routine fails: detection of the MODBUS devices.
+        value = modbus_crc(data)
+        if value == received:
+            matches.add(CrcVariant.MODBUS)
+        if ((value & 0xFF) << 8 | value >> 8) == received:
+            matches.add(CrcVariant.MODBUS_SWAPPED)
+    return frozenset(matches)
+
+
+@dataclass
+class _Candidate:
+    data_end: int  # index in buf where the data segment ends
+    crc_end: int  # index after the CRC digits
+    crc_field: str
+    matches: frozenset[CrcVariant]
+
+
+class Framer:
+    """Cuts frames out of a byte stream: feed() bytes as they arrive, flush() at end or idle."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._skipped = 0  # garbage bytes dropped since the last frame
+
+    @property
+    def pending(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add bytes; return every frame now complete."""
+        self._buf += data
+        return self._extract(final=False)
+
+    def flush(self) -> list[Frame]:
+        """End of input: return what can still be cut, including an unterminated frame.
+
+        Leftover bytes come back as an invalid frame, so nothing is silently dropped.
+        """
+        frames = self._extract(final=True)
+        if self._buf.strip(b"\r\n \t\x00"):
+            rest = bytes(self._buf)
+            code = Code.TRUNCATED if rest.startswith(HEADER) else Code.NO_HEADER
+            message = (
+                f"{len(rest)} bytes end before a complete frame"
+                if code is Code.TRUNCATED
+                else f"{len(rest)} bytes contain no '##' frame header"
+            )
+            frames.append(
+                Frame(raw=rest, data=b"", length_field="", crc_field="", terminator=b"", notes=[(code, message)])
+            )
+        self._buf.clear()
+        self._skipped = 0
+        return frames
+
+    def frames(self, data: bytes) -> list[Frame]:
+        """Every frame in a complete input (an MQTT payload, a line of the CLI)."""
+        return self.feed(data) + self.flush()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _extract(self, *, final: bool) -> list[Frame]:
+        out: list[Frame] = []
+        while True:
+            frame = self._next(final=final)
+            if frame is None:
+                return out
+            out.append(frame)
+
+    def _skip_to_header(self, final: bool) -> bool:
+        buf = self._buf
+        start = buf.find(HEADER)
+        if start < 0:
+            # Keep a trailing '#' that may begin the next header.
+            keep = 1 if (buf.endswith(b"#") and not final) else 0
+            self._drop(len(buf) - keep)
+            return False
+        self._drop(start)
+        return True
+
+    def _drop(self, n: int) -> None:
+        if n <= 0:
+            return
+        dropped = bytes(self._buf[:n])
+        del self._buf[:n]
+        # Line ends and padding between frames are not garbage (a terminator split from its
+        # frame across reads, a blank line in a file).
+        self._skipped += len(dropped.strip(b"\r\n \t\x00"))
+
+    def _candidate_at(self, pos: int, final: bool) -> tuple[_Candidate | None, str, int | None, int, bool]:
+        """The best frame end for a header at `pos`.
+
+        Returns (candidate, length field, declared length, data start, whether more bytes could
+        still change the answer).
+        """
+        buf = self._buf
+        # Length field: four digits by the standard; real devices send fewer (not padded).
+        n_digits = 0
+        while n_digits < 4 and pos + 2 + n_digits < len(buf) and buf[pos + 2 + n_digits] in _DIGITS:
+            n_digits += 1
+        start = pos + 2 + n_digits
+        length_field = buf[pos + 2 : start].decode()
+        declared = int(length_field) if length_field else None
+        if start >= len(buf):
+            return None, length_field, declared, start, True
+        by_length = self._by_length(start, declared)
+        if by_length is not None and by_length.matches:
+            return by_length, length_field, declared, start, False
+        by_structure = self._by_structure(start, final)
+        if by_structure is not None and by_structure.matches:
+            return by_structure, length_field, declared, start, False
+        waiting_for_length = declared is not None and start + declared + 4 > len(buf)
+        need_more = waiting_for_length or by_structure is None
+        return by_structure or by_length, length_field, declared, start, need_more
+
+    def _next(self, *, final: bool) -> Frame | None:
+        if not self._skip_to_header(final):
+            return None
+        buf = self._buf
+        cand, length_field, declared, start, need_more = self._candidate_at(0, final)
+        if cand is not None and cand.matches:
+            return self._cut(cand, start, length_field, declared)
+        # Nothing verifies from this header. If a later header starts a frame that does, this
+        # one was broken (a device reset mid-frame, a stray '##'): report it and move on.
+        later = buf.find(HEADER, 2)
+        while later >= 0:
+            other = self._candidate_at(later, final)[0]
+            if other is not None and other.matches:
+                raw = bytes(buf[:later])
+                del buf[:later]
+                frame = Frame(raw=raw, data=b"", length_field=length_field, crc_field="", terminator=b"")
+                return self._finish(frame, [(Code.TRUNCATED, f"{len(raw)} bytes from a header to the next frame")])
+            later = buf.find(HEADER, later + 2)
+        if need_more and not final and len(buf) < MAX_FRAME:
+            return None
+        if cand is not None:
+            return self._cut(cand, start, length_field, declared)  # a frame whose CRC is wrong
+        # Give up on this header: report everything up to the next one (or the end).
+        end = buf.find(HEADER, 2)
+        end = len(buf) if end < 0 else end
+        raw = bytes(buf[:end])
+        del buf[:end]
+        frame = Frame(raw=raw, data=b"", length_field=length_field, crc_field="", terminator=b"")
+        return self._finish(frame, [(Code.TRUNCATED, f"no complete frame follows this header ({len(raw)} bytes)")])
+
+    def _by_length(self, start: int, declared: int | None) -> _Candidate | None:
+        if declared is None:
+            return None
+        data_end = start + declared
+        crc_end = data_end + 4
+        if crc_end > len(self._buf):
+            return None
+        crc_field = bytes(self._buf[data_end:crc_end])
+        if not all(b in _HEX for b in crc_field):
+            return None
+        text = crc_field.decode()
+        return _Candidate(data_end, crc_end, text, _crc_matches(bytes(self._buf[start:data_end]), text))
+
+    def _by_structure(self, start: int, final: bool) -> _Candidate | None:
+        """The first CP-closing '&&' + 3-4 hex digits + boundary whose CRC verifies.
+
+        Failing that, the first such boundary at all (a frame whose CRC is wrong).
+        """
+        buf = self._buf
+        opened = _CP_OPEN.search(buf, start, min(len(buf), start + MAX_DATA))
+        if opened is None:
+            return None
+        first: _Candidate | None = None
+        pos = opened.end()
+        limit = min(len(buf), start + MAX_DATA + 2)
+        while (amp := buf.find(b"&&", pos, limit)) >= 0:
+            pos = amp + 2
+            data_end = amp + 2
+            digits = 0
+            while digits < 4 and data_end + digits < len(buf) and buf[data_end + digits] in _HEX:
+                digits += 1
+            after = data_end + digits
+            at_end = after >= len(buf)
+            if digits < 3 or (digits == 3 and at_end and not final):
+                continue  # no CRC here, or one that may still be growing
+            if not (at_end or buf[after] in b"\r\n" or buf.startswith(HEADER, after)):
+                continue
+            text = bytes(buf[data_end:after]).decode()
+            cand = _Candidate(data_end, after, text, _crc_matches(bytes(buf[start:data_end]), text))
+            if cand.matches:
+                return cand
+            first = first or cand
+        return first
+
+    def _cut(self, cand: _Candidate, start: int, length_field: str, declared: int | None) -> Frame:
+        buf = self._buf
+        data = bytes(buf[start : cand.data_end])
+        end = cand.crc_end
+        notes: list[tuple[Code, str]] = []
+        if buf.startswith(b"\r\n", end):
+            terminator = b"\r\n"
+        elif buf.startswith(b"\n", end):
+            terminator = b"\n"
+            notes.append((Code.LF_TERMINATOR, "frame ends with LF only, not CRLF"))
+        elif buf.startswith(b"\r", end):
+            terminator = b"\r"
+            notes.append((Code.NO_TERMINATOR, "frame ends with CR only, not CRLF"))
+        else:
+            terminator = b""
+            notes.append((Code.NO_TERMINATOR, "frame has no CRLF terminator"))
+        raw = bytes(buf[: end + len(terminator)])
+        del buf[: end + len(terminator)]
+        if len(length_field) == 0:
+            notes.append((Code.LENGTH_INVALID, "the length field is missing"))
+        elif len(length_field) < 4:
+            notes.append((Code.LENGTH_NOT_PADDED, f"length field {length_field!r} is not four digits"))
+        if declared is not None and declared != len(data):
+            notes.append(
+                (Code.LENGTH_MISMATCH, f"length field says {declared}, the data segment has {len(data)} bytes")
+            )
+        if len(cand.crc_field) == 3:
+            notes.append((Code.CRC_SHORT, f"CRC {cand.crc_field!r} has three digits (not zero-padded)"))
+        if cand.crc_field != cand.crc_field.upper():
+            notes.append((Code.CRC_LOWERCASE, "CRC written in lower case"))
+        if len(data) > STANDARD_MAX_DATA:
+            notes.append((Code.DATA_TOO_LONG, f"data segment of {len(data)} bytes exceeds the standard's 1,024"))
+        frame = Frame(
+            raw=raw,
+            data=data,
+            length_field=length_field,
+            crc_field=cand.crc_field,
+            terminator=terminator,
+            crc_matches=cand.matches,
+        )
+        return self._finish(frame, notes)
+
+    def _finish(self, frame: Frame, notes: list[tuple[Code, str]]) -> Frame:
+        if self._skipped:
+            frame.notes.append((Code.GARBAGE_SKIPPED, f"{self._skipped} bytes before the frame were skipped"))
+            self._skipped = 0
+        frame.notes.extend(notes)
+        return frame
