@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from ingest.validate import Problem, Row
+from ingest.rows import Row
+from ingest.validate import Problem
 
 
 class Acker(Protocol):

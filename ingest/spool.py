@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from ingest.batch import DeadLetter
-from ingest.validate import Row
+from ingest.rows import Row
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _from_us(us: int) -> datetime:
 def encode_batch(rows: list[Row], dead: list[DeadLetter]) -> bytes:
     """Serialise a batch for the spool."""
     body: dict[str, Any] = {
-        "r": [[r[0], r[1], r[2], _us(r[3]), r[4], r[5], _us(r[6])] for r in rows],
+        "r": [[*r[:3], _us(r[3]), r[4], r[5], _us(r[6]), *r[7:]] for r in rows],
         "d": [
             [
                 _us(d.received_at),
@@ -81,7 +81,7 @@ def encode_batch(rows: list[Row], dead: list[DeadLetter]) -> bytes:
 def decode_batch(body: bytes) -> tuple[list[Row], list[DeadLetter]]:
     """Inverse of encode_batch."""
     doc = orjson.loads(body)
-    rows: list[Row] = [(r[0], r[1], r[2], _from_us(r[3]), r[4], r[5], _from_us(r[6])) for r in doc["r"]]
+    rows: list[Row] = [(r[0], r[1], r[2], _from_us(r[3]), r[4], r[5], _from_us(r[6]), *r[7:11]) for r in doc["r"]]
     dead = [
         DeadLetter(
             received_at=_from_us(d[0]),

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ingest.batch import DeadLetter
-from ingest.validate import Row
+from ingest.rows import READING_COLUMNS, Row
 
 logger = logging.getLogger(__name__)
 
@@ -21,12 +21,12 @@ logger = logging.getLogger(__name__)
 WRITE_TIMEOUT = 20.0
 CONNECT_TIMEOUT = 5.0
 
-READING_COLUMNS = ("sid", "pid", "iv", "ts", "value", "flag", "received_at")
 
 CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS staging_readings (
     seq bigint, sid integer, pid smallint, iv smallint, ts timestamptz,
-    value double precision, flag char(1), received_at timestamptz
+    value double precision, flag char(1), received_at timestamptz,
+    vmin double precision, vmax double precision, cou double precision, zs double precision
 )
 """
 TRUNCATE_STAGING = "TRUNCATE staging_readings"
@@ -34,27 +34,28 @@ TRUNCATE_STAGING = "TRUNCATE staging_readings"
 # of two rows with one key inside the same batch the one that is kept.
 MERGE_STAGING = """
 WITH inserted AS (
-    INSERT INTO readings (sid, pid, iv, ts, value, flag, received_at)
-    SELECT sid, pid, iv, ts, value, flag, received_at FROM staging_readings ORDER BY seq
+    INSERT INTO readings (sid, pid, iv, ts, value, flag, received_at, vmin, vmax, cou, zs)
+    SELECT sid, pid, iv, ts, value, flag, received_at, vmin, vmax, cou, zs FROM staging_readings ORDER BY seq
     ON CONFLICT DO NOTHING
     RETURNING 1
 )
 SELECT count(*) FROM inserted
 """
-# Rows whose key is stored with another value or flag are kept as revisions, once each.
+# Rows whose key is stored with another value, flag or statistic are kept as revisions, once each.
 RECORD_REVISIONS = """
 WITH revised AS (
-    INSERT INTO reading_revisions (sid, pid, iv, ts, value, flag, received_at)
-    SELECT DISTINCT ON (s.sid, s.pid, s.iv, s.ts, s.value, s.flag)
-           s.sid, s.pid, s.iv, s.ts, s.value, s.flag, s.received_at
+    INSERT INTO reading_revisions (sid, pid, iv, ts, value, flag, received_at, vmin, vmax, cou, zs)
+    SELECT DISTINCT ON (s.sid, s.pid, s.iv, s.ts, s.value, s.flag, s.vmin, s.vmax, s.cou, s.zs)
+           s.sid, s.pid, s.iv, s.ts, s.value, s.flag, s.received_at, s.vmin, s.vmax, s.cou, s.zs
     FROM staging_readings s
     JOIN readings r USING (sid, pid, iv, ts)
-    WHERE (r.value, r.flag) IS DISTINCT FROM (s.value, s.flag)
+    WHERE (r.value, r.flag, r.vmin, r.vmax, r.cou, r.zs) IS DISTINCT FROM (s.value, s.flag, s.vmin, s.vmax, s.cou, s.zs)
       AND NOT EXISTS (
           SELECT 1 FROM reading_revisions v
           WHERE (v.sid, v.pid, v.iv, v.ts) = (s.sid, s.pid, s.iv, s.ts)
-            AND v.value IS NOT DISTINCT FROM s.value AND v.flag = s.flag)
-    ORDER BY s.sid, s.pid, s.iv, s.ts, s.value, s.flag, s.seq
+            AND (v.value, v.flag, v.vmin, v.vmax, v.cou, v.zs)
+                IS NOT DISTINCT FROM (s.value, s.flag, s.vmin, s.vmax, s.cou, s.zs))
+    ORDER BY s.sid, s.pid, s.iv, s.ts, s.value, s.flag, s.vmin, s.vmax, s.cou, s.zs, s.seq
     RETURNING 1
 )
 SELECT count(*) FROM revised

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from ingest.registry import Registry, StationInfo
+from ingest.rows import Row
 from schemas.readings import (
     DEFAULT_FLAG,
     EARLIEST_TS,
@@ -21,9 +22,6 @@ from schemas.readings import (
     Reason,
 )
 from schemas.units import UnitError
-
-# One row of the readings table, in column order: sid, pid, iv, ts, value, flag, received_at.
-Row = tuple[int, int, int, datetime, float, str, datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,4 +241,4 @@ def _decode_object(
                     Problem(Reason.NON_FINITE, f"value of {name} overflows once converted", f"{where}.value")
                 )
                 continue
-        rows.append((sid, slot.pid, iv, ts, number, flag.upper(), received_at))
+        rows.append((sid, slot.pid, iv, ts, number, flag.upper(), received_at, None, None, None, None))

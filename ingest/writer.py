@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import asyncpg
 
 from ingest.batch import Batch, DeadLetter
+from ingest.rows import Row
 from ingest.spool import Spool
 from ingest.stats import STATS, IngestStats
 from ingest.store import DatabaseUnavailableError, Store
-from ingest.validate import Row
 from schemas.readings import Reason
 
 logger = logging.getLogger(__name__)

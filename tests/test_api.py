@@ -25,11 +25,11 @@ async def _seed(settings: Settings, minutes: int = 300) -> None:
     rows: list[Any] = []
     for m in range(minutes):
         ts = T0 + timedelta(minutes=m)
-        rows.append((ids["p1-out"], pids["w01018"], 1, ts, 30.0 + m, "N", now))
-        rows.append((ids["p1-out"], pids["w21011"], 1, ts, 0.2, "C" if m % 60 == 0 else "N", now))
-        rows.append((ids["p1-air"], pids["a34004"], 1, ts, 35.0, "N", now))
+        rows.append((ids["p1-out"], pids["w01018"], 1, ts, 30.0 + m, "N", now, None, None, None, None))
+        rows.append((ids["p1-out"], pids["w21011"], 1, ts, 0.2, "C" if m % 60 == 0 else "N", now, None, None, None, None))
+        rows.append((ids["p1-air"], pids["a34004"], 1, ts, 35.0, "N", now, None, None, None, None))
     for h in range(minutes // 60):
-        rows.append((ids["p1-out"], pids["w01018"], 2, T0 + timedelta(hours=h), 31.0, "N", now))
+        rows.append((ids["p1-out"], pids["w01018"], 2, T0 + timedelta(hours=h), 31.0, "N", now, None, None, None, None))
     store = Store(settings.DATABASE_URL)
     try:
         await store.write(rows, [])

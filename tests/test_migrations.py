@@ -108,8 +108,8 @@ async def test_timescale_branch_with_stubbed_extension(empty_db_name: str) -> No
     now = datetime.now(UTC)
     store = Store(url)
     try:
-        first = await store.write([(1, 1, 0, now, 1.0, "N", now), (1, 2, 0, now, 2.0, "N", now)], [])
-        again = await store.write([(1, 1, 0, now, 1.0, "N", now), (1, 2, 0, now, 2.5, "N", now)], [])
+        first = await store.write([(1, 1, 0, now, 1.0, "N", now, None, None, None, None), (1, 2, 0, now, 2.0, "N", now, None, None, None, None)], [])
+        again = await store.write([(1, 1, 0, now, 1.0, "N", now, None, None, None, None), (1, 2, 0, now, 2.5, "N", now, None, None, None, None)], [])
     finally:
         await store.close()
     assert (first.path, first.new) == ("copy", 2)

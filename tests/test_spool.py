@@ -28,6 +28,10 @@ def rows(n: int, *, start: int = 0) -> list[Row]:
             (start + i) + 0.1,
             "NFMSDCTBP"[i % 9],
             T0 + timedelta(seconds=1, microseconds=start + i),
+            None if i % 2 else i - 0.5,  # statistics of HJ 212 interval data, present or not
+            None if i % 2 else i + 0.5,
+            None if i % 3 else 1e6 + i,
+            None,
         )
         for i in range(n)
     ]

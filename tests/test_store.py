@@ -29,21 +29,21 @@ async def test_copy_then_staging_first_value_wins(settings: Settings, registry: 
     sid, cod, tp = await _ids(settings)
     store = Store(settings.DATABASE_URL)
     try:
-        first = await store.write([(sid, cod, 0, NOW, 30.0, "N", NOW), (sid, tp, 0, NOW, 0.3, "N", NOW)], [])
+        first = await store.write([(sid, cod, 0, NOW, 30.0, "N", NOW, None, None, None, None), (sid, tp, 0, NOW, 0.3, "N", NOW, None, None, None, None)], [])
         assert (first.path, first.new) == ("copy", 2)
         # same key twice inside one batch with different values, plus a redelivery and a revision
         second = await store.write(
             [
-                (sid, cod, 0, NOW + timedelta(seconds=1), 31.0, "N", NOW),
-                (sid, cod, 0, NOW + timedelta(seconds=1), 99.0, "N", NOW),
-                (sid, cod, 0, NOW, 30.0, "N", NOW),
-                (sid, tp, 0, NOW, 0.3, "C", NOW),
+                (sid, cod, 0, NOW + timedelta(seconds=1), 31.0, "N", NOW, None, None, None, None),
+                (sid, cod, 0, NOW + timedelta(seconds=1), 99.0, "N", NOW, None, None, None, None),
+                (sid, cod, 0, NOW, 30.0, "N", NOW, None, None, None, None),
+                (sid, tp, 0, NOW, 0.3, "C", NOW, None, None, None, None),
             ],
             [],
         )
         assert (second.path, second.new, second.duplicates, second.revisions) == ("staging", 1, 3, 2)
         # the same revision again is not recorded twice
-        third = await store.write([(sid, tp, 0, NOW, 0.3, "C", NOW)], [], idempotent=True)
+        third = await store.write([(sid, tp, 0, NOW, 0.3, "C", NOW, None, None, None, None)], [], idempotent=True)
         assert (third.new, third.revisions) == (0, 0)
     finally:
         await store.close()
@@ -65,7 +65,7 @@ async def test_partitions_are_created_for_back_filled_months(settings: Settings,
     ]
     store = Store(settings.DATABASE_URL)
     try:
-        await store.write([(sid, cod, 2, ts, 20.0, "N", NOW) for ts in old], [])
+        await store.write([(sid, cod, 2, ts, 20.0, "N", NOW, None, None, None, None) for ts in old], [])
     finally:
         await store.close()
     where = await fetch(settings.DATABASE_URL, "SELECT tableoid::regclass::text AS part FROM readings ORDER BY ts")
@@ -79,8 +79,8 @@ async def test_rows_the_database_refuses_are_isolated_and_dead_lettered(
     sid, cod, tp = await _ids(settings)
     stats = IngestStats()
     writer = DurableWriter(Store(settings.DATABASE_URL), Spool(tmp_path / "spool"), stats)
-    good = [(sid, cod, 0, NOW + timedelta(seconds=i), 30.0 + i, "N", NOW) for i in range(7)]
-    bad = (999_999, tp, 0, NOW, 1.0, "N", NOW)
+    good = [(sid, cod, 0, NOW + timedelta(seconds=i), 30.0 + i, "N", NOW, None, None, None, None) for i in range(7)]
+    bad = (999_999, tp, 0, NOW, 1.0, "N", NOW, None, None, None, None)
     batch = Batch(rows=[*good[:3], bad, *good[3:]])
     try:
         outcome = await writer.write(batch)
@@ -98,7 +98,7 @@ async def test_rows_the_database_refuses_are_isolated_and_dead_lettered(
 async def test_spool_replay_does_not_duplicate_dead_letters(settings: Settings, registry: None, tmp_path: Path) -> None:
     """A spooled batch replayed twice (a crash mid-replay) stores its rows and dead letters once."""
     sid, cod, _ = await _ids(settings)
-    rows = [(sid, cod, 0, NOW + timedelta(seconds=i), 1.0 * i, "N", NOW) for i in range(5)]
+    rows = [(sid, cod, 0, NOW + timedelta(seconds=i), 1.0 * i, "N", NOW, None, None, None, None) for i in range(5)]
     dead = [DeadLetter(NOW, "t/p1/x/readings", b"{", "invalid_json", "not valid JSON", [], "x")]
     spool = Spool(tmp_path / "spool")
     spool.append(rows, dead)

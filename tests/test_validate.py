@@ -133,12 +133,12 @@ def raw(station: str, value_text: str) -> bytes:
 
 
 def test_valid_message_gives_one_row_per_reading(registry: Registry) -> None:
-    """A well-formed message yields (sid, pid, iv, ts, value, flag, received_at) rows in order."""
+    """A well-formed message yields rows (sid, pid, iv, ts, value, flag, received_at, no statistics) in order."""
     out = run(registry, msg("p1-out", [rd("w01018", 20.5), rd("w21003", 3)]))
     assert out.problems == []
     assert out.rows == [
-        (1, PIDS["w01018"], 0, TS_UTC, 20.5, "N", RECEIVED),
-        (1, PIDS["w21003"], 0, TS_UTC, 3.0, "N", RECEIVED),
+        (1, PIDS["w01018"], 0, TS_UTC, 20.5, "N", RECEIVED, None, None, None, None),
+        (1, PIDS["w21003"], 0, TS_UTC, 3.0, "N", RECEIVED, None, None, None, None),
     ]
     assert all(type(r[4]) is float for r in out.rows)
 
@@ -757,7 +757,8 @@ def test_decode_never_raises(payload: bytes, where: tuple[str, str], park: str |
     out = run(_REGISTRY, payload, where, park=park)
     assert isinstance(out, Decoded)
     for row in out.rows:
-        sid, pid, iv, ts, value, flag, received_at = row
+        sid, pid, iv, ts, value, flag, received_at, *stats = row
+        assert stats == [None, None, None, None]
         assert sid == _REGISTRY.stations[where[0]].sid
         assert pid in PIDS.values()
         assert iv in {0, 1, 2, 3}
