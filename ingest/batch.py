@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from ingest.rows import Row
 from ingest.validate import Problem
+
+# One accepted HJ 212 packet for hj212_packets: received_at, topic, sid, mn, cn, qn, data_time,
+# raw bytes, findings (JSON text).
+PacketRecord = tuple[datetime, str, int | None, str | None, str | None, str | None, datetime | None, bytes, str]
+# One station event: sid, kind, subject, ts, value, received_at.
+EventRow = tuple[int, str, str, datetime, float | None, datetime]
 
 
 class Acker(Protocol):
@@ -63,6 +69,8 @@ class Envelope:
     received_at: datetime
     rows: list[Row]
     dead: DeadLetter | None
+    packets: list[PacketRecord] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -71,9 +79,10 @@ class Batch:
 
     rows: list[Row] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
+    packets: list[PacketRecord] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
     envelopes: list[Envelope] = field(default_factory=list)
     opened: float = 0.0  # monotonic time of the first envelope
-    meta: dict[str, Any] = field(default_factory=dict)
 
     def add(self, env: Envelope) -> None:
         """Take one envelope's rows and dead letter."""
@@ -81,3 +90,5 @@ class Batch:
         self.rows.extend(env.rows)
         if env.dead is not None:
             self.dead.append(env.dead)
+        self.packets.extend(env.packets)
+        self.events.extend(env.events)

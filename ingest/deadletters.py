@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from ingest.batch import Batch
 from ingest.registry import fetch_registry
 from ingest.routing import parse_readings_topic
 from ingest.store import Store
@@ -147,7 +148,7 @@ async def replay_dead_letters(
                 received_at=row["received_at"],  # judged as of its receipt, e.g. for clock skew
             )
             if decoded.rows:
-                result = await store.write(decoded.rows, [], idempotent=True)
+                result = await store.write(Batch(rows=decoded.rows), idempotent=True)
                 report.readings_new += result.new
                 report.readings_duplicate += result.duplicates
             if decoded.problems:

@@ -12,4 +12,3 @@ Row = tuple[
 ]
 READING_COLUMNS: Final = ("sid", "pid", "iv", "ts", "value", "flag", "received_at", "vmin", "vmax", "cou", "zs")
 TS, RECEIVED_AT = 3, 6  # positions of the two timestamps
-

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from ingest.batch import DeadLetter
+from ingest.batch import Batch, DeadLetter, EventRow, PacketRecord
 from ingest.rows import Row
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,22 @@ def _from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def encode_batch(rows: list[Row], dead: list[DeadLetter]) -> bytes:
-    """Serialise a batch for the spool."""
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _opt_us(ts: datetime | None) -> int | None:
+    return None if ts is None else _us(ts)
+
+
+def _opt_ts(us: int | None) -> datetime | None:
+    return None if us is None else _from_us(us)
+
+
+def encode_batch(batch: Batch) -> bytes:
+    """Serialise what a batch must make durable (not its envelopes) for the spool."""
     body: dict[str, Any] = {
-        "r": [[*r[:3], _us(r[3]), r[4], r[5], _us(r[6]), *r[7:]] for r in rows],
+        "r": [[*r[:3], _us(r[3]), r[4], r[5], _us(r[6]), *r[7:]] for r in batch.rows],
         "d": [
             [
                 _us(d.received_at),
@@ -72,13 +84,18 @@ def encode_batch(rows: list[Row], dead: list[DeadLetter]) -> bytes:
                 d.problems,
                 d.station_id,
             ]
-            for d in dead
+            for d in batch.dead
         ],
+        "p": [
+            [_us(p[0]), p[1], p[2], p[3], p[4], p[5], _opt_us(p[6]), _b64(p[7]), p[8]]
+            for p in batch.packets
+        ],
+        "e": [[e[0], e[1], e[2], _us(e[3]), e[4], _us(e[5])] for e in batch.events],
     }
     return orjson.dumps(body)
 
 
-def decode_batch(body: bytes) -> tuple[list[Row], list[DeadLetter]]:
+def decode_batch(body: bytes) -> Batch:
     """Inverse of encode_batch."""
     doc = orjson.loads(body)
     rows: list[Row] = [(r[0], r[1], r[2], _from_us(r[3]), r[4], r[5], _from_us(r[6]), *r[7:11]) for r in doc["r"]]
@@ -94,7 +111,12 @@ def decode_batch(body: bytes) -> tuple[list[Row], list[DeadLetter]]:
         )
         for d in doc["d"]
     ]
-    return rows, dead
+    packets: list[PacketRecord] = [
+        (_from_us(p[0]), p[1], p[2], p[3], p[4], p[5], _opt_ts(p[6]), base64.b64decode(p[7]), p[8])
+        for p in doc.get("p", [])
+    ]
+    events: list[EventRow] = [(e[0], e[1], e[2], _from_us(e[3]), e[4], _from_us(e[5])) for e in doc.get("e", [])]
+    return Batch(rows=rows, dead=dead, packets=packets, events=events)
 
 
 @dataclass(frozen=True)
@@ -186,9 +208,9 @@ class Spool:
         """True when nothing waits to be replayed."""
         return self.pending_records == 0
 
-    def append(self, rows: list[Row], dead: list[DeadLetter]) -> None:
+    def append(self, batch: Batch) -> None:
         """Append one batch and fsync it; once this returns the batch survives a crash."""
-        body = encode_batch(rows, dead)
+        body = encode_batch(batch)
         record = _HEADER.pack(len(body), zlib.crc32(body)) + body
         try:
             if self._writer is None or self._write_size + len(record) > SEGMENT_BYTES:
@@ -217,7 +239,7 @@ class Spool:
 
     # -- replaying ---------------------------------------------------------------------------
 
-    def peek(self) -> tuple[Position, tuple[list[Row], list[DeadLetter]]] | None:
+    def peek(self) -> tuple[Position, Batch] | None:
         """The oldest unreplayed batch and the position after it, or None."""
         while self._read is not None:
             seg, offset = self._read.segment, self._read.offset

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from ingest.batch import DeadLetter
+from ingest.batch import Batch
 from ingest.rows import READING_COLUMNS, Row
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,18 @@ ON CONFLICT DO NOTHING
 INSERT_DEAD_LETTER = """
 INSERT INTO dead_letters (received_at, topic, payload, reason, message, problems, station_id)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+ON CONFLICT DO NOTHING
+"""
+INSERT_PACKETS = """
+INSERT INTO hj212_packets (received_at, topic, sid, mn, cn, qn, data_time, raw, findings)
+SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::text[],
+                     $7::timestamptz[], $8::bytea[], $9::jsonb[])
+ON CONFLICT DO NOTHING
+"""
+INSERT_EVENTS = """
+INSERT INTO station_events (sid, kind, subject, ts, value, received_at)
+SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::timestamptz[], $5::double precision[],
+                     $6::timestamptz[])
 ON CONFLICT DO NOTHING
 """
 ENSURE_PARTITION = "SELECT parkwatch_ensure_partition($1)"
@@ -144,8 +156,8 @@ class Store:
         if conn is not None:
             conn.terminate()
 
-    async def write(self, rows: list[Row], dead: list[DeadLetter], *, idempotent: bool = False) -> WriteResult:
-        """Make rows and dead letters durable in one transaction.
+    async def write(self, batch: Batch, *, idempotent: bool = False) -> WriteResult:
+        """Make a batch's rows, dead letters, packets and events durable in one transaction.
 
         Raises DatabaseUnavailableError when the database is out of reach; any other
         asyncpg.PostgresError means the database refused this data.
@@ -153,13 +165,13 @@ class Store:
         try:
             async with asyncio.timeout(WRITE_TIMEOUT):
                 conn = await self._connection()
-                await self._ensure_partitions(conn, rows)
+                await self._ensure_partitions(conn, batch.rows)
                 if not idempotent:
                     try:
-                        return await self._copy(conn, rows, dead)
+                        return await self._copy(conn, batch)
                     except asyncpg.UniqueViolationError:
                         pass  # a redelivery or a re-sent reading: take the idempotent path
-                return await self._staged(conn, rows, dead)
+                return await self._staged(conn, batch)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
                 self._drop()
@@ -169,15 +181,17 @@ class Store:
                 raise DatabaseUnavailableError(exc) from exc
             raise
 
-    async def _copy(self, conn: asyncpg.Connection, rows: list[Row], dead: list[DeadLetter]) -> WriteResult:
+    async def _copy(self, conn: asyncpg.Connection, batch: Batch) -> WriteResult:
+        rows = batch.rows
         async with conn.transaction():
             if rows:
                 await conn.copy_records_to_table("readings", records=rows, columns=READING_COLUMNS)
-            fresh = await self._finish(conn, rows, dead)
+            fresh = await self._finish(conn, batch)
         self._series |= fresh  # only once committed
         return WriteResult(new=len(rows), duplicates=0, revisions=0, path="copy")
 
-    async def _staged(self, conn: asyncpg.Connection, rows: list[Row], dead: list[DeadLetter]) -> WriteResult:
+    async def _staged(self, conn: asyncpg.Connection, batch: Batch) -> WriteResult:
+        rows = batch.rows
         new = revisions = 0
         async with conn.transaction():
             if rows:
@@ -189,15 +203,17 @@ class Store:
                 )
                 new = await conn.fetchval(MERGE_STAGING)
                 revisions = await conn.fetchval(RECORD_REVISIONS)
-            fresh = await self._finish(conn, rows, dead)
+            fresh = await self._finish(conn, batch)
         self._series |= fresh  # only once committed
         return WriteResult(new=new, duplicates=len(rows) - new, revisions=revisions, path="staging")
 
-    async def _finish(
-        self, conn: asyncpg.Connection, rows: list[Row], dead: list[DeadLetter]
-    ) -> set[tuple[int, int, int]]:
-        """Series and dead letters of the batch, in its transaction; returns the new series."""
-        fresh = {(r[0], r[1], r[2]) for r in rows} - self._series
+    async def _finish(self, conn: asyncpg.Connection, batch: Batch) -> set[tuple[int, int, int]]:
+        """Series, dead letters, packets and events of the batch, in its transaction.
+
+        Returns the series seen for the first time.
+        """
+        dead = batch.dead
+        fresh = {(r[0], r[1], r[2]) for r in batch.rows} - self._series
         if fresh:
             sids, pids, ivs = zip(*fresh, strict=True)
             await conn.execute(INSERT_SERIES, list(sids), list(pids), list(ivs))
@@ -217,6 +233,10 @@ class Store:
                     for d in dead
                 ],
             )
+        if batch.packets:
+            await conn.execute(INSERT_PACKETS, *(list(col) for col in zip(*batch.packets, strict=True)))
+        if batch.events:
+            await conn.execute(INSERT_EVENTS, *(list(col) for col in zip(*batch.events, strict=True)))
         return fresh
 
     async def _ensure_partitions(self, conn: asyncpg.Connection, rows: list[Row]) -> None:

@@ -6,11 +6,11 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from ingest.batch import Batch, DeadLetter
-from ingest.rows import Row
 from ingest.spool import Spool
 from ingest.stats import STATS, IngestStats
 from ingest.store import DatabaseUnavailableError, Store
@@ -85,54 +85,56 @@ class DurableWriter:
     async def write(self, batch: Batch) -> Outcome:
         """Make the batch durable (database or spool); returns where it went."""
         if self.spooling:
-            self.spool.append(batch.rows, batch.dead)
+            self.spool.append(batch)
             self.stats.batches_spooled += 1
             return Outcome("spool")
         try:
-            await self._to_db(batch.rows, batch.dead, idempotent=False)
+            await self._to_db(batch, idempotent=False)
         except DatabaseUnavailableError as exc:
             self._outage(exc)
-            self.spool.append(batch.rows, batch.dead)
+            self.spool.append(batch)
             self.stats.batches_spooled += 1
             return Outcome("spool")
         self._recovered()
         self.stats.batches_db += 1
         return Outcome("db")
 
-    async def _to_db(self, rows: list[Row], dead: list[DeadLetter], *, idempotent: bool) -> None:
+    async def _to_db(self, batch: Batch, *, idempotent: bool) -> None:
         try:
-            result = await self.store.write(rows, dead, idempotent=idempotent)
+            result = await self.store.write(batch, idempotent=idempotent)
         except asyncpg.PostgresError as exc:
             # The database is up but refuses this data. Never block the stream on it and never
-            # lose it: split the batch, keep what goes in, dead-letter the readings that do not.
-            logger.error("database refused a batch (%s); isolating the rows it refuses", exc.sqlstate)
-            await self._isolate(rows, dead, exc)
+            # lose it: split the batch, keep what goes in, dead-letter what does not.
+            logger.error("database refused a batch (%s); isolating what it refuses", exc.sqlstate)
+            await self._isolate(batch, exc)
             return
         self.stats.readings_new += result.new
         self.stats.readings_duplicate += result.duplicates
         self.stats.revisions += result.revisions
-        for d in dead:
+        for d in batch.dead:
             self.stats.dead_letters[d.reason] += 1
 
-    async def _isolate(self, rows: list[Row], dead: list[DeadLetter], exc: asyncpg.PostgresError) -> None:
-        if len(rows) <= 1:
-            refused = [
-                DeadLetter(
-                    received_at=r[6],
-                    topic="(storage)",
-                    payload=repr(r).encode(),
-                    reason=Reason.REJECTED_BY_DATABASE.value,
-                    message=f"database refused the row: {exc.sqlstate} {exc}"[:500],
-                    problems=[],
-                    station_id=None,
-                )
-                for r in rows
-            ]
-            await self._to_db([], dead + refused, idempotent=True)
+    async def _isolate(self, batch: Batch, exc: asyncpg.PostgresError) -> None:
+        units: list[tuple[str, Any]] = (
+            [("row", r) for r in batch.rows]
+            + [("packet", p) for p in batch.packets]
+            + [("event", e) for e in batch.events]
+        )
+        if len(units) <= 1:
+            refused = [_refused(kind, item, exc) for kind, item in units]
+            await self._to_db(Batch(dead=batch.dead + refused), idempotent=True)
             return
-        half = len(rows) // 2
-        await self._to_db(rows[:half], dead, idempotent=True)
-        await self._to_db(rows[half:], [], idempotent=True)
+        half = len(units) // 2
+        for i, part in enumerate((units[:half], units[half:])):
+            await self._to_db(
+                Batch(
+                    rows=[u for k, u in part if k == "row"],
+                    packets=[u for k, u in part if k == "packet"],
+                    events=[u for k, u in part if k == "event"],
+                    dead=batch.dead if i == 0 else [],
+                ),
+                idempotent=True,
+            )
 
     async def replay(self, budget: float = REPLAY_SLICE) -> bool:
         """Replay spooled batches for up to `budget` seconds; True when the spool is empty."""
@@ -145,9 +147,9 @@ class DurableWriter:
             item = self.spool.peek()
             if item is None:
                 return self.spool.is_empty()
-            position, (rows, dead) = item
+            position, spooled = item
             try:
-                await self._to_db(rows, dead, idempotent=True)
+                await self._to_db(spooled, idempotent=True)
             except DatabaseUnavailableError as exc:
                 self._outage(exc)
                 return False
@@ -158,3 +160,21 @@ class DurableWriter:
                 logger.info("spool replayed; writing straight to the database again")
                 return True
         return self.spool.is_empty()
+
+
+def _refused(kind: str, item: Any, exc: asyncpg.PostgresError) -> DeadLetter:
+    """A dead letter for one row, packet or event the database would not take."""
+    if kind == "packet":
+        received_at, topic, payload = item[0], item[1], item[7]
+    else:
+        received_at = item[6] if kind == "row" else item[5]
+        topic, payload = f"(storage:{kind})", repr(item).encode()
+    return DeadLetter(
+        received_at=received_at,
+        topic=topic,
+        payload=payload,
+        reason=Reason.REJECTED_BY_DATABASE.value,
+        message=f"database refused the {kind}: {exc.sqlstate} {exc}"[:500],
+        problems=[],
+        station_id=None,
+    )

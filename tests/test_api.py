@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from ingest.batch import DeadLetter
+from ingest.batch import Batch, DeadLetter
 from ingest.store import Store
 from parkwatch.settings import Settings
 from tests.helpers import fetch
@@ -26,13 +26,15 @@ async def _seed(settings: Settings, minutes: int = 300) -> None:
     for m in range(minutes):
         ts = T0 + timedelta(minutes=m)
         rows.append((ids["p1-out"], pids["w01018"], 1, ts, 30.0 + m, "N", now, None, None, None, None))
-        rows.append((ids["p1-out"], pids["w21011"], 1, ts, 0.2, "C" if m % 60 == 0 else "N", now, None, None, None, None))
+        rows.append(
+            (ids["p1-out"], pids["w21011"], 1, ts, 0.2, "C" if m % 60 == 0 else "N", now, None, None, None, None)
+        )
         rows.append((ids["p1-air"], pids["a34004"], 1, ts, 35.0, "N", now, None, None, None, None))
     for h in range(minutes // 60):
         rows.append((ids["p1-out"], pids["w01018"], 2, T0 + timedelta(hours=h), 31.0, "N", now, None, None, None, None))
     store = Store(settings.DATABASE_URL)
     try:
-        await store.write(rows, [])
+        await store.write(Batch(rows=rows))
     finally:
         await store.close()
 
@@ -149,28 +151,29 @@ async def test_dead_letter_endpoints(settings: Settings, api: httpx.AsyncClient)
     now = datetime.now(UTC)
     try:
         await store.write(
-            [],
-            [
-                DeadLetter(now, "t/p1/x/readings", b"{bad", "invalid_json", "not valid JSON", [], "x"),
-                DeadLetter(
-                    now + timedelta(seconds=1),
-                    "t/p1/x/readings",
-                    b"\xff",
-                    "invalid_json",
-                    "not valid JSON",
-                    [],
-                    "x",
-                ),
-                DeadLetter(
-                    now + timedelta(seconds=2),
-                    "t/p1/y/readings",
-                    b"{}",
-                    "schema",
-                    "station_id is required",
-                    [],
-                    "y",
-                ),
-            ],
+            Batch(
+                dead=[
+                    DeadLetter(now, "t/p1/x/readings", b"{bad", "invalid_json", "not valid JSON", [], "x"),
+                    DeadLetter(
+                        now + timedelta(seconds=1),
+                        "t/p1/x/readings",
+                        b"\xff",
+                        "invalid_json",
+                        "not valid JSON",
+                        [],
+                        "x",
+                    ),
+                    DeadLetter(
+                        now + timedelta(seconds=2),
+                        "t/p1/y/readings",
+                        b"{}",
+                        "schema",
+                        "station_id is required",
+                        [],
+                        "y",
+                    ),
+                ]
+            )
         )
     finally:
         await store.close()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
+from ingest.batch import Batch
 from ingest.store import Store
 from schemas.migrate import migrate, migrations
 from tests.helpers import run_cli
@@ -108,8 +109,22 @@ async def test_timescale_branch_with_stubbed_extension(empty_db_name: str) -> No
     now = datetime.now(UTC)
     store = Store(url)
     try:
-        first = await store.write([(1, 1, 0, now, 1.0, "N", now, None, None, None, None), (1, 2, 0, now, 2.0, "N", now, None, None, None, None)], [])
-        again = await store.write([(1, 1, 0, now, 1.0, "N", now, None, None, None, None), (1, 2, 0, now, 2.5, "N", now, None, None, None, None)], [])
+        first = await store.write(
+            Batch(
+                rows=[
+                    (1, 1, 0, now, 1.0, "N", now, None, None, None, None),
+                    (1, 2, 0, now, 2.0, "N", now, None, None, None, None),
+                ]
+            )
+        )
+        again = await store.write(
+            Batch(
+                rows=[
+                    (1, 1, 0, now, 1.0, "N", now, None, None, None, None),
+                    (1, 2, 0, now, 2.5, "N", now, None, None, None, None),
+                ]
+            )
+        )
     finally:
         await store.close()
     assert (first.path, first.new) == ("copy", 2)

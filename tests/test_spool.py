@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import ingest.spool
-from ingest.batch import DeadLetter
+from ingest.batch import Batch, DeadLetter
+from ingest.rows import Row
 from ingest.spool import Position, Spool, SpoolError
-from ingest.validate import Row
 
 T0 = datetime(2024, 6, 1, 4, 0, 0, 123456, tzinfo=UTC)
 
@@ -55,6 +55,11 @@ def batch(k: int) -> tuple[list[Row], list[DeadLetter]]:
     return rows(3, start=10 * k), [dead(k)]
 
 
+def content(spooled: Batch) -> tuple[list[Row], list[DeadLetter]]:
+    """The rows and dead letters of a batch read back from the spool."""
+    return spooled.rows, spooled.dead
+
+
 def segments(directory: Path) -> list[Path]:
     """The segment files of a spool directory, oldest first."""
     return sorted(directory.glob("*.seg"))
@@ -64,8 +69,8 @@ def drain(spool: Spool) -> list[tuple[list[Row], list[DeadLetter]]]:
     """Replay everything: peek, then commit, until peek says there is nothing."""
     out = []
     while (item := spool.peek()) is not None:
-        position, content = item
-        out.append(content)
+        position, spooled = item
+        out.append(content(spooled))
         spool.commit(position)
     return out
 
@@ -105,7 +110,7 @@ def test_new_spool_is_empty(spool: Spool, spool_dir: Path) -> None:
 def test_append_then_peek_commit_in_order(spool: Spool) -> None:
     """Batches come back oldest first, each exactly as appended."""
     for k in range(5):
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     assert drain(spool) == [batch(k) for k in range(5)]
     assert spool.is_empty()
     assert spool.peek() is None
@@ -113,17 +118,17 @@ def test_append_then_peek_commit_in_order(spool: Spool) -> None:
 
 def test_peek_without_commit_returns_the_same_batch(spool: Spool) -> None:
     """Peek does not advance: only commit does."""
-    spool.append(*batch(1))
-    spool.append(*batch(2))
+    spool.append(Batch(*batch(1)))
+    spool.append(Batch(*batch(2)))
     first = spool.peek()
     again = spool.peek()
     assert first is not None
     assert again == first
-    assert first[1] == batch(1)
+    assert content(first[1]) == batch(1)
     spool.commit(first[0])
     second = spool.peek()
     assert second is not None
-    assert second[1] == batch(2)
+    assert content(second[1]) == batch(2)
     assert second[0].offset > first[0].offset
 
 
@@ -136,10 +141,10 @@ def test_rows_round_trip_to_the_microsecond_in_utc(spool: Spool) -> None:
         (3, 4, 1, datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), 1.7976931348623157e308, "F", T0),
         (4, 5, 2, datetime(2038, 1, 19, 3, 14, 8, 1, tzinfo=UTC), 0.0, "D", T0),
     ]
-    spool.append(written, [])
+    spool.append(Batch(written, []))
     item = spool.peek()
     assert item is not None
-    got, got_dead = item[1]
+    got, got_dead = content(item[1])
     assert got_dead == []
     assert got == written
     for before, after in zip(written, got, strict=True):
@@ -170,10 +175,10 @@ def test_dead_letters_round_trip(spool: Spool) -> None:
             station_id="p1-out",
         )
     )
-    spool.append([], letters)
+    spool.append(Batch([], letters))
     item = spool.peek()
     assert item is not None
-    got_rows, got = item[1]
+    got_rows, got = content(item[1])
     assert got_rows == []
     assert got == letters
     assert got[0].station_id is None
@@ -186,7 +191,7 @@ def test_pending_records_bookkeeping(spool: Spool) -> None:
     """pending_records counts appended batches; peek leaves it alone and commit takes one off."""
     assert spool.is_empty()
     for k in range(3):
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
         assert spool.pending_records == k + 1
         assert not spool.is_empty()
     item = spool.peek()
@@ -194,7 +199,7 @@ def test_pending_records_bookkeeping(spool: Spool) -> None:
     assert spool.pending_records == 3
     spool.commit(item[0])
     assert spool.pending_records == 2
-    spool.append(*batch(3))
+    spool.append(Batch(*batch(3)))
     assert spool.pending_records == 3
     assert len(drain(spool)) == 3
     assert spool.pending_records == 0
@@ -203,7 +208,7 @@ def test_pending_records_bookkeeping(spool: Spool) -> None:
 
 def test_empty_batch_is_a_record(spool: Spool) -> None:
     """A batch with neither rows nor dead letters is still one record that replays."""
-    spool.append([], [])
+    spool.append(Batch([], []))
     assert spool.pending_records == 1
     assert drain(spool) == [([], [])]
 
@@ -211,7 +216,7 @@ def test_empty_batch_is_a_record(spool: Spool) -> None:
 def test_segments_deleted_once_drained(spool: Spool, spool_dir: Path) -> None:
     """Segments exist while batches are pending and are all removed once drained."""
     for k in range(3):
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     assert [p.name for p in segments(spool_dir)] == ["000000000001.seg"]
     item = spool.peek()
     assert item is not None
@@ -224,31 +229,31 @@ def test_segments_deleted_once_drained(spool: Spool, spool_dir: Path) -> None:
 
 def test_append_after_fully_draining_starts_cleanly(spool: Spool, spool_dir: Path) -> None:
     """After a full drain, new batches start a new first segment and replay normally."""
-    spool.append(*batch(0))
+    spool.append(Batch(*batch(0)))
     drain(spool)
-    spool.append(*batch(1))
-    spool.append(*batch(2))
+    spool.append(Batch(*batch(1)))
+    spool.append(Batch(*batch(2)))
     assert spool.pending_records == 2
     assert [p.name for p in segments(spool_dir)] == ["000000000001.seg"]
     item = spool.peek()
     assert item is not None
     assert item[0] == Position(1, item[0].offset)
-    assert item[1] == batch(1)
+    assert content(item[1]) == batch(1)
     assert drain(spool) == [batch(1), batch(2)]
     assert segments(spool_dir) == []
 
 
 def test_interleaved_append_and_replay(spool: Spool) -> None:
     """Appending while replaying keeps the order: nothing is skipped or repeated."""
-    spool.append(*batch(0))
-    spool.append(*batch(1))
+    spool.append(Batch(*batch(0)))
+    spool.append(Batch(*batch(1)))
     seen = []
     for k in range(2, 6):
         item = spool.peek()
         assert item is not None
-        seen.append(item[1])
+        seen.append(content(item[1]))
         spool.commit(item[0])
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     seen += drain(spool)
     assert seen == [batch(k) for k in range(6)]
 
@@ -259,7 +264,7 @@ def test_interleaved_append_and_replay(spool: Spool) -> None:
 def test_reopen_replays_pending_from_the_start(spool: Spool, spool_dir: Path) -> None:
     """After close and reopen, the oldest segment is replayed from its first record."""
     for k in range(3):
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     item = spool.peek()
     assert item is not None
     spool.commit(item[0])
@@ -276,11 +281,11 @@ def test_reopen_replays_pending_from_the_start(spool: Spool, spool_dir: Path) ->
 
 def test_reopen_then_append_replays_old_before_new(spool: Spool, spool_dir: Path) -> None:
     """A batch appended after a restart goes to a new segment and replays after the old ones."""
-    spool.append(*batch(0))
-    spool.append(*batch(1))
+    spool.append(Batch(*batch(0)))
+    spool.append(Batch(*batch(1)))
     spool = reopen(spool)
     try:
-        spool.append(*batch(2))
+        spool.append(Batch(*batch(2)))
         assert spool.pending_records == 3
         assert [p.name for p in segments(spool_dir)] == ["000000000001.seg", "000000000002.seg"]
         assert drain(spool) == [batch(0), batch(1), batch(2)]
@@ -291,7 +296,7 @@ def test_reopen_then_append_replays_old_before_new(spool: Spool, spool_dir: Path
 
 def test_reopen_empty_directory_after_drain(spool: Spool) -> None:
     """A drained spool reopens empty."""
-    spool.append(*batch(0))
+    spool.append(Batch(*batch(0)))
     drain(spool)
     spool = reopen(spool)
     try:
@@ -308,7 +313,7 @@ def test_reopen_empty_directory_after_drain(spool: Spool) -> None:
 def test_truncated_tail_is_repaired_on_open(spool: Spool, spool_dir: Path, cut: int) -> None:
     """A last record cut short is dropped on open; the whole records before it survive."""
     for k in range(3):
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     spool.close()
     (seg,) = segments(spool_dir)
     two_records = _end_of_record(seg, 2)
@@ -319,7 +324,7 @@ def test_truncated_tail_is_repaired_on_open(spool: Spool, spool_dir: Path, cut: 
     try:
         assert seg.stat().st_size == two_records
         assert spool.pending_records == 2
-        spool.append(*batch(9))
+        spool.append(Batch(*batch(9)))
         assert drain(spool) == [batch(0), batch(1), batch(9)]
     finally:
         spool.close()
@@ -338,8 +343,8 @@ def test_truncated_tail_is_repaired_on_open(spool: Spool, spool_dir: Path, cut: 
 )
 def test_garbage_tail_is_repaired_on_open(spool: Spool, spool_dir: Path, garbage: bytes) -> None:
     """Bytes after the last whole record are cut off on open; the records before them survive."""
-    spool.append(*batch(0))
-    spool.append(*batch(1))
+    spool.append(Batch(*batch(0)))
+    spool.append(Batch(*batch(1)))
     spool.close()
     (seg,) = segments(spool_dir)
     size = seg.stat().st_size
@@ -356,8 +361,8 @@ def test_garbage_tail_is_repaired_on_open(spool: Spool, spool_dir: Path, garbage
 
 def test_zero_filled_tail_is_repaired_on_open(spool: Spool, spool_dir: Path) -> None:
     """A tail of zero bytes (a crash after the file grew, before its data reached the disk) is dropped."""
-    spool.append(*batch(0))
-    spool.append(*batch(1))
+    spool.append(Batch(*batch(0)))
+    spool.append(Batch(*batch(1)))
     spool.close()
     (seg,) = segments(spool_dir)
     with seg.open("ab") as fh:
@@ -373,7 +378,7 @@ def test_zero_filled_tail_is_repaired_on_open(spool: Spool, spool_dir: Path) -> 
 
 def test_only_record_torn_leaves_an_empty_spool(spool: Spool, spool_dir: Path) -> None:
     """If the single record is torn, the reopened spool is empty and appends replay normally."""
-    spool.append(*batch(0))
+    spool.append(Batch(*batch(0)))
     spool.close()
     (seg,) = segments(spool_dir)
     with seg.open("r+b") as fh:
@@ -382,7 +387,7 @@ def test_only_record_torn_leaves_an_empty_spool(spool: Spool, spool_dir: Path) -
     try:
         assert spool.is_empty()
         assert seg.stat().st_size == 0
-        spool.append(*batch(1))
+        spool.append(Batch(*batch(1)))
         assert drain(spool) == [batch(1)]
         assert segments(spool_dir) == []
     finally:
@@ -404,7 +409,7 @@ def _end_of_record(seg: Path, n: int) -> int:
 
 def test_second_spool_on_same_directory_is_refused(spool: Spool, spool_dir: Path) -> None:
     """Only one Spool may hold a directory; the second raises SpoolError."""
-    spool.append(*batch(0))
+    spool.append(Batch(*batch(0)))
     with pytest.raises(SpoolError, match="locked") as info:
         Spool(spool_dir)
     assert info.value.path == spool_dir
@@ -414,7 +419,7 @@ def test_second_spool_on_same_directory_is_refused(spool: Spool, spool_dir: Path
 
 def test_lock_is_released_on_close(spool: Spool, spool_dir: Path) -> None:
     """Once closed, another Spool can take the directory and sees the pending batches."""
-    spool.append(*batch(0))
+    spool.append(Batch(*batch(0)))
     spool.close()
     other = Spool(spool_dir)
     try:
@@ -439,7 +444,7 @@ def test_unusable_directory_is_spool_error(tmp_path: Path) -> None:
 @pytest.fixture
 def small_segments(monkeypatch: pytest.MonkeyPatch) -> int:
     """Segments that hold about two batches each."""
-    record = len(ingest.spool.encode_batch(*batch(0))) + 8
+    record = len(ingest.spool.encode_batch(Batch(*batch(0)))) + 8
     monkeypatch.setattr(ingest.spool, "SEGMENT_BYTES", 2 * record + record // 2)
     return record
 
@@ -448,7 +453,7 @@ def small_segments(monkeypatch: pytest.MonkeyPatch) -> int:
 def test_roll_over_to_new_segments(spool: Spool, spool_dir: Path) -> None:
     """Past SEGMENT_BYTES the spool rolls to a new, numbered segment."""
     for k in range(7):
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     names = [p.name for p in segments(spool_dir)]
     assert names == [f"{n:012d}.seg" for n in range(1, 5)]
     assert all(p.stat().st_size <= ingest.spool.SEGMENT_BYTES for p in segments(spool_dir))
@@ -459,12 +464,12 @@ def test_roll_over_to_new_segments(spool: Spool, spool_dir: Path) -> None:
 def test_replay_in_order_across_segments_frees_them_in_steps(spool: Spool, spool_dir: Path) -> None:
     """Replay crosses segment boundaries in order, deleting each segment once it is passed."""
     for k in range(7):
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     seen = []
     counts = []
     while (item := spool.peek()) is not None:
         counts.append(len(segments(spool_dir)))
-        seen.append(item[1])
+        seen.append(content(item[1]))
         spool.commit(item[0])
     assert seen == [batch(k) for k in range(7)]
     assert counts == [4, 4, 3, 3, 2, 2, 1]
@@ -476,12 +481,12 @@ def test_replay_in_order_across_segments_frees_them_in_steps(spool: Spool, spool
 def test_reopen_with_many_segments_replays_in_order(spool: Spool, spool_dir: Path) -> None:
     """After a restart, every segment is replayed oldest first, then the new appends."""
     for k in range(5):
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     spool = reopen(spool)
     try:
         assert spool.pending_records == 5
-        spool.append(*batch(5))
-        spool.append(*batch(6))
+        spool.append(Batch(*batch(5)))
+        spool.append(Batch(*batch(6)))
         assert drain(spool) == [batch(k) for k in range(7)]
         assert segments(spool_dir) == []
     finally:
@@ -492,14 +497,14 @@ def test_reopen_with_many_segments_replays_in_order(spool: Spool, spool_dir: Pat
 def test_append_while_replaying_across_segments(spool: Spool) -> None:
     """New batches appended mid-replay, in new segments, come after the older ones."""
     for k in range(3):
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     seen = []
     for k in range(3, 9):
         item = spool.peek()
         assert item is not None
-        seen.append(item[1])
+        seen.append(content(item[1]))
         spool.commit(item[0])
-        spool.append(*batch(k))
+        spool.append(Batch(*batch(k)))
     seen += drain(spool)
     assert seen == [batch(k) for k in range(9)]
 
@@ -507,7 +512,7 @@ def test_append_while_replaying_across_segments(spool: Spool) -> None:
 def test_record_larger_than_a_segment_is_kept(spool: Spool, spool_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch bigger than SEGMENT_BYTES still goes in, alone in its segment."""
     monkeypatch.setattr(ingest.spool, "SEGMENT_BYTES", 64)
-    spool.append(*batch(0))
-    spool.append(*batch(1))
+    spool.append(Batch(*batch(0)))
+    spool.append(Batch(*batch(1)))
     assert len(segments(spool_dir)) == 2
     assert drain(spool) == [batch(0), batch(1)]

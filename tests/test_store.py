@@ -29,21 +29,31 @@ async def test_copy_then_staging_first_value_wins(settings: Settings, registry: 
     sid, cod, tp = await _ids(settings)
     store = Store(settings.DATABASE_URL)
     try:
-        first = await store.write([(sid, cod, 0, NOW, 30.0, "N", NOW, None, None, None, None), (sid, tp, 0, NOW, 0.3, "N", NOW, None, None, None, None)], [])
+        first = await store.write(
+            Batch(
+                rows=[
+                    (sid, cod, 0, NOW, 30.0, "N", NOW, None, None, None, None),
+                    (sid, tp, 0, NOW, 0.3, "N", NOW, None, None, None, None),
+                ]
+            )
+        )
         assert (first.path, first.new) == ("copy", 2)
         # same key twice inside one batch with different values, plus a redelivery and a revision
         second = await store.write(
-            [
-                (sid, cod, 0, NOW + timedelta(seconds=1), 31.0, "N", NOW, None, None, None, None),
-                (sid, cod, 0, NOW + timedelta(seconds=1), 99.0, "N", NOW, None, None, None, None),
-                (sid, cod, 0, NOW, 30.0, "N", NOW, None, None, None, None),
-                (sid, tp, 0, NOW, 0.3, "C", NOW, None, None, None, None),
-            ],
-            [],
+            Batch(
+                rows=[
+                    (sid, cod, 0, NOW + timedelta(seconds=1), 31.0, "N", NOW, None, None, None, None),
+                    (sid, cod, 0, NOW + timedelta(seconds=1), 99.0, "N", NOW, None, None, None, None),
+                    (sid, cod, 0, NOW, 30.0, "N", NOW, None, None, None, None),
+                    (sid, tp, 0, NOW, 0.3, "C", NOW, None, None, None, None),
+                ]
+            )
         )
         assert (second.path, second.new, second.duplicates, second.revisions) == ("staging", 1, 3, 2)
         # the same revision again is not recorded twice
-        third = await store.write([(sid, tp, 0, NOW, 0.3, "C", NOW, None, None, None, None)], [], idempotent=True)
+        third = await store.write(
+            Batch(rows=[(sid, tp, 0, NOW, 0.3, "C", NOW, None, None, None, None)]), idempotent=True
+        )
         assert (third.new, third.revisions) == (0, 0)
     finally:
         await store.close()
@@ -65,7 +75,7 @@ async def test_partitions_are_created_for_back_filled_months(settings: Settings,
     ]
     store = Store(settings.DATABASE_URL)
     try:
-        await store.write([(sid, cod, 2, ts, 20.0, "N", NOW, None, None, None, None) for ts in old], [])
+        await store.write(Batch(rows=[(sid, cod, 2, ts, 20.0, "N", NOW, None, None, None, None) for ts in old]))
     finally:
         await store.close()
     where = await fetch(settings.DATABASE_URL, "SELECT tableoid::regclass::text AS part FROM readings ORDER BY ts")
@@ -96,19 +106,26 @@ async def test_rows_the_database_refuses_are_isolated_and_dead_lettered(
 
 
 async def test_spool_replay_does_not_duplicate_dead_letters(settings: Settings, registry: None, tmp_path: Path) -> None:
-    """A spooled batch replayed twice (a crash mid-replay) stores its rows and dead letters once."""
+    """A spooled batch replayed twice (a crash mid-replay) stores everything in it once."""
     sid, cod, _ = await _ids(settings)
-    rows = [(sid, cod, 0, NOW + timedelta(seconds=i), 1.0 * i, "N", NOW, None, None, None, None) for i in range(5)]
+    rows = [(sid, cod, 1, NOW + timedelta(minutes=i), 1.0 * i, "N", NOW, 0.5, 2.0, 10.0, None) for i in range(5)]
     dead = [DeadLetter(NOW, "t/p1/x/readings", b"{", "invalid_json", "not valid JSON", [], "x")]
+    packets = [(NOW, "t/hj212/MN1", sid, "MN1", "2051", "20261126080000000", NOW, b"##0000...", "[]")]
+    events = [(sid, "facility_state", "SB1", NOW, 1.0, NOW)]
     spool = Spool(tmp_path / "spool")
-    spool.append(rows, dead)
+    spool.append(Batch(rows=rows, dead=dead, packets=packets, events=events))
     spool.close()
     for _ in range(2):  # the second Spool starts from the segment's beginning again
         spool = Spool(tmp_path / "spool")
         writer = DurableWriter(Store(settings.DATABASE_URL), spool, IngestStats())
-        _, (r, d) = spool.peek()  # type: ignore[misc]  # peeked, written, never committed: a crash
-        await writer._to_db(r, d, idempotent=True)
+        _, spooled = spool.peek()  # type: ignore[misc]  # peeked, written, never committed: a crash
+        assert (spooled.rows, spooled.dead, spooled.packets, spooled.events) == (rows, dead, packets, events)
+        await writer._to_db(spooled, idempotent=True)
         await writer.store.close()
         spool.close()
     assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM readings") == 5
     assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM dead_letters") == 1
+    assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM hj212_packets") == 1
+    assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM station_events") == 1
+    stats = await fetch(settings.DATABASE_URL, "SELECT vmin, vmax, cou FROM readings ORDER BY ts LIMIT 1")
+    assert tuple(stats[0]) == (0.5, 2.0, 10.0)
