@@ -11,10 +11,9 @@ from typing import Any
 import asyncpg
 
 from ingest.batch import Batch
-from ingest.registry import fetch_registry
-from ingest.routing import parse_readings_topic
+from ingest.messages import decode_message
+from ingest.registry import ensure_parameters, fetch_registry
 from ingest.store import Store
-from ingest.validate import decode
 
 logger = logging.getLogger(__name__)
 
@@ -128,27 +127,21 @@ async def replay_dead_letters(
         for row in batch:
             last_id = row["id"]
             report.examined += 1
-            route = parse_readings_topic(row["topic"], prefix)
-            if route is None:
-                await conn.execute(
-                    MARK_STILL_REFUSED,
-                    row["id"],
-                    "not_replayable",
-                    f"topic {row['topic']!r} is not a readings topic under {prefix!r}",
-                    "[]",
-                )
-                report.still_refused += 1
-                report.refused_reasons["not_replayable"] = report.refused_reasons.get("not_replayable", 0) + 1
-                continue
-            decoded = decode(
+            decoded = decode_message(
+                row["topic"],
                 bytes(row["payload"]),
-                topic_park=route.park_id,
-                topic_station=route.station_id,
+                prefix=prefix,
                 registry=registry,
                 received_at=row["received_at"],  # judged as of its receipt, e.g. for clock skew
             )
-            if decoded.rows:
-                result = await store.write(Batch(rows=decoded.rows), idempotent=True)
+            if decoded.unresolved:
+                pids = await ensure_parameters(conn, sorted({code for code, _ in decoded.unresolved}))
+                registry.pids.update(pids)
+                decoded.rows += [(*r[:1], pids[c], *r[2:]) for c, r in decoded.unresolved]
+            if decoded.rows or decoded.packets or decoded.events:
+                result = await store.write(
+                    Batch(rows=decoded.rows, packets=decoded.packets, events=decoded.events), idempotent=True
+                )
                 report.readings_new += result.new
                 report.readings_duplicate += result.duplicates
             if decoded.problems:

@@ -16,7 +16,7 @@ import asyncpg
 
 from schemas.parameters import catalog
 from schemas.registry import RegistryFile
-from schemas.stations import StationKind
+from schemas.stations import CrcVariant, StationKind
 from schemas.units import UnitError, converter, normalise
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 REGISTRY_CHANNEL = "parkwatch_registry"
 
 SELECT_STATIONS = """
-SELECT s.sid, s.id, s.park_id, s.kind, s.mn, s.timezone,
+SELECT s.sid, s.id, s.park_id, s.kind, s.mn, s.timezone, s.pw, s.crc,
        coalesce(array_agg(p.code ORDER BY p.code) FILTER (WHERE p.code IS NOT NULL), '{}') AS codes,
        coalesce(jsonb_object_agg(p.code, sp.unit) FILTER (WHERE sp.unit IS NOT NULL), '{}') AS units
 FROM stations s
@@ -42,9 +42,11 @@ ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, city = EXCLUDED.city, attrs
 WHERE (parks.name, parks.city, parks.attrs) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.city, EXCLUDED.attrs)
 """
 UPSERT_STATION = """
-INSERT INTO stations (id, park_id, kind, name, mn, timezone, attrs) VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO stations (id, park_id, kind, name, mn, timezone, attrs, pw, crc)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (id) DO UPDATE SET park_id = EXCLUDED.park_id, kind = EXCLUDED.kind, name = EXCLUDED.name,
-    mn = EXCLUDED.mn, timezone = EXCLUDED.timezone, attrs = EXCLUDED.attrs, updated_at = now()
+    mn = EXCLUDED.mn, timezone = EXCLUDED.timezone, attrs = EXCLUDED.attrs, pw = EXCLUDED.pw,
+    crc = EXCLUDED.crc, updated_at = now()
 RETURNING sid
 """
 INSERT_VENDOR_PARAMETER = """
@@ -56,6 +58,10 @@ INSERT INTO station_parameters (sid, pid, unit)
 SELECT $1, p.pid, u.unit FROM unnest($2::text[], $3::text[]) AS u(code, unit)
 JOIN parameters p ON p.code = u.code
 """
+ENSURE_PARAMETERS = """
+INSERT INTO parameters (code, in_catalogue) SELECT unnest($1::text[]), false ON CONFLICT (code) DO NOTHING
+"""
+SELECT_PIDS = "SELECT code, pid FROM parameters WHERE code = any($1::text[])"
 SELECT_PARK_IDS = "SELECT id FROM parks WHERE id = any($1::text[])"
 SELECT_MN_OWNERS = "SELECT mn, id FROM stations WHERE mn = any($1::text[])"
 
@@ -89,6 +95,8 @@ class StationInfo:
     tz: ZoneInfo
     declared: frozenset[str]
     report_units: dict[str, str]
+    pw: str | None = None
+    crc: CrcVariant = CrcVariant.HJ212
     _slots: dict[str, ParamSlot | None] = field(default_factory=dict)
     _factors: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -105,6 +113,8 @@ class StationInfo:
             tz=ZoneInfo(r["timezone"]),
             declared=frozenset(r["codes"]),
             report_units=units if isinstance(units, dict) else json.loads(units),
+            pw=r["pw"],
+            crc=CrcVariant(r["crc"]),
         )
 
     def as_record(self) -> dict[str, Any]:
@@ -118,6 +128,8 @@ class StationInfo:
             "timezone": self.tz.key,
             "codes": sorted(self.declared),
             "units": self.report_units,
+            "pw": self.pw,
+            "crc": self.crc.value,
         }
 
     def slot(self, name: str, pids: dict[str, int]) -> ParamSlot | None:
@@ -181,6 +193,12 @@ async def fetch_registry(conn: asyncpg.Connection) -> Registry:
     return Registry.of([StationInfo.from_record(r) for r in await conn.fetch(SELECT_STATIONS)], pids)
 
 
+async def ensure_parameters(conn: asyncpg.Connection, codes: list[str]) -> dict[str, int]:
+    """Ids for these codes, registering unknown ones as codes outside the catalogue."""
+    await conn.execute(ENSURE_PARAMETERS, codes)
+    return {r["code"]: r["pid"] for r in await conn.fetch(SELECT_PIDS, codes)}
+
+
 async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -> dict[str, int]:
     """Upsert the file's parks and stations in one transaction; returns counts."""
     async with conn.transaction():
@@ -211,6 +229,8 @@ async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -
                 st.mn,
                 st.timezone,
                 json.dumps(st.attrs(), ensure_ascii=False),
+                st.pw,
+                st.crc.value,
             )
             for code in st.parameters:
                 await conn.execute(INSERT_VENDOR_PARAMETER, code)

@@ -1,10 +1,10 @@
-"""Which station a topic speaks for: the topic layout of the MQTT contract, parsed."""
+"""Which station a topic speaks for: the topic layouts of the MQTT contract, parsed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.readings import READINGS_SUFFIX
+from schemas.readings import HJ212_LEVEL, READINGS_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +24,12 @@ def parse_readings_topic(topic: str, prefix: str) -> ReadingsTopic | None:
     if len(rest) != 3 or rest[2] != READINGS_SUFFIX or not rest[0] or not rest[1]:
         return None
     return ReadingsTopic(park_id=rest[0], station_id=rest[1])
+
+
+def parse_hj212_topic(topic: str, prefix: str) -> str | None:
+    """The MN a raw HJ 212 topic ({prefix}/hj212/{MN}) names, or None if the topic is not one."""
+    head = f"{prefix}/{HJ212_LEVEL}/"
+    if not topic.startswith(head):
+        return None
+    mn = topic[len(head) :]
+    return mn if mn and "/" not in mn else None

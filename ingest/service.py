@@ -15,16 +15,16 @@ import paho.mqtt.client as paho
 from ingest import maintenance
 from ingest.batch import Batch, DeadLetter, Envelope
 from ingest.batcher import Batcher
+from ingest.messages import decode_message
 from ingest.mqtt import Receiver, Subscriber
-from ingest.registry import RegistryWatcher
-from ingest.routing import parse_readings_topic
+from ingest.registry import RegistryWatcher, ensure_parameters
+from ingest.rows import Row
 from ingest.spool import Spool, SpoolError
 from ingest.stats import STATS, IngestStats
 from ingest.store import CONNECT_TIMEOUT, Store
-from ingest.validate import Decoded, Problem, decode
 from ingest.writer import DurableWriter, backoff
 from parkwatch.settings import Settings
-from schemas.readings import Reason, readings_subscription
+from schemas.readings import hj212_subscription, readings_subscription
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +53,14 @@ class IngestService:
         self.receiver = Receiver(
             settings.mqtt,
             client_id=settings.MQTT_CLIENT_ID,
-            subscriptions=[readings_subscription(settings.TOPIC_PREFIX)],
+            subscriptions=[readings_subscription(settings.TOPIC_PREFIX), hj212_subscription(settings.TOPIC_PREFIX)],
             handler=self._on_message,
         )
         self.ready = asyncio.Event()
         self._registry_ok = False
+        # A connection for the rare registration of codes an HJ 212 device sends unannounced.
+        self._aux: asyncpg.Connection | None = None
+        self._aux_lock = asyncio.Lock()
 
     # -- receive ---------------------------------------------------------------------------
 
@@ -65,17 +68,11 @@ class IngestService:
         received_at = datetime.now(UTC)
         topic = message.topic
         payload = bytes(message.payload)
-        route = parse_readings_topic(topic, self.settings.TOPIC_PREFIX)
-        if route is None:  # the subscription only matches readings topics; belt and braces
-            decoded = Decoded(problems=[Problem(Reason.SCHEMA, "not a readings topic", "topic")])
-        else:
-            decoded = decode(
-                payload,
-                topic_park=route.park_id,
-                topic_station=route.station_id,
-                registry=self.registry.current,
-                received_at=received_at,
-            )
+        decoded = decode_message(
+            topic, payload, prefix=self.settings.TOPIC_PREFIX, registry=self.registry.current, received_at=received_at
+        )
+        if decoded.unresolved:
+            decoded.rows += await self._resolve(decoded.unresolved)
         dead = None
         if decoded.problems:
             dead = DeadLetter.from_problems(
@@ -83,7 +80,7 @@ class IngestService:
                 topic=topic,
                 payload=payload,
                 problems=decoded.problems,
-                station_id=route.station_id if route else None,
+                station_id=decoded.station_id,
             )
             logger.info("refused %s from %s: %s", dead.reason, topic, dead.message)
         self.stats.messages += 1
@@ -96,8 +93,29 @@ class IngestService:
                 received_at=received_at,
                 rows=decoded.rows,
                 dead=dead,
+                packets=decoded.packets,
+                events=decoded.events,
             )
         )
+
+    async def _resolve(self, unresolved: list[tuple[str, Row]]) -> list[Row]:
+        """Register codes an HJ 212 device sent that the registry does not know, and give their rows ids.
+
+        While the database is unreachable the rows cannot get ids; their values stay in the raw
+        packet kept with the batch (hj212_packets), so nothing is lost.
+        """
+        codes = sorted({code for code, _ in unresolved})
+        try:
+            async with self._aux_lock:
+                if self._aux is None or self._aux.is_closed():
+                    self._aux = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
+                pids = await ensure_parameters(self._aux, codes)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("cannot register codes %s now (%s); their values stay in the packet log", codes, exc)
+            return []
+        self.registry.current.pids.update(pids)
+        logger.info("registered codes outside the catalogue: %s", ", ".join(codes))
+        return [(*row[:1], pids[code], *row[2:]) for code, row in unresolved if code in pids]
 
     # -- write -----------------------------------------------------------------------------
 
@@ -204,6 +222,8 @@ class IngestService:
                     task.cancel()
         finally:
             await self.store.close()
+            if self._aux is not None:
+                self._aux.terminate()
             self.spool.close()
             logger.info("ingest stopped")
 

@@ -86,10 +86,7 @@ def encode_batch(batch: Batch) -> bytes:
             ]
             for d in batch.dead
         ],
-        "p": [
-            [_us(p[0]), p[1], p[2], p[3], p[4], p[5], _opt_us(p[6]), _b64(p[7]), p[8]]
-            for p in batch.packets
-        ],
+        "p": [[_us(p[0]), p[1], p[2], p[3], p[4], p[5], _opt_us(p[6]), _b64(p[7]), p[8]] for p in batch.packets],
         "e": [[e[0], e[1], e[2], _us(e[3]), e[4], _us(e[5])] for e in batch.events],
     }
     return orjson.dumps(body)

@@ -8,6 +8,8 @@ from typing import Final
 
 # Topic a station publishes on: {prefix}/{park_id}/{station_id}/readings (QoS 1).
 READINGS_SUFFIX: Final = "readings"
+# Raw HJ 212 packets (from stations, or from the TCP gateway): {prefix}/hj212/{MN} (QoS 1).
+HJ212_LEVEL: Final = "hj212"
 
 # interval name → the small integer stored in readings.iv (keeps the hot table narrow).
 INTERVALS: Final[dict[str, int]] = {"rtd": 0, "min": 1, "hour": 2, "day": 3}
@@ -38,6 +40,10 @@ class Reason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     NON_FINITE = "non_finite"
     TOO_LARGE = "too_large"
+    # HJ 212: a frame the station's configuration does not accept (CRC, framing), and a wrong
+    # access password.
+    INVALID_FRAME = "invalid_frame"
+    BAD_PASSWORD = "bad_password"  # noqa: S105 - a reason code, not a secret
     # The database refused rows that passed validation (a bug or a schema drift); kept so that
     # nothing is lost, and replayable once fixed.
     REJECTED_BY_DATABASE = "rejected_by_database"
@@ -51,3 +57,13 @@ def readings_topic(prefix: str, park_id: str, station_id: str) -> str:
 def readings_subscription(prefix: str) -> str:
     """The subscription that covers every station's readings topic."""
     return f"{prefix}/+/+/{READINGS_SUFFIX}"
+
+
+def hj212_topic(prefix: str, mn: str) -> str:
+    """The topic raw HJ 212 packets of one device are published on."""
+    return f"{prefix}/{HJ212_LEVEL}/{mn}"
+
+
+def hj212_subscription(prefix: str) -> str:
+    """The subscription that covers every device's raw HJ 212 topic."""
+    return f"{prefix}/{HJ212_LEVEL}/+"

@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.parameters import catalog
-from schemas.stations import StationKind
+from schemas.stations import CrcVariant, StationKind
 from schemas.units import normalise
 
 # Ids become MQTT topic levels and URL path segments: no '/', '+', '#' or spaces.
@@ -60,6 +60,9 @@ class StationSpec(BaseModel):
     parameters: list[str] = Field(default_factory=list)
     # code → the unit the station reports in when a message does not say (HJ 212 never does).
     units: dict[str, str] = Field(default_factory=dict)
+    # HJ 212: the access password the logger must send (checked when set), and its CRC routine.
+    pw: str | None = Field(default=None, min_length=1, max_length=32)
+    crc: CrcVariant = CrcVariant.HJ212
 
     @field_validator("timezone")
     @classmethod

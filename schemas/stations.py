@@ -5,6 +5,16 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class CrcVariant(StrEnum):
+    """The CRC routine a station's HJ 212 logger computes; the standard's unless configured."""
+
+    HJ212 = "hj212"
+    # CRC-16/MODBUS printed high byte first, and printed low byte first ("swapped"): both seen
+    # from real devices (hj212.md §9.1).
+    MODBUS = "modbus"
+    MODBUS_SWAPPED = "modbus-swapped"
+
+
 class StationKind(StrEnum):
     """What a monitoring station watches; decides which code table and units apply."""
 

@@ -43,7 +43,7 @@ ORDER BY sid, pid, iv
 """
 # One series at a time walks the primary key (sid, pid, iv, ts) as a single range scan.
 SELECT_SERIES_PAGE = """
-SELECT ts, value, flag FROM readings
+SELECT ts, value, flag, vmin, vmax, cou, zs FROM readings
 WHERE sid = $1 AND pid = $2 AND iv = $3 AND ts >= $4 AND ts < $5 AND ts > $6
 ORDER BY ts
 LIMIT $7
@@ -207,6 +207,12 @@ async def get_readings(
                     "value": r["value"],
                     "unit": unit,
                     "flag": r["flag"],
+                    # HJ 212 interval data: period minimum, maximum, cumulative amount (Cou), and
+                    # the converted (折算) value the logger reported; null otherwise
+                    "min": r["vmin"],
+                    "max": r["vmax"],
+                    "cou": r["cou"],
+                    "zs": r["zs"],
                     "revised": ts in revised,
                 }
             )

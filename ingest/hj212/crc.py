@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Final
 
+from schemas.stations import CrcVariant
 
-class CrcVariant(StrEnum):
-    """Which CRC a device computes; the standard's unless a station is configured otherwise."""
-
-    HJ212 = "hj212"
-    # CRC-16/MODBUS printed high byte first, and printed low byte first ("swapped"): both seen
-    # from real devices (hj212.md §9.1).
-    MODBUS = "modbus"
-    MODBUS_SWAPPED = "modbus-swapped"
+__all__ = ["CrcVariant", "crc_text", "hj212_crc", "modbus_crc"]
 
 
 def _table() -> list[int]:

@@ -27,6 +27,8 @@ HEADER = b"##"
 MAX_DATA = 9999
 STANDARD_MAX_DATA = 1024
 MAX_FRAME = len(HEADER) + 4 + MAX_DATA + 4 + 2
+# Garbage bytes kept to report when no frame follows them (the count is always exact).
+GARBAGE_KEPT = 4096
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = frozenset(b"0123456789")
 _CP_OPEN = re.compile(rb"CP=&&", re.IGNORECASE)
@@ -129,6 +131,7 @@ class Framer:
     def __init__(self) -> None:
         self._buf = bytearray()
         self._skipped = 0  # garbage bytes dropped since the last frame
+        self._garbage = bytearray()  # the first of them, for a report if no frame follows
 
     @property
     def pending(self) -> int:
@@ -146,6 +149,9 @@ class Framer:
         Leftover bytes come back as an invalid frame, so nothing is silently dropped.
         """
         frames = self._extract(final=True)
+        if self._skipped and not self._buf.strip(b"\r\n \t\x00"):
+            # Bytes with no frame header anywhere: still an answer, never silence.
+            self._buf[:0] = self._garbage
         if self._buf.strip(b"\r\n \t\x00"):
             rest = bytes(self._buf)
             code = Code.TRUNCATED if rest.startswith(HEADER) else Code.NO_HEADER
@@ -159,6 +165,7 @@ class Framer:
             )
         self._buf.clear()
         self._skipped = 0
+        self._garbage.clear()
         return frames
 
     def frames(self, data: bytes) -> list[Frame]:
@@ -193,7 +200,10 @@ class Framer:
         del self._buf[:n]
         # Line ends and padding between frames are not garbage (a terminator split from its
         # frame across reads, a blank line in a file).
-        self._skipped += len(dropped.strip(b"\r\n \t\x00"))
+        garbage = dropped.strip(b"\r\n \t\x00")
+        self._skipped += len(garbage)
+        if garbage and len(self._garbage) < GARBAGE_KEPT:
+            self._garbage += garbage[: GARBAGE_KEPT - len(self._garbage)]
 
     def _candidate_at(self, pos: int, final: bool) -> tuple[_Candidate | None, str, int | None, int, bool]:
         """The best frame end for a header at `pos`.
@@ -341,5 +351,6 @@ class Framer:
         if self._skipped:
             frame.notes.append((Code.GARBAGE_SKIPPED, f"{self._skipped} bytes before the frame were skipped"))
             self._skipped = 0
+            self._garbage.clear()
         frame.notes.extend(notes)
         return frame

@@ -1,0 +1,193 @@
+"""HJ 212 packets into the pipeline: readings, station events and the packet log (pure; no I/O).
+
+Which rows a packet gives (hj212.md §5.2, §4):
+- CN 2011 real-time data → interval rtd, value = Rtd (converted value ZsRtd);
+- CN 2051 / 2061 / 2031 minute / hour / day data → interval min / hour / day, value = Avg, with
+  Min, Max and Cou (and ZsAvg); DataTime is the start of the period;
+- CN 2021 / 2041 facility state (SBxxx-RS) and running time (SBxxx-RT), and CN 2081 logger
+  restart → station events.
+Every accepted packet, whatever its command, is kept raw in the packet log with its findings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ingest.batch import EventRow, PacketRecord
+from ingest.hj212.codec import DecodedPacket, decode
+from ingest.hj212.findings import Code, Severity
+from ingest.hj212.packet import DATA_FLAGS, Factor, Packet, parse_time
+from ingest.registry import ParamSlot, Registry, StationInfo
+from ingest.rows import Row
+from ingest.validate import Problem
+from schemas.parameters import catalog
+from schemas.readings import EARLIEST_TS, MAX_FUTURE_SKEW, Reason
+from schemas.units import UnitError
+
+INTERVAL_BY_CN = {"2011": 0, "2051": 1, "2061": 2, "2031": 3}
+EVENT_CNS = frozenset({"2021", "2041", "2081"})
+# Stored for a data flag outside table 8 (the packet's findings name it): never read as valid.
+UNKNOWN_FLAG = "?"
+# One vendor writes -99 for "no value" (hj212.md §4).
+NO_VALUE = -99.0
+# A reading whose code is not registered yet waits for an id: the service registers the code
+# (outside the catalogue) and fills it in. PENDING marks the pid slot meanwhile.
+PENDING = -1
+
+
+@dataclass
+class Converted:
+    """What one MQTT payload of HJ 212 packets gives."""
+
+    rows: list[Row] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    packets: list[PacketRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # rows whose code has no id yet: (code, row with pid PENDING)
+    unresolved: list[tuple[str, Row]] = field(default_factory=list)
+
+
+def convert(payload: bytes, *, topic: str, topic_mn: str, registry: Registry, received_at: datetime) -> Converted:
+    """Decode every packet of a payload published on {prefix}/hj212/{topic_mn}."""
+    out = Converted()
+    packets = decode(payload)
+    if not packets:
+        out.problems.append(Problem(Reason.INVALID_FRAME, "no_header: the payload is empty", Code.NO_HEADER.value))
+    for decoded in packets:
+        _one(decoded, out, topic=topic, topic_mn=topic_mn, registry=registry, received_at=received_at)
+    return out
+
+
+def _one(
+    decoded: DecodedPacket, out: Converted, *, topic: str, topic_mn: str, registry: Registry, received_at: datetime
+) -> None:
+    packet = decoded.packet
+    mn = packet.mn
+    station = registry.by_mn.get(mn) if mn else None
+    accept = (station.crc,) if station else ()
+    findings = decoded.findings(accept=accept)
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors:
+        out.problems += [Problem(Reason.INVALID_FRAME, f"{f.code.value}: {f.message}", f.code.value) for f in errors]
+        return
+    if not mn:
+        out.problems.append(Problem(Reason.UNKNOWN_STATION, "the packet carries no MN", "MN"))
+        return
+    if mn != topic_mn:
+        out.problems.append(
+            Problem(Reason.STATION_MISMATCH, f"packet MN {mn!r} differs from the topic's {topic_mn!r}", "MN")
+        )
+        return
+    if station is None:
+        out.problems.append(Problem(Reason.UNKNOWN_STATION, f"MN {mn!r} is not registered to any station", "MN"))
+        return
+    if station.pw is not None and packet.pw != station.pw:
+        out.problems.append(Problem(Reason.BAD_PASSWORD, f"wrong PW for station {station.id!r}", "PW"))
+        return
+    cn = packet.cn or ""
+    ts = None
+    if cn in INTERVAL_BY_CN or cn in EVENT_CNS:
+        # A restart upload may carry only RestartTime (the moment it reports).
+        key = "RestartTime" if cn == "2081" and "RestartTime" in packet.fields else "DataTime"
+        ts = _data_time(packet, key, station, received_at, out)
+        if ts is None:
+            return
+    out.packets.append(
+        (
+            received_at,
+            topic,
+            station.sid,
+            mn,
+            packet.cn,
+            packet.qn,
+            ts,
+            decoded.frame.raw,
+            json.dumps([f.as_json() for f in findings], ensure_ascii=False),
+        )
+    )
+    if ts is None:
+        return  # replies, time uploads and the like: kept in the packet log only
+    if cn == "2081":
+        out.events.append((station.sid, "logger_restart", "", ts, None, received_at))
+        return
+    iv = INTERVAL_BY_CN.get(cn)
+    for factor in packet.factors.values():
+        _events_of(factor, station, ts, received_at, out)
+        if iv is not None and factor.info.kind in ("pollutant", "process", "unknown"):
+            _row_of(factor, iv, station, ts, received_at=received_at, registry=registry, out=out)
+
+
+def _data_time(
+    packet: Packet, key: str, station: StationInfo, received_at: datetime, out: Converted
+) -> datetime | None:
+    text = packet.fields.get(key, "")
+    naive = parse_time(text)
+    if naive is None:
+        out.problems.append(Problem(Reason.BAD_TIMESTAMP, f"{key} is missing or not YYYYMMDDhhmmss", key))
+        return None
+    # DataTime carries no zone: the station's (China Standard Time by default; hj212.md §4).
+    ts = naive.replace(tzinfo=station.tz)
+    if ts < EARLIEST_TS or ts > received_at + MAX_FUTURE_SKEW:
+        out.problems.append(
+            Problem(Reason.BAD_TIMESTAMP, f"{key} {text} is before 2000 or more than 10 minutes ahead", key)
+        )
+        return None
+    return ts
+
+
+def _events_of(factor: Factor, station: StationInfo, ts: datetime, received_at: datetime, out: Converted) -> None:
+    if factor.info.kind != "facility":
+        return
+    for suffix, kind in (("RS", "facility_state"), ("RT", "facility_runtime")):
+        value = factor.number(suffix)
+        if value is not None:
+            out.events.append((station.sid, kind, factor.code, ts, value, received_at))
+
+
+def _row_of(
+    factor: Factor,
+    iv: int,
+    station: StationInfo,
+    ts: datetime,
+    *,
+    received_at: datetime,
+    registry: Registry,
+    out: Converted,
+) -> None:
+    if iv == 0:
+        value, zs = factor.number("Rtd"), factor.number("ZsRtd")
+        vmin = vmax = cou = None
+    else:
+        value = factor.number("Avg")
+        if value is None:
+            value = factor.number("Rtd")
+        zs, vmin, vmax, cou = factor.number("ZsAvg"), factor.number("Min"), factor.number("Max"), factor.number("Cou")
+    if value == NO_VALUE:
+        value = None
+    flag = factor.flag
+    if value is None and zs is None and vmin is None and vmax is None and cou is None and flag is None:
+        return  # nothing measured: an EFlag or SampleTime alone
+    flag = "N" if flag is None else flag if flag in DATA_FLAGS else UNKNOWN_FLAG
+    pid = registry.pids.get(factor.code)
+    scale = _scale(station, factor.code, pid)
+    if scale != 1.0:
+        value, zs, vmin, vmax = (None if v is None else float(f"{v * scale:.12g}") for v in (value, zs, vmin, vmax))
+    row: Row = (station.sid, PENDING if pid is None else pid, iv, ts, value, flag, received_at, vmin, vmax, cou, zs)
+    if pid is None:
+        out.unresolved.append((factor.code, row))
+    else:
+        out.rows.append(row)
+
+
+def _scale(station: StationInfo, code: str, pid: int | None) -> float:
+    """Factor from the unit the station reports this code in (registry `units`) to the stored one."""
+    if code not in station.report_units or pid is None:
+        return 1.0
+    param = catalog().by_code.get(code)
+    slot = ParamSlot(pid=pid, code=code, unit=param.unit_for(station.kind) if param else "")
+    try:
+        return station.factor(slot, None)
+    except UnitError:
+        return 1.0  # registry load refuses units it cannot convert; a vendor code keeps its own

@@ -1,0 +1,249 @@
+"""Raw HJ 212 packets over MQTT ({prefix}/hj212/{MN}) go through the same pipeline as JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import aiomqtt
+import asyncpg
+import httpx
+import pytest
+
+from ingest.hj212.codec import encode_data, frame_segment
+from ingest.hj212.crc import CrcVariant
+from ingest.hj212.packet import build_segment
+from ingest.registry import load_registry_file
+from ingest.service import IngestService
+from parkwatch.settings import Settings
+from schemas.readings import hj212_topic
+from schemas.registry import RegistryFile, StationSpec
+from schemas.stations import StationKind
+from tests.helpers import count_readings, eventually, fetch, fetchval
+
+CST = ZoneInfo("Asia/Shanghai")
+OUT_MN = "43010000000101"  # p1-out in tests/data/registry.yaml
+STACK_MN = "43010000000103"  # p1-stack
+MODBUS_MN = "MODBUSLOGGER01"
+SECRET_MN = "SECRETLOGGER01"
+
+
+@pytest.fixture
+async def hj212_stations(settings: Settings, registry: None) -> None:
+    """Two more stations: one whose logger computes byte-swapped MODBUS CRCs, one with a PW."""
+    extra = RegistryFile(
+        stations=[
+            StationSpec(
+                id="p1-modbus", park_id="p1", kind=StationKind.STACK, mn=MODBUS_MN, crc=CrcVariant.MODBUS_SWAPPED
+            ),
+            StationSpec(id="p1-secret", park_id="p1", kind=StationKind.WASTEWATER_OUTLET, mn=SECRET_MN, pw="s3cr3t"),
+        ]
+    )
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await load_registry_file(conn, extra)
+    finally:
+        await conn.close()
+
+
+async def _publish(settings: Settings, mn: str, *packets: bytes) -> None:
+    target = settings.mqtt
+    async with aiomqtt.Client(target.host, target.port) as client:
+        for packet in packets:
+            await client.publish(hj212_topic(settings.TOPIC_PREFIX, mn), packet, qos=1)
+
+
+def _minute(minute: int, **overrides: object) -> bytes:
+    start = datetime(2026, 11, 20, 8, 0) + timedelta(minutes=minute)
+    args: dict[str, object] = {
+        "cn": "2051",
+        "mn": OUT_MN,
+        "data_time": start,
+        "factors": {
+            "w01018": {"Cou": 1.25, "Min": 30.0, "Avg": 32.5 + minute, "Max": 35.0, "Flag": "N"},
+            "w21003": {"Min": 0.5, "Avg": 0.8, "Max": 1.1, "Flag": "C"},
+            "w00000": {"Cou": 7.2, "Avg": 120.0},
+        },
+    }
+    args.update(overrides)
+    return encode_data(**args)  # type: ignore[arg-type]
+
+
+async def test_minute_packets_become_readings_with_statistics(
+    settings: Settings, ingest: IngestService, hj212_stations: None, api: httpx.AsyncClient
+) -> None:
+    """CN 2051 → interval min; Avg is the value, Min/Max/Cou kept; DataTime read in CST; raw packet logged."""
+    await _publish(settings, OUT_MN, _minute(0), _minute(1))
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 6)
+    rows = await fetch(
+        settings.DATABASE_URL,
+        """SELECT p.code, r.iv, r.ts, r.value, r.flag, r.vmin, r.vmax, r.cou FROM readings r
+           JOIN parameters p USING (pid) WHERE r.ts = $1 ORDER BY p.code""",
+        datetime(2026, 11, 20, 0, 0, tzinfo=UTC),
+    )
+    assert [tuple(r) for r in rows] == [
+        ("w00000", 1, datetime(2026, 11, 20, 0, 0, tzinfo=UTC), 120.0, "N", None, None, 7.2),
+        ("w01018", 1, datetime(2026, 11, 20, 0, 0, tzinfo=UTC), 32.5, "N", 30.0, 35.0, 1.25),
+        ("w21003", 1, datetime(2026, 11, 20, 0, 0, tzinfo=UTC), 0.8, "C", 0.5, 1.1, None),
+    ]
+    packets = await fetch(settings.DATABASE_URL, "SELECT mn, cn, raw, data_time FROM hj212_packets ORDER BY data_time")
+    assert [(p["mn"], p["cn"]) for p in packets] == [(OUT_MN, "2051"), (OUT_MN, "2051")]
+    assert bytes(packets[0]["raw"]) == _minute(0)
+    resp = await api.get(
+        "/api/v1/readings",
+        params={"station_id": "p1-out", "parameter": "cod", "interval": "min", "start": "2026-11-20"},
+    )
+    first = resp.json()["results"][0]
+    assert (first["ts_local"], first["value"], first["min"], first["max"], first["cou"]) == (
+        "2026-11-20T08:00:00+08:00",
+        32.5,
+        30.0,
+        35.0,
+        1.25,
+    )
+
+
+async def test_every_interval_and_events(settings: Settings, ingest: IngestService, hj212_stations: None) -> None:
+    """2011 → rtd (Rtd, ZsRtd), 2061 → hour, 2031 → day; 2021/2041/2081 → station events."""
+    t = datetime(2026, 11, 21, 10, 0)
+    packets = [
+        encode_data(
+            cn="2011", mn=STACK_MN, st="31", data_time=t, factors={"a21026": {"Rtd": 40.0, "ZsRtd": 52.0, "Flag": "N"}}
+        ),
+        encode_data(cn="2061", mn=STACK_MN, st="31", data_time=t, factors={"a21026": {"Avg": 41.0, "ZsAvg": 53.0}}),
+        encode_data(cn="2031", mn=STACK_MN, st="31", data_time=t, factors={"a21026": {"Avg": 39.0, "Cou": 12.5}}),
+        encode_data(cn="2021", mn=STACK_MN, st="31", data_time=t, factors={"SB1": {"RS": 1.0}, "SB2": {"RS": 3.0}}),
+        encode_data(cn="2041", mn=STACK_MN, st="31", data_time=t, factors={"SB1": {"RT": 23.5}}),
+        frame_segment(
+            build_segment(
+                cn="2081", mn=STACK_MN, st="31", qn="20261121100500000", cp=[[("RestartTime", "20261121100400")]]
+            )
+        ),
+    ]
+    await _publish(settings, STACK_MN, *packets)
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 3)
+    rows = await fetch(settings.DATABASE_URL, "SELECT iv, value, zs, cou FROM readings ORDER BY iv")
+    assert [tuple(r) for r in rows] == [(0, 40.0, 52.0, None), (2, 41.0, 53.0, None), (3, 39.0, None, 12.5)]
+    events = await eventually(
+        lambda: fetch(
+            settings.DATABASE_URL, "SELECT kind, subject, value, ts FROM station_events ORDER BY kind, subject"
+        ),
+        lambda e: len(e) == 4,
+    )
+    assert [(e["kind"], e["subject"], e["value"]) for e in events] == [
+        ("facility_runtime", "SB1", 23.5),
+        ("facility_state", "SB1", 1.0),
+        ("facility_state", "SB2", 3.0),
+        ("logger_restart", "", None),
+    ]
+    assert events[-1]["ts"] == datetime(2026, 11, 21, 10, 4, tzinfo=CST)
+    assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM hj212_packets") == 6
+
+
+async def test_resent_packet_is_a_duplicate_not_a_second_row(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """A logger re-sending (补发) a packet adds no reading; both receipts are in the packet log."""
+    await _publish(settings, OUT_MN, _minute(5))
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 3)
+    await _publish(settings, OUT_MN, _minute(5))
+    await eventually(lambda: fetchval(settings.DATABASE_URL, "SELECT count(*) FROM hj212_packets"), lambda n: n == 2)
+    assert await count_readings(settings.DATABASE_URL) == 3
+
+
+async def test_refusals_go_to_dead_letters_with_finding_codes(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """Bad CRC, unknown MN, wrong PW, topic/packet MN mismatch, MODBUS CRC unconfigured → dead letters."""
+    good = _minute(0)
+    bad_crc = good[:-6] + (b"0000" if good[-6:-2] != b"0000" else b"1111") + b"\r\n"
+    swapped = encode_data(
+        cn="2011",
+        mn=OUT_MN,
+        data_time=datetime(2026, 11, 20, 9),
+        factors={"w01018": {"Rtd": 1.0}},
+        crc=CrcVariant.MODBUS_SWAPPED,
+    )
+    await _publish(settings, OUT_MN, bad_crc)
+    await _publish(settings, OUT_MN, swapped)
+    await _publish(settings, "UNREGISTERED01", _minute(0, mn="UNREGISTERED01"))
+    await _publish(settings, SECRET_MN, _minute(0, mn=SECRET_MN, pw="guess"))
+    await _publish(settings, STACK_MN, good)  # packet says OUT_MN
+    await _publish(settings, OUT_MN, b"not an hj212 packet at all")
+    rows = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason, problems, topic FROM dead_letters ORDER BY id"),
+        lambda r: len(r) == 6,
+    )
+    reasons = [r["reason"] for r in rows]
+    assert reasons == [
+        "invalid_frame",
+        "invalid_frame",
+        "unknown_station",
+        "bad_password",
+        "station_mismatch",
+        "invalid_frame",
+    ]
+    codes = [[p["at"] for p in json.loads(r["problems"])] for r in rows]
+    assert codes[0] == ["crc_mismatch"]
+    assert codes[1] == ["crc_variant_modbus_swapped"]
+    assert codes[5] == ["no_header"]
+    assert await count_readings(settings.DATABASE_URL) == 0
+
+
+async def test_configured_modbus_station_is_accepted(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """A station registered with crc: modbus-swapped has its packets accepted."""
+    packet = encode_data(
+        cn="2011",
+        mn=MODBUS_MN,
+        st="31",
+        data_time=datetime(2026, 11, 20, 9),
+        factors={"a21002": {"Rtd": 88.0}},
+        crc=CrcVariant.MODBUS_SWAPPED,
+    )
+    await _publish(settings, MODBUS_MN, packet)
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 1)
+    findings = await fetchval(settings.DATABASE_URL, "SELECT findings FROM hj212_packets")
+    assert "crc_variant_modbus_swapped" in findings
+
+
+async def test_unknown_codes_are_kept_and_flagged(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """A vendor code is stored under a parameter registered outside the catalogue, and flagged."""
+    packet = encode_data(
+        cn="2011",
+        mn=OUT_MN,
+        data_time=datetime(2026, 11, 20, 9),
+        factors={"w01018": {"Rtd": 20.0}, "a99054": {"Rtd": 0.7}},
+    )
+    await _publish(settings, OUT_MN, packet)
+    rows = await eventually(
+        lambda: fetch(
+            settings.DATABASE_URL,
+            "SELECT p.code, p.in_catalogue, r.value FROM readings r JOIN parameters p USING (pid) ORDER BY 1",
+        ),
+        lambda r: len(r) == 2,
+    )
+    assert [tuple(r) for r in rows] == [("a99054", False, 0.7), ("w01018", True, 20.0)]
+    findings = json.loads(await fetchval(settings.DATABASE_URL, "SELECT findings FROM hj212_packets"))
+    assert "unknown_code" in [f["code"] for f in findings]
+
+
+async def test_2005_style_packet_with_old_codes(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """An HJ/T 212-2005 upload (no QN, no Flag, old codes) is read with the 2017 codes."""
+    segment = (
+        "ST=32;CN=2011;PW=123456;MN=43010000000101;CP=&&DataTime=20261120090000;011-Rtd=28.5,011-Flag=N;060-Rtd=1.2&&"
+    )
+    await _publish(settings, OUT_MN, frame_segment(segment))
+    rows = await eventually(
+        lambda: fetch(
+            settings.DATABASE_URL, "SELECT p.code, r.value FROM readings r JOIN parameters p USING (pid) ORDER BY 1"
+        ),
+        lambda r: len(r) == 2,
+    )
+    assert [tuple(r) for r in rows] == [("w01018", 28.5), ("w21003", 1.2)]
