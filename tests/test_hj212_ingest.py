@@ -26,7 +26,7 @@ CST = ZoneInfo("Asia/Shanghai")
 OUT_MN = "43010000000101"  # p1-out in tests/data/registry.yaml
 STACK_MN = "43010000000103"  # p1-stack
 MODBUS_MN = "MODBUSLOGGER01"
-SECRET_MN = "SECRETLOGGER01"
+LOCKED_MN = "LOCKEDLOGGER01"
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ async def hj212_stations(settings: Settings, registry: None) -> None:
             StationSpec(
                 id="p1-modbus", park_id="p1", kind=StationKind.STACK, mn=MODBUS_MN, crc=CrcVariant.MODBUS_SWAPPED
             ),
-            StationSpec(id="p1-secret", park_id="p1", kind=StationKind.WASTEWATER_OUTLET, mn=SECRET_MN, pw="s3cr3t"),
+            StationSpec(id="p1-secret", park_id="p1", kind=StationKind.WASTEWATER_OUTLET, mn=LOCKED_MN, pw="s3cr3t"),
         ]
     )
     conn = await asyncpg.connect(settings.DATABASE_URL)
@@ -168,7 +168,7 @@ async def test_refusals_go_to_dead_letters_with_finding_codes(
     await _publish(settings, OUT_MN, bad_crc)
     await _publish(settings, OUT_MN, swapped)
     await _publish(settings, "UNREGISTERED01", _minute(0, mn="UNREGISTERED01"))
-    await _publish(settings, SECRET_MN, _minute(0, mn=SECRET_MN, pw="guess"))
+    await _publish(settings, LOCKED_MN, _minute(0, mn=LOCKED_MN, pw="guess"))
     await _publish(settings, STACK_MN, good)  # packet says OUT_MN
     await _publish(settings, OUT_MN, b"not an hj212 packet at all")
     rows = await eventually(
