@@ -52,6 +52,35 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("--all", action="store_true", help="every open dead letter")
     dr.add_argument("--limit", type=int, help="at most this many")
 
+    gateway = sub.add_parser("gateway", help="HJ 212 TCP gateway: station connections → broker (QoS 1)")
+    gateway.add_argument("--host", help="address to listen on (default PARKWATCH_GATEWAY_HOST)")
+    gateway.add_argument("--port", type=int, help="port to listen on (default PARKWATCH_GATEWAY_PORT)")
+    gateway.add_argument("--idle-timeout", type=float, help="seconds of silence before a connection is closed")
+
+    hj = sub.add_parser("hj212", help="HJ 212 packets on the command line")
+    hsub = hj.add_subparsers(dest="action", required=True, metavar="ACTION")
+    hd = hsub.add_parser("decode", help="decode packets from stdin (one per line, or a raw stream) to JSON lines")
+    hd.add_argument("--strict", action="store_true", help="accept only frames exactly as the standard says")
+    hd.add_argument(
+        "--crc",
+        choices=("auto", "hj212", "modbus", "modbus-swapped"),
+        default="auto",
+        help="CRC routine accepted besides the standard's (auto: standard only, naming a MODBUS variant it sees)",
+    )
+    he = hsub.add_parser("encode", help="build one data packet (the simulators use the same encoder)")
+    he.add_argument("--cn", required=True, help="command code, e.g. 2011, 2051, 2061, 2031")
+    he.add_argument("--mn", required=True, help="device id (MN)")
+    he.add_argument("--time", required=True, help="DataTime, ISO 8601 local time, e.g. 2026-11-26T08:00:00")
+    he.add_argument(
+        "--factor", action="append", default=[], help="CODE:Suffix=value,... e.g. w01018:Avg=32.1,Min=30,Flag=N"
+    )
+    he.add_argument("--st", default="32", help="system code (32 wastewater, 31 flue gas, 22 ambient air)")
+    he.add_argument("--pw", default="123456")
+    he.add_argument("--flag", type=int, default=5, help="4: no answer wanted, 5: answer (9014) wanted")
+    he.add_argument("--qn", help="request id (default: from --time)")
+    he.add_argument("--crc", choices=("auto", "hj212", "modbus", "modbus-swapped"), default="hj212")
+    he.add_argument("--terminator", choices=("crlf", "lf", "none"), default="crlf")
+
     demo = sub.add_parser("demo", help="migrate, register a demo fleet, publish simulated readings and serve")
     demo.add_argument("--interval", type=float, default=5.0, help="seconds between readings of a station")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -213,6 +242,52 @@ async def _dead_letters_async(settings: Settings, args: argparse.Namespace) -> i
         await conn.close()
 
 
+def _gateway(settings: Settings, args: argparse.Namespace) -> int:
+    from ingest.hj212.gateway import Gateway
+    from parkwatch.serve import install_stop_signals
+
+    gateway = Gateway(
+        settings,
+        host=args.host or settings.GATEWAY_HOST,
+        port=settings.GATEWAY_PORT if args.port is None else args.port,
+        idle_timeout=args.idle_timeout or settings.GATEWAY_IDLE_TIMEOUT,
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await gateway.run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _hj212(_settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from ingest.hj212.cli import decode_command, encode_command
+
+    if args.action == "decode":
+        return decode_command(sys.stdin.buffer, sys.stdout, strict=args.strict, crc=args.crc)
+    try:
+        return encode_command(
+            sys.stdout.buffer,
+            cn=args.cn,
+            mn=args.mn,
+            data_time=datetime.fromisoformat(args.time),
+            factors=args.factor,
+            st=args.st,
+            pw=args.pw,
+            flag=args.flag,
+            qn=args.qn,
+            crc=args.crc,
+            terminator={"crlf": b"\r\n", "lf": b"\n", "none": b""}[args.terminator],
+        )
+    except ValueError as exc:
+        print(f"parkwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from simulators.demo import run_demo
 
@@ -246,6 +321,8 @@ _COMMANDS = {
     "stations": _stations,
     "dead-letters": _dead_letters,
     "demo": _demo,
+    "gateway": _gateway,
+    "hj212": _hj212,
     "simulate": _simulate,
     "bench": _bench,
 }

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     # auto: use TimescaleDB when the extension can be created; on: require it; off: never.
     TIMESCALE: Literal["auto", "on", "off"] = "auto"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The HJ 212 TCP gateway (`parkwatch gateway`). Loggers are on other hosts: bind 0.0.0.0 (or
+    # the station network's address) in production.
+    GATEWAY_HOST: str = "127.0.0.1"
+    GATEWAY_PORT: int = Field(default=9212, ge=0, le=65535)
+    # Loggers send at least every few minutes (minute data, heartbeats); a connection silent
+    # for this long is dead on the far side and is closed.
+    GATEWAY_IDLE_TIMEOUT: float = Field(default=600.0, gt=0)
 
     @field_validator("DATABASE_URL")
     @classmethod

@@ -26,15 +26,21 @@ class DecodedPacket:
     packet: Packet
     text_findings: list[Finding]
 
-    def findings(self, *, strict: bool = False, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,)) -> list[Finding]:
+    def findings(
+        self, *, strict: bool = False, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,), detect: bool = True
+    ) -> list[Finding]:
         """Framing findings for this mode, then text and field findings."""
-        return self.frame.findings(strict=strict, accept=accept) + self.text_findings + self.packet.findings
+        return (
+            self.frame.findings(strict=strict, accept=accept, detect=detect) + self.text_findings + self.packet.findings
+        )
 
     def valid(self, *, strict: bool = False, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,)) -> bool:
         """True when the frame is accepted for ingestion in this mode."""
         return self.frame.valid(strict=strict, accept=accept)
 
-    def as_json(self, *, strict: bool = False, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,)) -> dict[str, Any]:
+    def as_json(
+        self, *, strict: bool = False, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,), detect: bool = True
+    ) -> dict[str, Any]:
         """The object `parkwatch hj212 decode` prints."""
         p = self.packet
         data_time = p.data_time
@@ -56,7 +62,7 @@ class DecodedPacket:
             "fields": p.fields,
             "length": {"field": self.frame.length_field, "data_bytes": len(self.frame.data)},
             "crc": {"field": self.frame.crc_field, "matches": sorted(v.value for v in self.frame.crc_matches)},
-            "findings": [f.as_json() for f in self.findings(strict=strict, accept=accept)],
+            "findings": [f.as_json() for f in self.findings(strict=strict, accept=accept, detect=detect)],
         }
 
 
@@ -156,8 +162,11 @@ def encode_data(
 
 
 def encode_reply(request: Packet, *, cn: str, cp: list[list[tuple[str, str]]] | None = None) -> bytes:
-    """An answer to a packet (9011/9012/9013/9014): same QN, ST=91, Flag=4 (hj212.md §7)."""
-    segment = build_segment(
-        cn=cn, mn=request.mn or "", st="91", pw=request.pw or "", qn=request.qn or "", flag=4, cp=cp
-    )
+    """An answer to a packet (9011/9012/9013/9014): same QN, ST=91 (hj212.md §7).
+
+    The Flag keeps the request's version bits with no answer requested (4 for 2017, 8 for 2025);
+    a 2005 request, which had no Flag, gets none.
+    """
+    flag = None if request.flag is None else request.flag & ~3
+    segment = build_segment(cn=cn, mn=request.mn or "", st="91", pw=request.pw or "", qn=request.qn, flag=flag, cp=cp)
     return frame_segment(segment)

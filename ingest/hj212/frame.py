@@ -44,6 +44,10 @@ _LENIENT_OK = frozenset(
         Code.LF_TERMINATOR,
     }
 )
+_VARIANT_CODE = {
+    CrcVariant.MODBUS: Code.CRC_VARIANT_MODBUS,
+    CrcVariant.MODBUS_SWAPPED: Code.CRC_VARIANT_MODBUS_SWAPPED,
+}
 # Findings that refuse a frame in every mode.
 _ALWAYS_ERROR = frozenset({Code.NO_HEADER, Code.TRUNCATED, Code.CRC_MISMATCH, Code.CRC_MALFORMED})
 
@@ -61,8 +65,14 @@ class Frame:
     crc_matches: frozenset[CrcVariant] = frozenset()
     notes: list[tuple[Code, str]] = field(default_factory=list)
 
-    def findings(self, *, strict: bool, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,)) -> list[Finding]:
-        """Framing findings with the severity this mode and these CRC routines give them."""
+    def findings(
+        self, *, strict: bool, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,), detect: bool = True
+    ) -> list[Finding]:
+        """Framing findings with the severity this mode and these CRC routines give them.
+
+        `detect` names a MODBUS variant a refused CRC matches (crc_variant_*), so an operator
+        knows what to configure; without it a refused CRC is plainly crc_mismatch.
+        """
         accepted = set(accept) | {CrcVariant.HJ212}
         out = []
         for code, message in self.notes:
@@ -73,22 +83,19 @@ class Frame:
             else:
                 severity = Severity.INFO
             out.append(Finding(code, severity, message))
-        if self.crc_field and not self.crc_matches & accepted:
-            variants = sorted(v.value for v in self.crc_matches)
-            if variants:
-                for v in self.crc_matches:
-                    code = Code.CRC_VARIANT_MODBUS if v is CrcVariant.MODBUS else Code.CRC_VARIANT_MODBUS_SWAPPED
-                    out.append(
-                        Finding(
-                            code, Severity.ERROR, f"the CRC is {v.value}, accepted only for a device configured for it"
-                        )
-                    )
-            else:
+        if not self.crc_field:
+            return out
+        matched = self.crc_matches & accepted
+        if not matched:
+            variants = self.crc_matches if detect else frozenset()
+            if not variants:
                 out.append(Finding(Code.CRC_MISMATCH, Severity.ERROR, self._crc_message()))
-        elif self.crc_matches & accepted - {CrcVariant.HJ212} and CrcVariant.HJ212 not in self.crc_matches:
-            v = next(iter(self.crc_matches & accepted))
-            code = Code.CRC_VARIANT_MODBUS if v is CrcVariant.MODBUS else Code.CRC_VARIANT_MODBUS_SWAPPED
-            out.append(Finding(code, Severity.INFO, f"the CRC is {v.value}, as configured for this device"))
+            for v in sorted(variants):
+                message = f"the CRC is {v.value}; accepted only for a device configured for it (crc: {v.value})"
+                out.append(Finding(_VARIANT_CODE[v], Severity.ERROR, message))
+        elif CrcVariant.HJ212 not in matched:
+            v = min(matched)
+            out.append(Finding(_VARIANT_CODE[v], Severity.INFO, f"the CRC is {v.value}, as configured for this device"))
         return out
 
     def valid(self, *, strict: bool, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,)) -> bool:

@@ -1,0 +1,246 @@
+"""`parkwatch gateway`: HJ 212 stations over TCP, each packet forwarded to the broker at QoS 1.
+
+Data loggers speak HJ 212 over TCP and cannot be re-flashed to speak our JSON, so this server
+takes their connections, cuts frames out of each stream (resynchronising on garbage, several
+frames per read, one frame across many reads), publishes every frame as received on
+{prefix}/hj212/{MN} at QoS 1, and answers the station as the standard requires (hj212.md §7):
+
+- a data upload whose Flag asks for an answer gets 9014, sent only after the broker has
+  acknowledged the packet, so an answered packet is never lost;
+- a notification (1013) gets 9013; any other request gets 9011 (QnRtn 1, or 8 for a command
+  code we do not know) and, once forwarded, 9012 (ExeRtn 1);
+- a frame whose CRC is wrong gets no answer ("if the CRC is wrong the command ends"), so the
+  logger sends it again; it is still forwarded, and the ingest dead-letters it with its bytes.
+
+The gateway stores nothing. It reads the registry only to learn which loggers are configured
+for a MODBUS CRC (so their packets are answered); without a database it answers standard CRCs.
+While the broker is away, a connection's packets wait (its socket is not read meanwhile), so
+TCP back-pressure, not memory, absorbs the outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+
+import aiomqtt
+import asyncpg
+
+from ingest.hj212.codec import DecodedPacket, decode_frame, encode_reply
+from ingest.hj212.frame import Frame, Framer
+from ingest.hj212.packet import COMMAND_CODES
+from ingest.store import CONNECT_TIMEOUT
+from ingest.writer import backoff
+from parkwatch.settings import Settings
+from schemas.readings import hj212_topic
+from schemas.stations import CrcVariant
+
+logger = logging.getLogger(__name__)
+
+# Uploads answered with 9014 when their Flag asks (hj212.md §7): data, facility state and run
+# time, restarts, instrument info; and the field's answers to platform queries, which are uploads too.
+UPLOAD_CNS = frozenset(
+    {"2011", "2021", "2031", "2041", "2051", "2061", "2081", "3019", "3020", "1011", "1061", "1063", "3017", "3018",
+     "2072", "2013", "2052", "2062", "2111"}
+)  # fmt: skip
+NOTIFICATION_CNS = frozenset({"1013"})
+REPLY_CNS = frozenset({"9011", "9012", "9013", "9014"})
+# How often the MN → CRC routine map is re-read from the registry.
+REGISTRY_REFRESH = 60.0
+# Outgoing QoS 1 publishes in flight at once (paho's default of 20 would serialise 1,000 loggers).
+MAX_INFLIGHT = 1000
+# A topic level may not hold MQTT wildcards or separators: such an MN goes to a fixed level.
+_TOPIC_SAFE = re.compile(r"^[^/#+\s]{1,64}$")
+UNKNOWN_MN_LEVEL = "_unknown"
+
+
+@dataclass
+class GatewayStats:
+    """Counters of one gateway process."""
+
+    connections: int = 0
+    open_connections: int = 0
+    frames: int = 0
+    invalid_frames: int = 0
+    forwarded: int = 0
+    replies: int = 0
+    idle_closed: int = 0
+
+
+class BrokerLink:
+    """One MQTT connection shared by every station connection; publish() waits out outages."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._target = settings.mqtt
+        self._client: aiomqtt.Client | None = None
+        self._ready = asyncio.Event()
+        self._lost = asyncio.Event()
+
+    async def run(self) -> None:
+        """Keep the connection up until cancelled."""
+        attempt = 0
+        while True:
+            client = aiomqtt.Client(
+                self._target.host,
+                self._target.port,
+                identifier=f"parkwatch-gateway-{uuid.uuid4().hex[:8]}",
+                username=self._target.username,
+                password=self._target.password,
+                max_inflight_messages=MAX_INFLIGHT,
+            )
+            try:
+                async with client:
+                    attempt = 0
+                    self._client = client
+                    self._lost.clear()
+                    self._ready.set()
+                    logger.info("gateway connected to the broker")
+                    await self._lost.wait()
+            except aiomqtt.MqttError as exc:
+                logger.warning("gateway: broker unavailable (%s)", exc)
+            finally:
+                self._ready.clear()
+                self._client = None
+            await asyncio.sleep(backoff(attempt))
+            attempt += 1
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 1 and return once the broker has acknowledged; retries across reconnects."""
+        while True:
+            await self._ready.wait()
+            client = self._client
+            if client is None:
+                continue
+            try:
+                await client.publish(topic, payload, qos=1)
+            except aiomqtt.MqttError as exc:
+                logger.warning("gateway: publish failed (%s); waiting for the broker", exc)
+                self._lost.set()
+                self._ready.clear()
+            else:
+                return
+
+
+class Gateway:
+    """The TCP server; run() until the stop event is set."""
+
+    def __init__(self, settings: Settings, *, host: str, port: int, idle_timeout: float) -> None:
+        self.settings = settings
+        self.host = host
+        self.port = port
+        self.idle_timeout = idle_timeout
+        self.link = BrokerLink(settings)
+        self.stats = GatewayStats()
+        self.crc_by_mn: dict[str, CrcVariant] = {}
+        self.listening = asyncio.Event()
+        self._connections: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until stopped; open connections are closed on the way out."""
+        server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = server.sockets[0].getsockname()[1]
+        logger.info("HJ 212 gateway listening on %s:%d", self.host, self.port)
+        self.listening.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                link = tg.create_task(self.link.run(), name="gateway.broker")
+                registry = tg.create_task(self._registry_loop(), name="gateway.registry")
+                await stop.wait()
+                server.close()
+                for task in list(self._connections):
+                    task.cancel()
+                link.cancel()
+                registry.cancel()
+        finally:
+            server.close()
+            await server.wait_closed()
+            logger.info("HJ 212 gateway stopped")
+
+    async def _registry_loop(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
+                try:
+                    rows = await conn.fetch("SELECT mn, crc FROM stations WHERE mn IS NOT NULL")
+                finally:
+                    await conn.close()
+                self.crc_by_mn = {r["mn"]: CrcVariant(r["crc"]) for r in rows}
+                attempt = 0
+                await asyncio.sleep(REGISTRY_REFRESH)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                logger.debug("gateway: registry not readable (%s); answering standard CRCs only", exc)
+                await asyncio.sleep(min(REGISTRY_REFRESH, backoff(attempt) + 1))
+                attempt += 1
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.create_task(self._serve(reader, writer), name="gateway.connection")
+        self._connections.add(task)
+        task.add_done_callback(self._connections.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        self.stats.connections += 1
+        self.stats.open_connections += 1
+        framer = Framer()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.idle_timeout):
+                        data = await reader.read(65536)
+                except TimeoutError:
+                    self.stats.idle_closed += 1
+                    logger.info("gateway: closing %s after %.0f s without data", peer, self.idle_timeout)
+                    break
+                if not data:
+                    break
+                for frame in framer.feed(data):
+                    await self._handle(frame, writer)
+            for frame in framer.flush():  # an unterminated last frame, or leftover bytes
+                await self._handle(frame, writer)
+        except (ConnectionError, OSError) as exc:
+            logger.info("gateway: connection %s lost (%s)", peer, exc)
+        finally:
+            self.stats.open_connections -= 1
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _handle(self, frame: Frame, writer: asyncio.StreamWriter) -> None:
+        self.stats.frames += 1
+        decoded = decode_frame(frame)
+        packet = decoded.packet
+        mn = packet.mn or ""
+        level = mn if _TOPIC_SAFE.match(mn) else UNKNOWN_MN_LEVEL
+        await self.link.publish(hj212_topic(self.settings.TOPIC_PREFIX, level), frame.raw)
+        self.stats.forwarded += 1
+        accept = (self.crc_by_mn[mn],) if mn in self.crc_by_mn else ()
+        if not decoded.valid(accept=accept):
+            self.stats.invalid_frames += 1
+            return
+        for reply in replies(decoded):
+            writer.write(reply)
+            self.stats.replies += 1
+        await writer.drain()
+
+
+def replies(decoded: DecodedPacket) -> list[bytes]:
+    """What the platform answers to an accepted packet that was forwarded (hj212.md §7, §5.3)."""
+    packet = decoded.packet
+    cn = packet.cn or ""
+    if not packet.ack_requested or cn in REPLY_CNS:
+        return []
+    if cn in UPLOAD_CNS:
+        return [encode_reply(packet, cn="9014")]
+    if cn in NOTIFICATION_CNS:
+        return [encode_reply(packet, cn="9013")]
+    if cn not in COMMAND_CODES:
+        return [encode_reply(packet, cn="9011", cp=[[("QnRtn", "8")]])]  # CN error
+    return [
+        encode_reply(packet, cn="9011", cp=[[("QnRtn", "1")]]),
+        encode_reply(packet, cn="9012", cp=[[("ExeRtn", "1")]]),
+    ]
