@@ -99,7 +99,7 @@ class BrokerLink:
                     self._lost.clear()
                     self._ready.set()
                     logger.info("gateway connected to the broker")
-                    await self._lost.wait()
+                    await self._until_lost(client)
             except aiomqtt.MqttError as exc:
                 logger.warning("gateway: broker unavailable (%s)", exc)
             finally:
@@ -107,6 +107,23 @@ class BrokerLink:
                 self._client = None
             await asyncio.sleep(backoff(attempt))
             attempt += 1
+
+    async def _until_lost(self, client: aiomqtt.Client) -> None:
+        # aiomqtt's message iterator ends with MqttError when the connection drops: the way to
+        # notice a broker that went away while nothing was being published.
+        async def watch() -> None:
+            async for _ in client.messages:
+                pass
+
+        watcher = asyncio.create_task(watch(), name="gateway.broker-watch")
+        lost = asyncio.create_task(self._lost.wait(), name="gateway.broker-lost")
+        try:
+            done, _ = await asyncio.wait({watcher, lost}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                watcher.result()
+        finally:
+            watcher.cancel()
+            lost.cancel()
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """Publish at QoS 1 and return once the broker has acknowledged; retries across reconnects."""

@@ -1,0 +1,198 @@
+"""The HJ 212 TCP gateway end to end: a real TCP client → gateway → real broker → ingest → PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ingest.hj212.codec import decode, encode_data, frame_segment
+from ingest.hj212.gateway import Gateway
+from ingest.hj212.packet import build_segment
+from ingest.service import IngestService
+from parkwatch.settings import Settings
+from simulators.broker import PrivateBroker
+from tests.helpers import count_readings, eventually, fetch
+
+MN = "43010000000101"  # p1-out in tests/data/registry.yaml
+
+
+def _upload(minute: int, *, flag: int = 5, qn: str | None = None) -> bytes:
+    t = datetime(2026, 11, 22, 9, 0) + timedelta(minutes=minute)
+    return encode_data(
+        cn="2051", mn=MN, data_time=t, flag=flag, qn=qn or t.strftime("%Y%m%d%H%M%S") + f"{minute:03d}",
+        factors={"w01018": {"Avg": 30.0 + minute, "Min": 29.0, "Max": 31.0, "Flag": "N"}},
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def gateway(settings: Settings, ingest: IngestService) -> AsyncIterator[Gateway]:
+    """A gateway on a free port, forwarding to the test's broker and prefix, with a short idle timeout."""
+    gw = Gateway(settings, host="127.0.0.1", port=0, idle_timeout=1.5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    await asyncio.wait_for(gw.listening.wait(), 10)
+    await asyncio.wait_for(gw.link._ready.wait(), 10)
+    yield gw
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def _read_replies(reader: asyncio.StreamReader, n: int, timeout: float = 10) -> list[dict]:
+    """Read until n reply packets have arrived; return them decoded."""
+    data = b""
+    async with asyncio.timeout(timeout):
+        while True:
+            packets = decode(data)
+            if len([p for p in packets if p.frame.data]) >= n and data.endswith(b"\r\n"):
+                return [p.as_json() for p in packets]
+            chunk = await reader.read(4096)
+            if not chunk:
+                return [p.as_json() for p in decode(data)]
+            data += chunk
+
+
+async def test_split_frames_several_per_read_and_garbage(settings: Settings, gateway: Gateway) -> None:
+    """One frame byte by byte, three frames in one write, garbage between: all stored, each answered 9014."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    first = _upload(0)
+    for i in range(len(first)):
+        writer.write(first[i : i + 1])
+        await writer.drain()
+    writer.write(b"\x00\xffnoise" + _upload(1) + _upload(2) + b"junk\r\n" + _upload(3))
+    await writer.drain()
+    replies = await _read_replies(reader, 4)
+    writer.close()
+    assert [r["cn"] for r in replies] == ["9014"] * 4
+    assert [r["qn"] for r in replies] == [decode(_upload(i))[0].packet.qn for i in range(4)]
+    assert all(r["st"] == "91" and r["flag"] == 4 and r["verdict"] == "valid" for r in replies)
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 4)
+    values = await fetch(settings.DATABASE_URL, "SELECT value FROM readings ORDER BY ts")
+    assert [r["value"] for r in values] == [30.0, 31.0, 32.0, 33.0]
+    assert gateway.stats.forwarded == 4
+
+
+async def test_no_answer_unless_asked_and_none_for_a_bad_crc(settings: Settings, gateway: Gateway) -> None:
+    """Flag=4 gets no 9014; a wrong CRC gets no answer but is forwarded (and dead-lettered)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    good = _upload(10, flag=4)
+    bad = _upload(11)
+    bad = bad[:-6] + (b"0000" if bad[-6:-2] != b"0000" else b"1111") + b"\r\n"
+    writer.write(good + bad + _upload(12))
+    await writer.drain()
+    replies = await _read_replies(reader, 1)
+    writer.close()
+    assert [r["qn"] for r in replies] == [decode(_upload(12))[0].packet.qn]
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 2)
+    dead = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason FROM dead_letters"), lambda r: len(r) == 1
+    )
+    assert dead[0]["reason"] == "invalid_frame"
+
+
+async def test_requests_and_notifications(settings: Settings, gateway: Gateway) -> None:
+    """1013 (time calibration request) gets 9013; a request of a known CN 9011+9012; an unknown CN 9011 QnRtn=8."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    notify = frame_segment(build_segment(cn="1013", mn=MN, qn="20261122090000001", flag=5))
+    request = frame_segment(build_segment(cn="3020", mn=MN, qn="20261122090000002", flag=5, cp=[[("PolId", "w01018")]]))
+    request = frame_segment(build_segment(cn="1072", mn=MN, qn="20261122090000002", flag=5, cp=[[("NewPW", "654321")]]))
+    unknown = frame_segment(build_segment(cn="8013", mn=MN, qn="20261122090000003", flag=5))
+    writer.write(notify + request + unknown)
+    await writer.drain()
+    replies = await _read_replies(reader, 4)
+    writer.close()
+    got = [(r["cn"], r["qn"], r["fields"]) for r in replies]
+    assert got == [
+        ("9013", "20261122090000001", {}),
+        ("9011", "20261122090000002", {"QnRtn": "1"}),
+        ("9012", "20261122090000002", {"ExeRtn": "1"}),
+        ("9011", "20261122090000003", {"QnRtn": "8"}),
+    ]
+    # requests are forwarded too: kept in the packet log
+    logged = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT cn FROM hj212_packets ORDER BY id"), lambda r: len(r) == 3
+    )
+    assert [r["cn"] for r in logged] == ["1013", "1072", "8013"]
+
+
+async def test_idle_connection_is_closed(gateway: Gateway) -> None:
+    """A connection that sends nothing for the idle timeout is closed by the gateway."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    started = asyncio.get_running_loop().time()
+    assert await asyncio.wait_for(reader.read(100), 10) == b""
+    assert asyncio.get_running_loop().time() - started >= 1.4
+    assert gateway.stats.idle_closed == 1
+    writer.close()
+
+
+async def test_unterminated_packet_answered_and_flushed_on_close(settings: Settings, gateway: Gateway) -> None:
+    """A logger that sends no CRLF is answered at once; a partial frame left at close is reported, not lost."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(_upload(20)[:-2])  # no CRLF
+    await writer.drain()
+    replies = await _read_replies(reader, 1)
+    assert [r["cn"] for r in replies] == ["9014"]
+    writer.write(_upload(21)[:40])  # a logger dying mid-frame
+    await writer.drain()
+    writer.close()
+    dead = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason, problems FROM dead_letters"), lambda r: len(r) == 1
+    )
+    assert dead[0]["reason"] == "invalid_frame"
+    assert "truncated" in dead[0]["problems"]
+    assert await count_readings(settings.DATABASE_URL) == 1
+
+
+async def test_answer_only_after_the_broker_has_the_packet(settings: Settings, registry: None, tmp_path: Path) -> None:
+    """With the broker down, a packet is not answered; once the broker is back it is forwarded, answered and stored."""
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.start()
+    run = settings.model_copy(update={"MQTT_URL": broker.url})
+    service = IngestService(run)
+    gw = Gateway(run, host="127.0.0.1", port=0, idle_timeout=30)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(service.run(stop)), asyncio.create_task(gw.run(stop))]
+    try:
+        await asyncio.wait_for(gw.listening.wait(), 10)
+        await asyncio.wait_for(gw.link._ready.wait(), 10)
+        await eventually(lambda: _value(service.receiver.connected.is_set()), bool)
+        broker.stop()
+        await eventually(lambda: _value(gw.link._ready.is_set()), lambda ready: not ready)
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(_upload(30))
+        await writer.drain()
+        with pytest.raises(TimeoutError):
+            await _read_replies(reader, 1, timeout=1.5)
+        broker.start()
+        replies = await _read_replies(reader, 1, timeout=30)
+        assert [r["cn"] for r in replies] == ["9014"]
+        writer.close()
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 1, timeout=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 40)
+        broker.stop()
+
+
+async def test_many_concurrent_loggers(settings: Settings, gateway: Gateway) -> None:
+    """Fifty loggers at once, each sending five packets: every packet answered and stored once."""
+
+    async def logger_session(k: int) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        sent = [_upload(100 + k * 5 + i, qn=f"2026112209{k:03d}{i:06d}") for i in range(5)]
+        writer.write(b"".join(sent))
+        await writer.drain()
+        replies = await _read_replies(reader, 5, timeout=30)
+        writer.close()
+        return len([r for r in replies if r["cn"] == "9014"])
+
+    answered = await asyncio.gather(*(logger_session(k) for k in range(50)))
+    assert answered == [5] * 50
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 250, timeout=30)
+
+
+async def _value(v: object) -> object:
+    return v
