@@ -20,7 +20,7 @@ from parkwatch.settings import Settings
 from schemas.readings import hj212_topic
 from schemas.registry import RegistryFile, StationSpec
 from schemas.stations import StationKind
-from tests.helpers import count_readings, eventually, fetch, fetchval
+from tests.helpers import cli_env, count_readings, eventually, fetch, fetchval, run_cli
 
 CST = ZoneInfo("Asia/Shanghai")
 OUT_MN = "43010000000101"  # p1-out in tests/data/registry.yaml
@@ -247,3 +247,28 @@ async def test_2005_style_packet_with_old_codes(
         lambda r: len(r) == 2,
     )
     assert [tuple(r) for r in rows] == [("w01018", 28.5), ("w21003", 1.2)]
+
+
+async def test_unknown_mn_replayed_after_registration(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """Packets of a logger not yet registered are dead letters; `dead-letters replay` stores them once it is."""
+    await _publish(settings, "NEWLOGGER0001", _minute(0, mn="NEWLOGGER0001"), _minute(1, mn="NEWLOGGER0001"))
+    await eventually(lambda: fetch(settings.DATABASE_URL, "SELECT id FROM dead_letters"), lambda r: len(r) == 2)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await load_registry_file(
+            conn,
+            RegistryFile(
+                stations=[
+                    StationSpec(id="p1-new", park_id="p1", kind=StationKind.WASTEWATER_OUTLET, mn="NEWLOGGER0001")
+                ]
+            ),
+        )
+    finally:
+        await conn.close()
+    result = run_cli("dead-letters", "replay", "--reason", "unknown_station", env=cli_env(settings))
+    assert result.returncode == 0, result.stderr
+    assert "examined 2: 2 resolved, 0 still refused; 6 readings stored" in result.stdout
+    assert await count_readings(settings.DATABASE_URL) == 6
+    assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM hj212_packets WHERE mn = 'NEWLOGGER0001'") == 2

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO, TextIO
 
-from ingest.hj212.codec import DecodedPacket, decode_frame, encode_data
+from ingest.hj212.codec import DecodedPacket, Reassembler, decode_frame, encode_data, records
 from ingest.hj212.frame import Frame, Framer
 from schemas.stations import CrcVariant
 
@@ -34,12 +34,33 @@ def _frames(stream: BinaryIO) -> Iterator[Frame]:
 def decode_command(stdin: BinaryIO, stdout: TextIO, *, strict: bool, crc: str) -> int:
     """Print one JSON object per packet read from stdin; exit status 0 whatever the packets."""
     accept: tuple[CrcVariant, ...] = () if crc in ("auto", "hj212") else (CrcVariant(crc),)
+    split = Reassembler()
     for frame in _frames(stdin):
         decoded: DecodedPacket = decode_frame(frame)
         doc = decoded.as_json(strict=strict, accept=accept, detect=crc != "hj212")
-        stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
-        stdout.flush()
+        _emit(stdout, doc)
+        if doc["verdict"] == "valid" and decoded.packet.packetized:
+            whole = split.add(decoded.packet)
+            if whole is not None:
+                # All parts of a split packet have come: one more line, the packet they make.
+                merged = whole.packet
+                _emit(
+                    stdout,
+                    {
+                        "reassembled": True,
+                        "parts": [p.qn for p in whole.parts],
+                        "mn": merged.mn,
+                        "cn": merged.cn,
+                        "data_time": merged.data_time.isoformat() if merged.data_time else None,
+                        "records": records(merged),
+                    },
+                )
     return 0
+
+
+def _emit(stdout: TextIO, doc: dict[str, object]) -> None:
+    stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    stdout.flush()
 
 
 def parse_factor(spec: str) -> tuple[str, dict[str, float | str]]:

@@ -170,3 +170,56 @@ def encode_reply(request: Packet, *, cn: str, cp: list[list[tuple[str, str]]] | 
     flag = None if request.flag is None else request.flag & ~3
     segment = build_segment(cn=cn, mn=request.mn or "", st="91", pw=request.pw or "", qn=request.qn, flag=flag, cp=cp)
     return frame_segment(segment)
+
+
+# -- split packets -----------------------------------------------------------------------------
+
+
+@dataclass
+class Reassembled:
+    """The parts of one split packet (Flag D bit, PNUM/PNO), merged."""
+
+    parts: list[Packet]
+
+    @property
+    def packet(self) -> Packet:
+        """One packet holding every part's factors, with the first part's header and fields."""
+        first = self.parts[0]
+        merged = Packet(text=first.text, header=dict(first.header), extra_header=dict(first.extra_header))
+        for part in self.parts:
+            for key, value in part.fields.items():
+                merged.fields.setdefault(key, value)
+            for code, factor in part.factors.items():
+                merged.factors.setdefault(code, factor)
+            merged.findings.extend(part.findings)
+        return merged
+
+
+class Reassembler:
+    """Collects the parts of split packets; a group completes when all PNUM parts have come.
+
+    Parts are grouped by (MN, CN, DataTime): each part has its own QN (HJ 212-2017 C.49-C.50),
+    so the QN cannot be the key (hj212.md §3). Every part also stands on its own (each carries
+    DataTime), which is why the ingest stores parts as they come and never waits for a group.
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str, str], dict[int, Packet]] = {}
+
+    def add(self, packet: Packet) -> Reassembled | None:
+        """Add a part; returns the merged packet when this part completes its group."""
+        pnum, pno = packet.pnum, packet.pno
+        if pnum is None or pno is None or not 1 <= pno <= pnum:
+            return None
+        key = (packet.mn or "", packet.cn or "", packet.fields.get("DataTime", ""))
+        group = self._groups.setdefault(key, {})
+        group.setdefault(pno, packet)
+        if len(group) < pnum:
+            return None
+        del self._groups[key]
+        return Reassembled(parts=[group[i] for i in sorted(group)])
+
+    @property
+    def incomplete(self) -> int:
+        """Groups still waiting for parts."""
+        return len(self._groups)
