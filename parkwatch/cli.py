@@ -91,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", type=float, help="stop after this many seconds")
     sim.add_argument("--seed", type=int, default=1)
 
-    bench = sub.add_parser("bench", help="end-to-end ingest benchmark (publisher → Mosquitto → ingest → PostgreSQL)")
+    bench = sub.add_parser("bench", help="benchmarks: ingest end to end (default), or hj212 (codec and gateway)")
+    bench.add_argument("target", nargs="?", choices=("ingest", "hj212"), default="ingest")
+    bench.add_argument("--connections", type=int, default=1000, help="hj212: loggers connected to the gateway at once")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
     bench.add_argument("--stations", type=int, default=200)
     bench.add_argument("--rate", type=float, default=0.0, help="readings/s to offer; 0 = as fast as possible")
@@ -303,6 +305,10 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    if args.target == "hj212":
+        from simulators import bench_hj212
+
+        return bench_hj212.run(settings, connections=args.connections, duration=args.duration)
     from simulators.bench import run_bench
 
     return run_bench(

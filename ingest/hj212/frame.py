@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 
 from ingest.hj212.crc import CrcVariant, hj212_crc, modbus_crc
 from ingest.hj212.findings import Code, Finding, Severity
@@ -83,7 +84,7 @@ class Frame:
             else:
                 severity = Severity.INFO
             out.append(Finding(code, severity, message))
-        if not self.crc_field:
+        if not self.crc_field or any(code is Code.CRC_MALFORMED for code, _ in self.notes):
             return out
         matched = self.crc_matches & accepted
         if not matched:
@@ -124,16 +125,30 @@ def _crc_matches(data: bytes, text: str) -> frozenset[CrcVariant]:
     return frozenset(matches)
 
 
+class _Mode(Enum):
+    """How sure the framer must be that a frame has ended."""
+
+    STREAM = 1  # more bytes may come: a frame ends only at a terminator or the next header
+    SETTLE = 2  # the line went quiet: a checked frame at the end of the buffer has ended
+    FINAL = 3  # no more bytes will come: cut what can be cut, report the rest
+
+
 @dataclass
 class _Candidate:
     data_end: int  # index in buf where the data segment ends
     crc_end: int  # index after the CRC digits
     crc_field: str
     matches: frozenset[CrcVariant]
+    malformed: bool = False  # the CRC field is not hex
 
 
 class Framer:
-    """Cuts frames out of a byte stream: feed() bytes as they arrive, flush() at end or idle."""
+    """Cuts frames out of a byte stream: feed() bytes as they arrive, flush() at the end.
+
+    A frame is cut once its end is certain: at its terminator, or where the next frame starts.
+    A device that sends no terminator is served by settle(), called when the line has been
+    quiet for a moment, which also cuts a checked frame at the very end of the buffer.
+    """
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -148,14 +163,18 @@ class Framer:
     def feed(self, data: bytes) -> list[Frame]:
         """Add bytes; return every frame now complete."""
         self._buf += data
-        return self._extract(final=False)
+        return self._extract(_Mode.STREAM)
+
+    def settle(self) -> list[Frame]:
+        """The line is quiet: also cut a checked frame that ends the buffer without terminator."""
+        return self._extract(_Mode.SETTLE)
 
     def flush(self) -> list[Frame]:
         """End of input: return what can still be cut, including an unterminated frame.
 
         Leftover bytes come back as an invalid frame, so nothing is silently dropped.
         """
-        frames = self._extract(final=True)
+        frames = self._extract(_Mode.FINAL)
         if self._skipped and not self._buf.strip(b"\r\n \t\x00"):
             # Bytes with no frame header anywhere: still an answer, never silence.
             self._buf[:0] = self._garbage
@@ -181,22 +200,25 @@ class Framer:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _extract(self, *, final: bool) -> list[Frame]:
+    def _extract(self, mode: _Mode) -> list[Frame]:
         out: list[Frame] = []
         while True:
-            frame = self._next(final=final)
+            frame = self._next(mode)
             if frame is None:
                 return out
             out.append(frame)
 
-    def _skip_to_header(self, final: bool) -> bool:
+    def _skip_to_header(self, mode: _Mode) -> bool:
         buf = self._buf
         start = buf.find(HEADER)
         if start < 0:
             # Keep a trailing '#' that may begin the next header.
-            keep = 1 if (buf.endswith(b"#") and not final) else 0
+            keep = 1 if (buf.endswith(b"#") and mode is not _Mode.FINAL) else 0
             self._drop(len(buf) - keep)
             return False
+        # In a run of '#', the header is the last two: '###0101...' is a stray '#' and a frame.
+        while buf.startswith(b"#", start + 2):
+            start += 1
         self._drop(start)
         return True
 
@@ -212,7 +234,14 @@ class Framer:
         if garbage and len(self._garbage) < GARBAGE_KEPT:
             self._garbage += garbage[: GARBAGE_KEPT - len(self._garbage)]
 
-    def _candidate_at(self, pos: int, final: bool) -> tuple[_Candidate | None, str, int | None, int, bool]:
+    def _ended(self, pos: int, mode: _Mode) -> bool | None:
+        """Whether a frame whose CRC ends at `pos` has ended: True, False, or None (not yet known)."""
+        buf = self._buf
+        if pos >= len(buf) or buf[pos:] == b"\r":
+            return None if mode is _Mode.STREAM else True  # a CRLF may still be on its way
+        return buf[pos] in b"\r\n" or buf.startswith(HEADER, pos)
+
+    def _candidate_at(self, pos: int, mode: _Mode) -> tuple[_Candidate | None, str, int | None, int, bool]:
         """The best frame end for a header at `pos`.
 
         Returns (candidate, length field, declared length, data start, whether more bytes could
@@ -228,36 +257,37 @@ class Framer:
         declared = int(length_field) if length_field else None
         if start >= len(buf):
             return None, length_field, declared, start, True
-        by_length = self._by_length(start, declared)
+        by_length, length_pending = self._by_length(start, declared, mode)
         if by_length is not None and by_length.matches:
             return by_length, length_field, declared, start, False
-        by_structure = self._by_structure(start, final)
+        by_structure, structure_pending = self._by_structure(start, mode)
         if by_structure is not None and by_structure.matches:
             return by_structure, length_field, declared, start, False
-        waiting_for_length = declared is not None and start + declared + 4 > len(buf)
-        need_more = waiting_for_length or by_structure is None
+        need_more = length_pending or structure_pending or (by_structure is None and by_length is None)
         return by_structure or by_length, length_field, declared, start, need_more
 
-    def _next(self, *, final: bool) -> Frame | None:
-        if not self._skip_to_header(final):
+    def _next(self, mode: _Mode) -> Frame | None:
+        if not self._skip_to_header(mode):
             return None
         buf = self._buf
-        cand, length_field, declared, start, need_more = self._candidate_at(0, final)
+        cand, length_field, declared, start, need_more = self._candidate_at(0, mode)
         if cand is not None and cand.matches:
             return self._cut(cand, start, length_field, declared)
+        # Not complete yet: wait for the rest of this frame before judging it. (A packet quoted
+        # in an -Info log is not a frame of its own while its host frame is still arriving.)
+        if need_more and mode is not _Mode.FINAL and len(buf) < MAX_FRAME:
+            return None
         # Nothing verifies from this header. If a later header starts a frame that does, this
         # one was broken (a device reset mid-frame, a stray '##'): report it and move on.
         later = buf.find(HEADER, 2)
         while later >= 0:
-            other = self._candidate_at(later, final)[0]
+            other = self._candidate_at(later, mode)[0]
             if other is not None and other.matches:
                 raw = bytes(buf[:later])
                 del buf[:later]
                 frame = Frame(raw=raw, data=b"", length_field=length_field, crc_field="", terminator=b"")
                 return self._finish(frame, [(Code.TRUNCATED, f"{len(raw)} bytes from a header to the next frame")])
             later = buf.find(HEADER, later + 2)
-        if need_more and not final and len(buf) < MAX_FRAME:
-            return None
         if cand is not None:
             return self._cut(cand, start, length_field, declared)  # a frame whose CRC is wrong
         # Give up on this header: report everything up to the next one (or the end).
@@ -268,29 +298,42 @@ class Framer:
         frame = Frame(raw=raw, data=b"", length_field=length_field, crc_field="", terminator=b"")
         return self._finish(frame, [(Code.TRUNCATED, f"no complete frame follows this header ({len(raw)} bytes)")])
 
-    def _by_length(self, start: int, declared: int | None) -> _Candidate | None:
+    def _by_length(self, start: int, declared: int | None, mode: _Mode) -> tuple[_Candidate | None, bool]:
+        """The frame end the length field gives, if it checks out; and whether it is still arriving."""
         if declared is None:
-            return None
+            return None, False
+        buf = self._buf
         data_end = start + declared
         crc_end = data_end + 4
-        if crc_end > len(self._buf):
-            return None
-        crc_field = bytes(self._buf[data_end:crc_end])
-        if not all(b in _HEX for b in crc_field):
-            return None
-        text = crc_field.decode()
-        return _Candidate(data_end, crc_end, text, _crc_matches(bytes(self._buf[start:data_end]), text))
+        if crc_end > len(buf):
+            return None, True
+        crc_field = bytes(buf[data_end:crc_end])
+        ended = self._ended(crc_end, mode)
+        if ended is None:
+            return None, True
+        if not ended:
+            return None, False
+        if all(b in _HEX for b in crc_field):
+            text = crc_field.decode()
+            return _Candidate(data_end, crc_end, text, _crc_matches(bytes(buf[start:data_end]), text)), False
+        if buf[data_end - 2 : data_end] == b"&&":
+            # The data segment ends where the length says, but what follows is no hex CRC.
+            text = crc_field.decode("latin-1")
+            return _Candidate(data_end, crc_end, text, frozenset(), malformed=True), False
+        return None, False
 
-    def _by_structure(self, start: int, final: bool) -> _Candidate | None:
+    def _by_structure(self, start: int, mode: _Mode) -> tuple[_Candidate | None, bool]:
         """The first CP-closing '&&' + 3-4 hex digits + boundary whose CRC verifies.
 
-        Failing that, the first such boundary at all (a frame whose CRC is wrong).
+        Failing that, the first such boundary at all (a frame whose CRC is wrong). The flag says
+        whether a boundary may still be on its way.
         """
         buf = self._buf
         opened = _CP_OPEN.search(buf, start, min(len(buf), start + MAX_DATA))
         if opened is None:
-            return None
+            return None, False
         first: _Candidate | None = None
+        pending = False
         pos = opened.end()
         limit = min(len(buf), start + MAX_DATA + 2)
         while (amp := buf.find(b"&&", pos, limit)) >= 0:
@@ -300,17 +343,23 @@ class Framer:
             while digits < 4 and data_end + digits < len(buf) and buf[data_end + digits] in _HEX:
                 digits += 1
             after = data_end + digits
-            at_end = after >= len(buf)
-            if digits < 3 or (digits == 3 and at_end and not final):
-                continue  # no CRC here, or one that may still be growing
-            if not (at_end or buf[after] in b"\r\n" or buf.startswith(HEADER, after)):
+            if digits < 3:
+                continue  # no CRC here
+            if digits == 3 and after >= len(buf) and mode is _Mode.STREAM:
+                pending = True  # three digits so far: the fourth may still come
+                continue
+            ended = self._ended(after, mode)
+            if ended is None:
+                pending = True
+                continue
+            if not ended:
                 continue
             text = bytes(buf[data_end:after]).decode()
             cand = _Candidate(data_end, after, text, _crc_matches(bytes(buf[start:data_end]), text))
             if cand.matches:
-                return cand
+                return cand, False
             first = first or cand
-        return first
+        return first, pending
 
     def _cut(self, cand: _Candidate, start: int, length_field: str, declared: int | None) -> Frame:
         buf = self._buf
@@ -338,7 +387,9 @@ class Framer:
             notes.append(
                 (Code.LENGTH_MISMATCH, f"length field says {declared}, the data segment has {len(data)} bytes")
             )
-        if len(cand.crc_field) == 3:
+        if cand.malformed:
+            notes.append((Code.CRC_MALFORMED, f"CRC field {cand.crc_field!r} is not four hex digits"))
+        elif len(cand.crc_field) == 3:
             notes.append((Code.CRC_SHORT, f"CRC {cand.crc_field!r} has three digits (not zero-padded)"))
         if cand.crc_field != cand.crc_field.upper():
             notes.append((Code.CRC_LOWERCASE, "CRC written in lower case"))

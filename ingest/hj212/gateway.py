@@ -49,10 +49,15 @@ UPLOAD_CNS = frozenset(
 )  # fmt: skip
 NOTIFICATION_CNS = frozenset({"1013"})
 REPLY_CNS = frozenset({"9011", "9012", "9013", "9014"})
+# How long a line must be quiet before a checked frame without terminator at the end of the
+# buffer counts as complete. Loggers write a frame in one go; 200 ms is far above the gap
+# between a frame and its CRLF on any real link, and far below a logger's answer timeout (10 s).
+SETTLE_DELAY = 0.2
 # How often the MN → CRC routine map is re-read from the registry.
 REGISTRY_REFRESH = 60.0
-# Outgoing QoS 1 publishes in flight at once (paho's default of 20 would serialise 1,000 loggers).
-MAX_INFLIGHT = 1000
+# Outgoing QoS 1 publishes in flight at once. paho's default of 20 would serialise a thousand
+# loggers; much more costs CPU, as paho scans its whole in-flight list on every PUBACK.
+MAX_INFLIGHT = 100
 # A topic level may not hold MQTT wildcards or separators: such an MN goes to a fixed level.
 _TOPIC_SAFE = re.compile(r"^[^/#+\s]{1,64}$")
 UNKNOWN_MN_LEVEL = "_unknown"
@@ -92,6 +97,9 @@ class BrokerLink:
                 password=self._target.password,
                 max_inflight_messages=MAX_INFLIGHT,
             )
+            # aiomqtt warns (a log line per publish) past this many concurrent publishes; with
+            # a thousand loggers that many is the normal state, not a problem.
+            client.pending_calls_threshold = 100_000
             try:
                 async with client:
                     attempt = 0
@@ -204,17 +212,27 @@ class Gateway:
         self.stats.connections += 1
         self.stats.open_connections += 1
         framer = Framer()
+        settled = True
         try:
             while True:
+                # A logger that sends no terminator gets its answer once the line is quiet for
+                # a moment (settle), not only when the next packet or the idle timeout comes.
+                wait = SETTLE_DELAY if framer.pending and not settled else self.idle_timeout
                 try:
-                    async with asyncio.timeout(self.idle_timeout):
+                    async with asyncio.timeout(wait):
                         data = await reader.read(65536)
                 except TimeoutError:
+                    if wait == SETTLE_DELAY:
+                        settled = True
+                        for frame in framer.settle():
+                            await self._handle(frame, writer)
+                        continue
                     self.stats.idle_closed += 1
                     logger.info("gateway: closing %s after %.0f s without data", peer, self.idle_timeout)
                     break
                 if not data:
                     break
+                settled = False
                 for frame in framer.feed(data):
                     await self._handle(frame, writer)
             for frame in framer.flush():  # an unterminated last frame, or leftover bytes

@@ -7,6 +7,7 @@ every oddity is a Finding instead of an error, so a readable packet is never los
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,9 +48,16 @@ SUFFIXES: Final = {
 NUMERIC_SUFFIXES: Final = frozenset(
     {"Rtd", "Avg", "Min", "Max", "Cou", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax", "RS", "RT", "Data", "DayData", "NightData"}
 )
-_QN_RE: Final = re.compile(r"^\d{17}$")
+_QN_RE: Final = re.compile(r"^[0-9]{17}$")
+_ASCII_INT: Final = re.compile(r"^[0-9]{1,9}$")
+_CP_OPEN: Final = re.compile(r"CP=&&", re.IGNORECASE)
 _MN_STANDARD_RE: Final = re.compile(r"^[0-9A-Fa-f]{24}$")
-_TIME_RE: Final = re.compile(r"^(\d{14})(\d{3})?$")
+_TIME_RE: Final = re.compile(r"^([0-9]{14})([0-9]{3})?$")
+
+
+def _int(text: str | None) -> int | None:
+    """An ASCII decimal (str.isdigit() also accepts '²', which int() refuses)."""
+    return int(text) if text is not None and _ASCII_INT.match(text) else None
 
 
 @dataclass
@@ -67,9 +75,11 @@ class Factor:
         if text is None:
             return None
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             return None
+        # float() also reads 'NaN', 'inf' and '1e999': not measurements, and not JSON either.
+        return value if math.isfinite(value) else None
 
     @property
     def flag(self) -> str | None:
@@ -117,8 +127,7 @@ class Packet:
     @property
     def flag(self) -> int | None:
         """The Flag field as a number (None when absent or malformed)."""
-        text = self.header.get("Flag")
-        return int(text) if text is not None and text.isdigit() else None
+        return _int(self.header.get("Flag"))
 
     @property
     def version(self) -> str:
@@ -141,14 +150,12 @@ class Packet:
     @property
     def pnum(self) -> int | None:
         """Total parts of a split packet."""
-        text = self.header.get("PNUM")
-        return int(text) if text and text.isdigit() else None
+        return _int(self.header.get("PNUM"))
 
     @property
     def pno(self) -> int | None:
         """Number of this part (1-based)."""
-        text = self.header.get("PNO")
-        return int(text) if text and text.isdigit() else None
+        return _int(self.header.get("PNO"))
 
     @property
     def data_time(self) -> datetime | None:
@@ -161,8 +168,9 @@ def parse_time(text: str) -> datetime | None:
     match = _TIME_RE.match(text.strip())
     if not match:
         return None
-    try:
-        ts = datetime.strptime(match[1], "%Y%m%d%H%M%S")
+    t = match[1]
+    try:  # slicing, not strptime: five times faster, and this runs for every packet
+        ts = datetime(int(t[0:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]), int(t[12:14]))
     except ValueError:
         return None
     if match[2]:
@@ -179,8 +187,8 @@ def parse_segment(text: str) -> Packet:
     packet = Packet(text=text)
     opened = text.find("CP=&&")
     if opened < 0:
-        upper = text.upper().find("CP=&&")
-        opened = upper
+        match = _CP_OPEN.search(text)
+        opened = match.start() if match else -1
     if opened < 0:
         _note(packet, Code.MISSING_CP, "no CP=&&...&& command parameters")
         head, cp = text, None
@@ -233,6 +241,19 @@ def _parse_header(packet: Packet, head: str) -> None:
 
 def _tokens(cp: str) -> list[list[tuple[str, str]]]:
     """CP content as items (';') of key=value pairs (','); //...// values may hold anything."""
+    if not cp:
+        return []
+    if "//" not in cp:
+        # No log text: plain splitting, several times faster than the scanner below.
+        return [
+            [
+                (k.strip(), v) if eq else (k.strip(), "")
+                for k, eq, v in (pair.partition("=") for pair in item.split(","))
+            ]
+            if item.strip()
+            else []
+            for item in cp.split(";")
+        ]
     items: list[list[tuple[str, str]]] = []
     item: list[tuple[str, str]] = []
     i, n = 0, len(cp)
@@ -321,10 +342,10 @@ def _check(packet: Packet) -> None:
     flag = h.get("Flag")
     if flag is None:
         _note(packet, Code.MISSING_FLAG, "Flag is missing (read as HJ/T 212-2005)", Severity.INFO)
-    elif not flag.isdigit() or int(flag) > 255:
+    elif packet.flag is None or packet.flag > 255:
         _note(packet, Code.FLAG_MALFORMED, f"Flag {flag!r} is not a number from 0 to 255")
     elif packet.version == "unknown":
-        _note(packet, Code.UNKNOWN_VERSION, f"Flag {flag} carries unknown version bits {int(flag) >> 2}")
+        _note(packet, Code.UNKNOWN_VERSION, f"Flag {flag} carries unknown version bits {(packet.flag or 0) >> 2}")
     if ("PNUM" in h or "PNO" in h) and not packet.packetized:
         _note(packet, Code.PACKET_NUMBERS_WITHOUT_FLAG, "PNUM/PNO present but Flag's D bit is not set", Severity.INFO)
     if cn in DATA_COMMANDS:
@@ -343,11 +364,8 @@ def _check(packet: Packet) -> None:
                 Severity.INFO if info.note is not Code.UNKNOWN_CODE else Severity.WARNING,
             )
         for suffix, text in factor.values.items():
-            if suffix in NUMERIC_SUFFIXES:
-                try:
-                    float(text)
-                except ValueError:
-                    _note(packet, Code.BAD_VALUE, f"{factor.raw_code}-{suffix}={text[:20]!r} is not a number")
+            if suffix in NUMERIC_SUFFIXES and factor.number(suffix) is None:
+                _note(packet, Code.BAD_VALUE, f"{factor.raw_code}-{suffix}={text[:20]!r} is not a finite number")
         flag = factor.flag
         if flag is not None and flag not in DATA_FLAGS:
             _note(packet, Code.UNKNOWN_DATA_FLAG, f"{factor.raw_code}-Flag={flag!r} is not a data flag of table 8")
