@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import select
 import socket
-import struct
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
 
 import orjson
+
+from ingest import mqttwire
 
 # Codes of the 8-reading messages the benchmark publishes (a stack: the ceilings were measured
 # with 8-reading messages).
@@ -53,34 +54,14 @@ def payload(station_id: str, now: datetime, seq: int) -> bytes:
     )
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _packet(kind: int, body: bytes) -> bytes:
-    return bytes([kind]) + _varint(len(body)) + body
-
-
-def _string(s: str) -> bytes:
-    raw = s.encode()
-    return struct.pack("!H", len(raw)) + raw
-
-
-class LeanPublisher:
-    """A QoS 1 publisher on a blocking socket; counts the PUBACKs it gets back."""
+class SocketPublisher:
+    """A QoS 1 publisher on a blocking socket, for a load-generator process; counts PUBACKs."""
 
     def __init__(self, host: str, port: int, client_id: str) -> None:
         self.sock = socket.create_connection((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # CONNECT: protocol "MQTT" level 4, clean session, keepalive 600 s (runs are shorter)
-        self.sock.sendall(
-            _packet(0x10, _string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 600) + _string(client_id))
-        )
+        # keepalive 600 s: runs are shorter, and this process sends no PINGREQ
+        self.sock.sendall(mqttwire.connect(client_id, keepalive=600))
         connack = self._read_exact(4)
         if connack[0] != 0x20 or connack[3] != 0:
             raise ConnectionError(f"CONNACK refused: {connack!r}")
@@ -101,7 +82,7 @@ class LeanPublisher:
     def publish_packet(self, topic: bytes, body: bytes) -> bytes:
         """Encode one QoS 1 PUBLISH (topic already length-prefixed)."""
         self._next_id = self._next_id % 65535 + 1
-        return _packet(0x32, topic + struct.pack("!H", self._next_id) + body)
+        return mqttwire.publish_qos1(topic, self._next_id, body)
 
     def send(self, packets: list[bytes]) -> None:
         """Write packets, reading PUBACKs meanwhile so neither side's buffer fills."""
@@ -134,7 +115,7 @@ class LeanPublisher:
         """DISCONNECT and close."""
         try:
             self.sock.setblocking(True)
-            self.sock.sendall(b"\xe0\x00")
+            self.sock.sendall(mqttwire.DISCONNECT_PACKET)
         finally:
             self.sock.close()
 
@@ -150,8 +131,8 @@ def run_publisher(
 
     Counts messages sent and messages the broker acknowledged.
     """
-    pub = LeanPublisher(spec.host, spec.port, f"parkwatch-bench-pub-{spec.index}-{time.time_ns()}")
-    topics = [(_string(f"{spec.prefix}/{park}/{station}/readings"), station) for park, station in spec.stations]
+    pub = SocketPublisher(spec.host, spec.port, f"parkwatch-bench-pub-{spec.index}-{time.time_ns()}")
+    topics = [(mqttwire.string(f"{spec.prefix}/{park}/{station}/readings"), station) for park, station in spec.stations]
     n = 0
     started = time.monotonic()
     paced = 0

@@ -105,10 +105,10 @@ def decode_text(data: bytes) -> tuple[str, list[Finding]]:
         return text, [Finding(Code.TEXT_UNDECODABLE, Severity.WARNING, "text is neither UTF-8 nor GB18030")]
 
 
-def decode_frame(frame: Frame) -> DecodedPacket:
-    """Parse a cut frame's data segment."""
+def decode_frame(frame: Frame, *, header_only: bool = False) -> DecodedPacket:
+    """Parse a cut frame's data segment (or just its header: see parse_segment)."""
     text, findings = decode_text(frame.data)
-    packet = parse_segment(text) if frame.data else Packet(text="")
+    packet = parse_segment(text, header_only=header_only) if frame.data else Packet(text="")
     return DecodedPacket(frame=frame, packet=packet, text_findings=findings)
 
 

@@ -27,12 +27,13 @@ import re
 import uuid
 from dataclasses import dataclass
 
-import aiomqtt
 import asyncpg
 
 from ingest.hj212.codec import DecodedPacket, decode_frame, encode_reply
 from ingest.hj212.frame import Frame, Framer
 from ingest.hj212.packet import COMMAND_CODES
+from ingest.mqtt import MqttError
+from ingest.publisher import LeanPublisher
 from ingest.store import CONNECT_TIMEOUT
 from ingest.writer import backoff
 from parkwatch.settings import Settings
@@ -55,9 +56,6 @@ REPLY_CNS = frozenset({"9011", "9012", "9013", "9014"})
 SETTLE_DELAY = 0.2
 # How often the MN → CRC routine map is re-read from the registry.
 REGISTRY_REFRESH = 60.0
-# Outgoing QoS 1 publishes in flight at once. paho's default of 20 would serialise a thousand
-# loggers; much more costs CPU, as paho scans its whole in-flight list on every PUBACK.
-MAX_INFLIGHT = 100
 # A topic level may not hold MQTT wildcards or separators: such an MN goes to a fixed level.
 _TOPIC_SAFE = re.compile(r"^[^/#+\s]{1,64}$")
 UNKNOWN_MN_LEVEL = "_unknown"
@@ -81,71 +79,47 @@ class BrokerLink:
 
     def __init__(self, settings: Settings) -> None:
         self._target = settings.mqtt
-        self._client: aiomqtt.Client | None = None
+        self._publisher: LeanPublisher | None = None
         self._ready = asyncio.Event()
-        self._lost = asyncio.Event()
 
     async def run(self) -> None:
         """Keep the connection up until cancelled."""
         attempt = 0
         while True:
-            client = aiomqtt.Client(
-                self._target.host,
-                self._target.port,
-                identifier=f"parkwatch-gateway-{uuid.uuid4().hex[:8]}",
-                username=self._target.username,
-                password=self._target.password,
-                max_inflight_messages=MAX_INFLIGHT,
-            )
-            # aiomqtt warns (a log line per publish) past this many concurrent publishes; with
-            # a thousand loggers that many is the normal state, not a problem.
-            client.pending_calls_threshold = 100_000
             try:
-                async with client:
-                    attempt = 0
-                    self._client = client
-                    self._lost.clear()
-                    self._ready.set()
-                    logger.info("gateway connected to the broker")
-                    await self._until_lost(client)
-            except aiomqtt.MqttError as exc:
+                publisher = await LeanPublisher.connect(
+                    self._target, client_id=f"parkwatch-gateway-{uuid.uuid4().hex[:8]}"
+                )
+            except MqttError as exc:
                 logger.warning("gateway: broker unavailable (%s)", exc)
+                await asyncio.sleep(backoff(attempt))
+                attempt += 1
+                continue
+            attempt = 0
+            self._publisher = publisher
+            self._ready.set()
+            logger.info("gateway connected to the broker")
+            try:
+                await publisher.closed
+            except MqttError as exc:
+                logger.warning("gateway: lost the broker (%s)", exc)
             finally:
                 self._ready.clear()
-                self._client = None
-            await asyncio.sleep(backoff(attempt))
-            attempt += 1
-
-    async def _until_lost(self, client: aiomqtt.Client) -> None:
-        # aiomqtt's message iterator ends with MqttError when the connection drops: the way to
-        # notice a broker that went away while nothing was being published.
-        async def watch() -> None:
-            async for _ in client.messages:
-                pass
-
-        watcher = asyncio.create_task(watch(), name="gateway.broker-watch")
-        lost = asyncio.create_task(self._lost.wait(), name="gateway.broker-lost")
-        try:
-            done, _ = await asyncio.wait({watcher, lost}, return_when=asyncio.FIRST_COMPLETED)
-            if watcher in done:
-                watcher.result()
-        finally:
-            watcher.cancel()
-            lost.cancel()
+                self._publisher = None
+                await publisher.close()
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """Publish at QoS 1 and return once the broker has acknowledged; retries across reconnects."""
         while True:
             await self._ready.wait()
-            client = self._client
-            if client is None:
+            publisher = self._publisher
+            if publisher is None:
                 continue
             try:
-                await client.publish(topic, payload, qos=1)
-            except aiomqtt.MqttError as exc:
-                logger.warning("gateway: publish failed (%s); waiting for the broker", exc)
-                self._lost.set()
-                self._ready.clear()
+                await publisher.publish(topic, payload)
+            except MqttError as exc:
+                logger.debug("gateway: publish failed (%s); retrying once the broker is back", exc)
+                await asyncio.sleep(0)  # let the link notice the loss before the retry
             else:
                 return
 
@@ -247,7 +221,7 @@ class Gateway:
 
     async def _handle(self, frame: Frame, writer: asyncio.StreamWriter) -> None:
         self.stats.frames += 1
-        decoded = decode_frame(frame)
+        decoded = decode_frame(frame, header_only=True)  # routing and answering need no more
         packet = decoded.packet
         mn = packet.mn or ""
         level = mn if _TOPIC_SAFE.match(mn) else UNKNOWN_MN_LEVEL

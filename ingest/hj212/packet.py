@@ -182,8 +182,12 @@ def _note(packet: Packet, code: Code, message: str, severity: Severity = Severit
     packet.findings.append(Finding(code, severity, message))
 
 
-def parse_segment(text: str) -> Packet:
-    """Parse a data segment; never raises."""
+def parse_segment(text: str, *, header_only: bool = False) -> Packet:
+    """Parse a data segment; never raises.
+
+    header_only skips the command parameters and the field checks: what the gateway needs to
+    route and answer a packet (MN, CN, QN, PW, Flag), at a fraction of the cost.
+    """
     packet = Packet(text=text)
     opened = text.find("CP=&&")
     if opened < 0:
@@ -195,6 +199,8 @@ def parse_segment(text: str) -> Packet:
     else:
         head, cp = text[:opened], text[opened + 5 :]
     _parse_header(packet, head)
+    if header_only:
+        return packet
     if cp is not None:
         if cp.endswith("&&"):
             cp = cp[:-2]
