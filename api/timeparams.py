@@ -1,10 +1,15 @@
-"""Reading the time bounds of a query: ISO 8601 instants or dates, in a station's time zone."""
+"""Time in queries: ISO 8601 instants or dates read in a station's zone, and the default window."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from api.errors import ApiError
+from schemas.readings import MAX_FUTURE_SKEW
+
+# With no start and no end, a query covers the last day: enough for a live look, and an
+# unbounded default would make the cheapest-looking request the most expensive one.
+DEFAULT_SPAN = timedelta(days=1)
 
 
 def parse_instant(value: str, name: str, tz: tzinfo) -> datetime:
@@ -24,3 +29,17 @@ def parse_instant(value: str, name: str, tz: tzinfo) -> datetime:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=tz)
     return ts
+
+
+def bounds(start: str | None, end: str | None, tz: tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) from the query: end defaults to now, start to a day before end."""
+    hi = parse_instant(end, "end", tz) if end else datetime.now(UTC) + MAX_FUTURE_SKEW
+    lo = parse_instant(start, "start", tz) if start else hi - DEFAULT_SPAN
+    if lo >= hi:
+        raise ApiError(422, "bad_time", "start must be before end")
+    return lo, hi
+
+
+def iso_utc(ts: datetime) -> str:
+    """UTC, ISO 8601 with a Z."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -272,3 +272,28 @@ async def test_unknown_mn_replayed_after_registration(
     assert "examined 2: 2 resolved, 0 still refused; 6 readings stored" in result.stdout
     assert await count_readings(settings.DATABASE_URL) == 6
     assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM hj212_packets WHERE mn = 'NEWLOGGER0001'") == 2
+
+
+async def test_packets_and_events_through_the_api(
+    settings: Settings, ingest: IngestService, hj212_stations: None, api: httpx.AsyncClient
+) -> None:
+    """The packet log and station events are served per station, raw text and findings included."""
+    t = datetime(2026, 11, 21, 10, 0)
+    packets = [
+        _minute(0),
+        encode_data(cn="2021", mn=OUT_MN, data_time=t, factors={"SB1": {"RS": 2.0}}),
+    ]
+    await _publish(settings, OUT_MN, *packets)
+    await eventually(lambda: fetchval(settings.DATABASE_URL, "SELECT count(*) FROM station_events"), lambda n: n == 1)
+    listed = (await api.get("/api/v1/stations/p1-out/hj212-packets", params={"start": "2026-01-01"})).json()["results"]
+    assert [p["cn"] for p in listed] == ["2051", "2021"]
+    assert listed[0]["raw"].encode() == _minute(0)
+    assert listed[0]["data_time"] == "2026-11-20T08:00:00+08:00"
+    assert isinstance(listed[0]["findings"], list)
+    events = (
+        await api.get("/api/v1/stations/p1-out/events", params={"start": "2026-11-01", "end": "2026-12-01"})
+    ).json()
+    assert [(e["kind"], e["subject"], e["value"], e["ts_local"]) for e in events["results"]] == [
+        ("facility_state", "SB1", 2.0, "2026-11-21T10:00:00+08:00")
+    ]
+    assert (await api.get("/api/v1/stations/nope/events")).status_code == 404

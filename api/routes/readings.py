@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -15,18 +15,15 @@ from fastapi import APIRouter, Query
 
 from api.deps import ConnDep, SettingsDep
 from api.errors import ApiError
-from api.timeparams import parse_instant
+from api.timeparams import bounds, iso_utc
 from schemas.parameters import catalog
-from schemas.readings import INTERVAL_NAMES, INTERVALS, MAX_FUTURE_SKEW
+from schemas.readings import INTERVAL_NAMES, INTERVALS
 from schemas.stations import StationKind
 
 router = APIRouter(prefix="/api/v1", tags=["readings"])
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 1_000
-# With no start and no end, a query covers the last day: enough for a live look, and an
-# unbounded default would make the cheapest-looking request the most expensive one.
-DEFAULT_SPAN = timedelta(days=1)
 
 SELECT_STATIONS = """
 SELECT sid, id, park_id, kind, timezone FROM stations
@@ -74,10 +71,6 @@ class _Station:
     tz: ZoneInfo
 
 
-def _iso_utc(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def _split(values: list[str] | None) -> list[str]:
     out: list[str] = []
     for v in values or []:
@@ -112,14 +105,6 @@ async def _parameter_ids(conn: asyncpg.Connection, names: list[str]) -> list[int
     if unknown:
         raise ApiError(422, "unknown_parameter", f"unknown parameter code or alias: {', '.join(unknown)}")
     return [rows[c] for c in codes]
-
-
-def _bounds(start: str | None, end: str | None, tz: ZoneInfo) -> tuple[datetime, datetime]:
-    hi = parse_instant(end, "end", tz) if end else datetime.now(UTC) + MAX_FUTURE_SKEW
-    lo = parse_instant(start, "start", tz) if start else hi - DEFAULT_SPAN
-    if lo >= hi:
-        raise ApiError(422, "bad_time", "start must be before end")
-    return lo, hi
 
 
 def _fingerprint(*parts: object) -> str:
@@ -166,7 +151,7 @@ async def get_readings(
     stations = await _stations(conn, _split(station_id), park_id)
     pids = await _parameter_ids(conn, _split(parameter))
     tz = stations[0].tz if len(stations) == 1 else ZoneInfo(settings.DEFAULT_TIMEZONE)
-    lo, hi = _bounds(start, end, tz)
+    lo, hi = bounds(start, end, tz)
     iv = INTERVALS[interval] if interval else None
     fp = _fingerprint(sorted(s.sid for s in stations), pids, iv, lo.isoformat(), hi.isoformat())
     position = _decode_cursor(cursor, fp) if cursor else None
@@ -202,7 +187,7 @@ async def get_readings(
                     "station_id": station.id,
                     "parameter": code,
                     "interval": interval_name,
-                    "ts": _iso_utc(ts),
+                    "ts": iso_utc(ts),
                     "ts_local": ts.astimezone(station.tz).isoformat(),
                     "value": r["value"],
                     "unit": unit,
@@ -241,7 +226,7 @@ async def get_revisions(
     stations = await _stations(conn, _split(station_id), park_id)
     pids = await _parameter_ids(conn, _split(parameter))
     tz = stations[0].tz if len(stations) == 1 else ZoneInfo(settings.DEFAULT_TIMEZONE)
-    lo, hi = _bounds(start, end, tz)
+    lo, hi = bounds(start, end, tz)
     by_sid = {s.sid: s for s in stations}
     rows = await conn.fetch(SELECT_REVISIONS, list(by_sid), lo, hi, pids, limit)
     codes = {r["pid"]: r["code"] for r in await conn.fetch(SELECT_PARAMETER_CODES, list({r["pid"] for r in rows}))}
@@ -251,17 +236,17 @@ async def get_revisions(
                 "station_id": by_sid[r["sid"]].id,
                 "parameter": codes[r["pid"]],
                 "interval": INTERVAL_NAMES[r["iv"]],
-                "ts": _iso_utc(r["ts"]),
+                "ts": iso_utc(r["ts"]),
                 "ts_local": r["ts"].astimezone(by_sid[r["sid"]].tz).isoformat(),
                 "stored": {
                     "value": r["stored_value"],
                     "flag": r["stored_flag"],
-                    "received_at": _iso_utc(r["stored_received_at"]) if r["stored_received_at"] else None,
+                    "received_at": iso_utc(r["stored_received_at"]) if r["stored_received_at"] else None,
                 },
                 "revision": {
                     "value": r["value"],
                     "flag": r["flag"],
-                    "received_at": _iso_utc(r["received_at"]),
+                    "received_at": iso_utc(r["received_at"]),
                 },
             }
             for r in rows
