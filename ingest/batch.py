@@ -59,6 +59,18 @@ class DeadLetter:
         )
 
 
+@dataclass
+class Message:
+    """What one received message gives; `unresolved` rows wait for the id of a code not yet registered."""
+
+    rows: list[Row] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    packets: list[PacketRecord] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    unresolved: list[tuple[str, Row]] = field(default_factory=list)
+    station_id: str | None = None  # as the topic names it (a station id, or an HJ 212 MN)
+
+
 @dataclass(slots=True)
 class Envelope:
     """One received message after validation, waiting to be made durable and acknowledged."""

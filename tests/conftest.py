@@ -21,6 +21,7 @@ from parkwatch.serve import _Server
 from parkwatch.settings import Settings
 from schemas.migrate import migrate
 from schemas.registry import read_registry
+from tests.helpers import running
 from tests.services import (
     MQTT_HOST,
     MQTT_PORT,
@@ -107,20 +108,10 @@ async def forget_session(settings: Settings) -> None:
 @pytest.fixture
 async def ingest(settings: Settings, registry: None) -> AsyncIterator[IngestService]:
     """The ingest running in this event loop until the test ends."""
-    service = IngestService(settings, stats=IngestStats())
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop), name="test.ingest")
     try:
-        async with asyncio.timeout(15):
-            while not service.receiver.connected.is_set():
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
-        yield service
+        async with running(IngestService(settings, stats=IngestStats())) as service:
+            yield service
     finally:
-        stop.set()
-        async with asyncio.timeout(40):
-            await task
         await forget_session(settings)
 
 

@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ import aiomqtt
 import asyncpg
 import orjson
 
+from ingest.service import IngestService
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
 
@@ -111,3 +113,21 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "PARKWATCH_MQTT_CLIENT_ID": settings.MQTT_CLIENT_ID,
         "PARKWATCH_SPOOL_DIR": str(settings.SPOOL_DIR),
     }
+
+
+@asynccontextmanager
+async def running(service: IngestService, *, connected: bool = True) -> AsyncIterator[IngestService]:
+    """Run an ingest in this event loop for the block (waiting until it has subscribed), then stop it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop), name="test.ingest")
+    try:
+        if connected:
+            async with asyncio.timeout(15):
+                while not service.receiver.connected.is_set():
+                    if task.done():
+                        task.result()
+                    await asyncio.sleep(0.02)
+        yield service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 40)

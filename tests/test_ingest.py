@@ -19,7 +19,7 @@ from ingest.stats import IngestStats
 from ingest.writer import DurableWriter
 from parkwatch.settings import Settings
 from simulators.broker import PrivateBroker
-from tests.helpers import count_readings, eventually, fetch, fetchval, message, publish, recent
+from tests.helpers import count_readings, eventually, fetch, fetchval, message, publish, recent, running
 
 
 async def test_reading_is_stored_and_served(settings: Settings, ingest: IngestService, api: httpx.AsyncClient) -> None:
@@ -220,23 +220,14 @@ async def test_inbox_stays_bounded_while_the_writer_is_slow(
     broker = PrivateBroker(tmp_path / "broker")
     broker.start()
     settings = settings.model_copy(update={"MQTT_URL": broker.url})
-    service = IngestService(settings, stats=IngestStats())
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
     try:
-        await eventually(lambda: _value(service.receiver.connected.is_set()), bool)
-        base = recent(600)
-        async with aiomqtt.Client("127.0.0.1", broker.port) as client:
-            for i in range(600):
-                body = orjson.dumps(message("p1-out", base + timedelta(milliseconds=i), {"cod": float(i)}))
-                await client.publish(f"{settings.TOPIC_PREFIX}/p1/p1-out/readings", body, qos=1)
-        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 600, timeout=60)
+        async with running(IngestService(settings, stats=IngestStats())):
+            base = recent(600)
+            async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+                for i in range(600):
+                    body = orjson.dumps(message("p1-out", base + timedelta(milliseconds=i), {"cod": float(i)}))
+                    await client.publish(f"{settings.TOPIC_PREFIX}/p1/p1-out/readings", body, qos=1)
+            await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 600, timeout=60)
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 40)
         broker.stop()
     assert 0 < peak <= 40
-
-
-async def _value(v: object) -> object:
-    return v

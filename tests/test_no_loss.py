@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from ingest.stats import IngestStats
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
 from simulators.broker import PrivateBroker
-from tests.helpers import cli_env, count_readings, eventually, fetch
+from tests.helpers import cli_env, count_readings, eventually, fetch, running
 from tests.proxy import TcpProxy
 
 STATIONS = [
@@ -141,39 +141,34 @@ async def test_database_outage_longer_than_the_broker_queue(
     proxy = TcpProxy("127.0.0.1", 5432)
     await proxy.start()
     direct_url = settings.DATABASE_URL
-    via_proxy = direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    assert via_proxy != direct_url
-    run_settings = settings.model_copy(update={"DATABASE_URL": via_proxy, "MQTT_URL": broker.url})
-    service = IngestService(run_settings, stats=IngestStats())
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
+    run_settings = settings.model_copy(
+        update={"DATABASE_URL": direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), "MQTT_URL": broker.url}
+    )
     try:
-        await eventually(lambda: _true(service.receiver.connected.is_set()), bool, timeout=15)
-        await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 300)
-        await eventually(lambda: count_readings(direct_url), lambda c: c == 4 * 300)
+        async with running(IngestService(run_settings, stats=IngestStats())) as service:
+            await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 300)
+            await eventually(lambda: count_readings(direct_url), lambda c: c == 4 * 300)
 
-        await proxy.block()
-        await _publish_range(broker.port, settings.TOPIC_PREFIX, 300, 1800)
-        # Everything published during the outage was acknowledged into the spool, not the broker queue.
-        await eventually(lambda: _true(service.stats.messages), lambda m: m >= 1800, timeout=30)
-        assert service.stats.batches_spooled > 0
-        assert service.stats.db_outages == 1
-        assert await count_readings(direct_url) == 4 * 300
-        assert (settings.SPOOL_DIR).exists() and any(settings.SPOOL_DIR.glob("*.seg"))
+            await proxy.block()
+            await _publish_range(broker.port, settings.TOPIC_PREFIX, 300, 1800)
+            # Everything published during the outage was acknowledged into the spool, not the broker queue.
+            await eventually(lambda: _true(service.stats.messages), lambda m: m >= 1800, timeout=30)
+            assert service.stats.batches_spooled > 0
+            assert service.stats.db_outages == 1
+            assert await count_readings(direct_url) == 4 * 300
+            assert any(settings.SPOOL_DIR.glob("*.seg"))
 
-        await proxy.unblock()
-        await eventually(lambda: count_readings(direct_url), lambda c: c >= 4 * 1800, timeout=60)
-        await asyncio.sleep(0.3)
-        await _assert_exactly(direct_url, 1800)
-        await eventually(lambda: _true(service.spool.is_empty()), bool, timeout=10)
-        assert not any(settings.SPOOL_DIR.glob("*.seg"))
-        # and ingest goes straight to the database again
-        await _publish_range(broker.port, settings.TOPIC_PREFIX, 1800, 1900)
-        await eventually(lambda: count_readings(direct_url), lambda c: c == 4 * 1900)
-        await _assert_exactly(direct_url, 1900)
+            await proxy.unblock()
+            await eventually(lambda: count_readings(direct_url), lambda c: c >= 4 * 1800, timeout=60)
+            await asyncio.sleep(0.3)
+            await _assert_exactly(direct_url, 1800)
+            await eventually(lambda: _true(service.spool.is_empty()), bool, timeout=10)
+            assert not any(settings.SPOOL_DIR.glob("*.seg"))
+            # and ingest goes straight to the database again
+            await _publish_range(broker.port, settings.TOPIC_PREFIX, 1800, 1900)
+            await eventually(lambda: count_readings(direct_url), lambda c: c == 4 * 1900)
+            await _assert_exactly(direct_url, 1900)
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 40)
         await proxy.close()
         broker.stop()
 
@@ -182,79 +177,56 @@ async def _true(value: object) -> object:
     return value
 
 
-async def test_spool_survives_a_restart_during_the_outage(
+@pytest.fixture
+async def outage_rig(
     settings: Settings, registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Stopped while the database is away, the ingest replays its spool after starting again."""
+) -> AsyncIterator[tuple[PrivateBroker, TcpProxy, Settings]]:
+    """A private broker, and a TCP proxy between parkwatch and PostgreSQL that the test can cut;
+    yields them with settings that point parkwatch through both."""
     monkeypatch.setattr(writer, "RETRY_CAP", 0.5)
     broker = PrivateBroker(tmp_path / "broker")
     broker.start()
     proxy = TcpProxy("127.0.0.1", 5432)
     await proxy.start()
     via_proxy = settings.DATABASE_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    run_settings = settings.model_copy(update={"DATABASE_URL": via_proxy, "MQTT_URL": broker.url})
+    assert via_proxy != settings.DATABASE_URL
     try:
-        first = IngestService(run_settings, stats=IngestStats())
-        stop = asyncio.Event()
-        task = asyncio.create_task(first.run(stop))
-        await eventually(lambda: _true(first.receiver.connected.is_set()), bool, timeout=15)
+        yield broker, proxy, settings.model_copy(update={"DATABASE_URL": via_proxy, "MQTT_URL": broker.url})
+    finally:
+        await proxy.close()
+        broker.stop()
+
+
+async def test_spool_survives_a_restart_during_the_outage(
+    settings: Settings, outage_rig: tuple[PrivateBroker, TcpProxy, Settings]
+) -> None:
+    """Stopped while the database is away, the ingest replays its spool after starting again."""
+    broker, proxy, run_settings = outage_rig
+    async with running(IngestService(run_settings, stats=IngestStats())) as first:
         await proxy.block()
         await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 500)
         await eventually(lambda: _true(first.stats.messages), lambda m: m >= 500, timeout=30)
-        stop.set()
-        await asyncio.wait_for(task, 40)
-        assert any(settings.SPOOL_DIR.glob("*.seg"))
+    assert any(settings.SPOOL_DIR.glob("*.seg"))
 
-        await proxy.unblock()
-        second = IngestService(run_settings, stats=IngestStats())
-        stop2 = asyncio.Event()
-        task2 = asyncio.create_task(second.run(stop2))
-        try:
-            await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 500, timeout=60)
-            await _assert_exactly(settings.DATABASE_URL, 500)
-        finally:
-            stop2.set()
-            await asyncio.wait_for(task2, 40)
-    finally:
-        await proxy.close()
-        broker.stop()
+    await proxy.unblock()
+    async with running(IngestService(run_settings, stats=IngestStats()), connected=False):
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 500, timeout=60)
+        await _assert_exactly(settings.DATABASE_URL, 500)
 
 
 async def test_start_while_the_database_is_down(
-    settings: Settings, registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, outage_rig: tuple[PrivateBroker, TcpProxy, Settings]
 ) -> None:
     """An ingest (re)started during an outage validates with its cached registry and spools."""
-    monkeypatch.setattr(writer, "RETRY_CAP", 0.5)
-    broker = PrivateBroker(tmp_path / "broker")
-    broker.start()
-    proxy = TcpProxy("127.0.0.1", 5432)
-    await proxy.start()
-    via_proxy = settings.DATABASE_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    run_settings = settings.model_copy(update={"DATABASE_URL": via_proxy, "MQTT_URL": broker.url})
-    try:
-        # A first run with the database up leaves the registry cache in the spool folder.
-        first = IngestService(run_settings, stats=IngestStats())
-        stop = asyncio.Event()
-        task = asyncio.create_task(first.run(stop))
-        await eventually(lambda: _true(first.receiver.connected.is_set()), bool, timeout=15)
-        stop.set()
-        await asyncio.wait_for(task, 40)
-        assert (settings.SPOOL_DIR / "registry-cache.json").exists()
+    broker, proxy, run_settings = outage_rig
+    async with running(IngestService(run_settings, stats=IngestStats())):
+        pass  # a first run with the database up leaves the registry cache in the spool folder
+    assert (settings.SPOOL_DIR / "registry-cache.json").exists()
 
-        await proxy.block()
-        second = IngestService(run_settings, stats=IngestStats())
-        stop2 = asyncio.Event()
-        task2 = asyncio.create_task(second.run(stop2))
-        try:
-            await eventually(lambda: _true(second.receiver.connected.is_set()), bool, timeout=15)
-            await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 200)
-            await eventually(lambda: _true(second.stats.batches_spooled), bool, timeout=15)
-            await proxy.unblock()
-            await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 200, timeout=60)
-            await _assert_exactly(settings.DATABASE_URL, 200)  # no dead letters: the cache knew the stations
-        finally:
-            stop2.set()
-            await asyncio.wait_for(task2, 40)
-    finally:
-        await proxy.close()
-        broker.stop()
+    await proxy.block()
+    async with running(IngestService(run_settings, stats=IngestStats())) as second:
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 200)
+        await eventually(lambda: _true(second.stats.batches_spooled), bool, timeout=15)
+        await proxy.unblock()
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 200, timeout=60)
+        await _assert_exactly(settings.DATABASE_URL, 200)  # no dead letters: the cache knew the stations

@@ -12,10 +12,9 @@ Every accepted packet, whatever its command, is kept raw in the packet log with 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
 
-from ingest.batch import EventRow, PacketRecord
+from ingest.batch import Message
 from ingest.hj212.codec import DecodedPacket, decode
 from ingest.hj212.findings import Code, Severity
 from ingest.hj212.packet import DATA_FLAGS, Factor, Packet, parse_time
@@ -37,21 +36,10 @@ NO_VALUE = -99.0
 PENDING = -1
 
 
-@dataclass
-class Converted:
-    """What one MQTT payload of HJ 212 packets gives."""
-
-    rows: list[Row] = field(default_factory=list)
-    events: list[EventRow] = field(default_factory=list)
-    packets: list[PacketRecord] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    # rows whose code has no id yet: (code, row with pid PENDING)
-    unresolved: list[tuple[str, Row]] = field(default_factory=list)
-
-
-def convert(payload: bytes, *, topic: str, topic_mn: str, registry: Registry, received_at: datetime) -> Converted:
+def convert(payload: bytes, *, topic: str, topic_mn: str, registry: Registry, received_at: datetime) -> Message:
     """Decode every packet of a payload published on {prefix}/hj212/{topic_mn}."""
-    out = Converted()
+    station = registry.by_mn.get(topic_mn)
+    out = Message(station_id=station.id if station else topic_mn)
     packets = decode(payload)
     if not packets:
         out.problems.append(Problem(Reason.INVALID_FRAME, "no_header: the payload is empty", Code.NO_HEADER.value))
@@ -61,7 +49,7 @@ def convert(payload: bytes, *, topic: str, topic_mn: str, registry: Registry, re
 
 
 def _one(
-    decoded: DecodedPacket, out: Converted, *, topic: str, topic_mn: str, registry: Registry, received_at: datetime
+    decoded: DecodedPacket, out: Message, *, topic: str, topic_mn: str, registry: Registry, received_at: datetime
 ) -> None:
     packet = decoded.packet
     mn = packet.mn
@@ -119,9 +107,7 @@ def _one(
             _row_of(factor, iv, station, ts, received_at=received_at, registry=registry, out=out)
 
 
-def _data_time(
-    packet: Packet, key: str, station: StationInfo, received_at: datetime, out: Converted
-) -> datetime | None:
+def _data_time(packet: Packet, key: str, station: StationInfo, received_at: datetime, out: Message) -> datetime | None:
     text = packet.fields.get(key, "")
     naive = parse_time(text)
     if naive is None:
@@ -137,7 +123,7 @@ def _data_time(
     return ts
 
 
-def _events_of(factor: Factor, station: StationInfo, ts: datetime, received_at: datetime, out: Converted) -> None:
+def _events_of(factor: Factor, station: StationInfo, ts: datetime, received_at: datetime, out: Message) -> None:
     if factor.info.kind != "facility":
         return
     for suffix, kind in (("RS", "facility_state"), ("RT", "facility_runtime")):
@@ -154,7 +140,7 @@ def _row_of(
     *,
     received_at: datetime,
     registry: Registry,
-    out: Converted,
+    out: Message,
 ) -> None:
     if iv == 0:
         value, zs = factor.number("Rtd"), factor.number("ZsRtd")
