@@ -1,0 +1,1 @@
+"""Compliance: the national standards as data, judged with the regulators' windows and rules."""
