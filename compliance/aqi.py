@@ -12,7 +12,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any
 
-from compliance.catalog import AqiTable, Standard
+from schemas.catalogue import AqiTable, Standard
 
 # Input keys and how HJ 633 names the pollutant (primary pollutant lists).
 LABELS = {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from compliance.catalog import CatalogError, Limit, Standard, catalog
+from schemas.catalogue import CatalogError, Limit, Standard, catalogue
 from schemas.units import UnitError, converter
 
 Verdict = Literal["compliant", "exceedance", "insufficient_data"]
@@ -434,6 +434,6 @@ def _in_unit(value: float, unit: str | None, limit_unit: str, parameter: str, st
 def standard_for(ident: str, on: date) -> Standard:
     """The edition to judge with: an id with its year, or a family resolved by date."""
     try:
-        return catalog().resolve(ident, on)
+        return catalogue().resolve(ident, on)
     except CatalogError as exc:
         raise JudgementError("unknown_standard", str(exc)) from None

@@ -82,6 +82,13 @@ SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::timestamptz[], $
                      $6::timestamptz[])
 ON CONFLICT DO NOTHING
 """
+# Hours with new data, for the compliance worker (compliance/worker.py); in the batch's
+# transaction, so the queue holds exactly the hours whose data are committed.
+QUEUE_HOURS = """
+INSERT INTO rollup_queue (sid, hour)
+SELECT * FROM unnest($1::integer[], $2::timestamptz[])
+ON CONFLICT DO NOTHING
+"""
 ENSURE_PARTITION = "SELECT parkwatch_ensure_partition($1)"
 SELECT_STORAGE = "SELECT value FROM parkwatch_meta WHERE key = 'storage'"
 
@@ -213,7 +220,12 @@ class Store:
         Returns the series seen for the first time.
         """
         dead = batch.dead
-        fresh = {(r[0], r[1], r[2]) for r in batch.rows} - self._series
+        rows = batch.rows
+        fresh = {(r[0], r[1], r[2]) for r in rows} - self._series
+        if rows:
+            hours = {(r[0], r[3].astimezone(UTC).replace(minute=0, second=0, microsecond=0)) for r in rows}
+            sids, starts = zip(*hours, strict=True)
+            await conn.execute(QUEUE_HOURS, list(sids), list(starts))
         if fresh:
             sids, pids, ivs = zip(*fresh, strict=True)
             await conn.execute(INSERT_SERIES, list(sids), list(pids), list(ivs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas.catalogue import CatalogError, catalogue
 from schemas.parameters import catalog
 from schemas.stations import CrcVariant, StationKind
 from schemas.units import normalise
@@ -63,6 +65,17 @@ class StationSpec(BaseModel):
     # HJ 212: the access password the logger must send (checked when set), and its CRC routine.
     pw: str | None = Field(default=None, min_length=1, max_length=32)
     crc: CrcVariant = CrcVariant.HJ212
+    # Compliance profile: the standard and class the station is judged by, permit-specific
+    # limits (排污许可) that replace the standard's, and the facts some limits depend on.
+    standard: str | None = None
+    class_: str | None = Field(default=None, alias="class")
+    limits: dict[str, float] = Field(default_factory=dict)
+    construction_date: date | None = None
+    sector: str | None = None
+    # A wastewater outlet's inlet station: its daily influent decides GB 18918 class 3's removal rule.
+    inlet: str | None = Field(default=None, pattern=ID_PATTERN)
+    # Minutes one minute-data record covers (HJ 212 MinInterval): 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30.
+    min_interval: int = Field(default=1, ge=1, le=60)
 
     @field_validator("timezone")
     @classmethod
@@ -95,11 +108,59 @@ class StationSpec(BaseModel):
                 raise ValueError(f"unit {unit!r} of {name!r} is not a unit parkwatch knows")
             units[code] = unit
         self.units = units
+        self._check_profile()
         return self
 
-    def attrs(self) -> dict[str, Any]:
-        """Keys beyond the known ones (standard, class, limits, ...), kept verbatim."""
+    def _check_profile(self) -> None:
+        if self.standard is None:
+            if self.class_ is not None or self.limits:
+                raise ValueError("class and limits need a standard")
+            return
+        try:
+            editions = catalogue().editions(self.standard)
+        except CatalogError as exc:
+            raise ValueError(str(exc)) from None
+        medium = {StationKind.STACK: "stack", StationKind.AMBIENT_AIR: "ambient"}.get(self.kind, "water")
+        if any(e.medium != medium for e in editions):
+            raise ValueError(f"standard {self.standard} is for {editions[0].medium}, not a {self.kind.value} station")
+        classes = set.intersection(*(set(e.classes) for e in editions))
+        if self.class_ is None or str(self.class_) not in classes:
+            raise ValueError(f"class must be one of {', '.join(sorted(classes))} for {self.standard}")
+        self.class_ = str(self.class_)
+        sectors = set().union(*(set(e.sectors) for e in editions))
+        if self.sector is not None and self.sector not in sectors:
+            listed = ", ".join(sorted(sectors)) or "none"
+            raise ValueError(f"sector {self.sector!r} is not one of {self.standard}'s sectors ({listed})")
+        limits = {}
+        for name, value in self.limits.items():
+            code = catalog().resolve(name, self.kind)
+            if code is None:
+                raise ValueError(f"limits names {name!r}, which is not a parameter of a {self.kind.value} station")
+            limits[code] = value
+        self.limits = limits
+
+    def profile(self) -> dict[str, Any]:
+        """The compliance profile as stored with the station (in its attrs)."""
+        if self.standard is None:
+            return {}
+        out: dict[str, Any] = {"standard": self.standard, "class": self.class_, "min_interval": self.min_interval}
+        if self.limits:
+            out["limits"] = self.limits
+        if self.construction_date:
+            out["construction_date"] = self.construction_date.isoformat()
+        if self.sector:
+            out["sector"] = self.sector
+        if self.inlet:
+            out["inlet"] = self.inlet
+        return out
+
+    def extra(self) -> dict[str, Any]:
+        """Keys the registry does not know, kept verbatim."""
         return dict(self.model_extra or {})
+
+    def attrs(self) -> dict[str, Any]:
+        """What is stored in stations.attrs: the compliance profile and unknown keys."""
+        return {**self.extra(), **self.profile()}
 
 
 def _is_vendor_code(name: str) -> bool:

@@ -38,7 +38,7 @@ def test_load_yaml_then_update(settings: Settings, tmp_path: Path) -> None:
     result = _cli(settings, "stations", "load", str(path))
     assert result.returncode == 0, result.stderr
     assert "loaded 1 park(s) and 2 station(s)" in result.stdout
-    assert "class, limits, standard" in result.stderr  # told which keys were kept verbatim
+    assert "kept extra keys verbatim for later use: tier" in result.stderr  # the one key the registry does not know
 
     listed = _cli(settings, "stations", "list", "--json")
     stations = {json.loads(line)["id"]: json.loads(line) for line in listed.stdout.splitlines()}
@@ -73,7 +73,7 @@ async def test_registry_rows(settings: Settings, tmp_path: Path) -> None:
         ("a34004", "mg/m3"),
     ]
     out_attrs = json.loads(next(r["attrs"] for r in rows if r["id"] == "cs-etdz-wwtp-out"))
-    assert out_attrs == {"standard": "GB18918-2002", "class": "1A", "limits": {"w01018": 40}}
+    assert out_attrs == {"standard": "GB18918-2002", "class": "1A", "limits": {"w01018": 40.0}, "min_interval": 1}
 
 
 @pytest.mark.parametrize(
@@ -112,6 +112,22 @@ async def test_registry_rows(settings: Settings, tmp_path: Path) -> None:
             "not a unit parkwatch knows",
         ),
         ("parks: [{id: p, name: P, city: C}\n", "not valid YAML"),
+        (
+            "parks: [{id: p, name: P, city: C}]\nstations:\n  - {id: a, park_id: p, kind: stack, standard: GB9999}\n",
+            "no such standard",
+        ),
+        (
+            "parks: [{id: p, name: P, city: C}]\nstations:\n  - {id: a, park_id: p, kind: stack, standard: GB4915-2013, class: 1A}\n",
+            "class must be one of",
+        ),
+        (
+            "parks: [{id: p, name: P, city: C}]\nstations:\n  - {id: a, park_id: p, kind: stack, standard: GB18918-2002, class: 1A}\n",
+            "not a stack station",
+        ),
+        (
+            "parks: [{id: p, name: P, city: C}]\nstations:\n  - {id: a, park_id: p, kind: wastewater_outlet, standard: GB8978-1996, class: 1, sector: bakery}\n",
+            "not one of GB8978-1996's sectors",
+        ),
         ("parks: [{id: p, name: P, city: C}]\nrivers: []\n", "rivers"),
     ],
 )

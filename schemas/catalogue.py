@@ -182,6 +182,17 @@ class Catalog:
         for s in sorted(standards, key=lambda s: s.effective_from):
             self.families.setdefault(s.family, []).append(s)
 
+    def editions(self, ident: str) -> list[Standard]:
+        """Every edition an id names: one for 'GB18918-2002', all of the family for 'GB3095'."""
+        key = ident.strip().upper().replace(" ", "")
+        exact = [s for sid, s in self.by_id.items() if sid.upper() == key]
+        if exact:
+            return exact
+        editions = next((v for k, v in self.families.items() if k.upper() == key), None)
+        if editions is None:
+            raise CatalogError(ident, f"no such standard; the catalogue has {', '.join(sorted(self.by_id))}")
+        return editions
+
     def resolve(self, ident: str, on: date | None = None) -> Standard:
         """An edition by its id ('GB18918-2002'), or by family ('GB3095') as in force on `on`."""
         key = ident.strip().upper().replace(" ", "")
@@ -220,6 +231,6 @@ def _load() -> list[Standard]:
 
 
 @lru_cache(maxsize=1)
-def catalog() -> Catalog:
-    """The catalogue (read once)."""
+def catalogue() -> Catalog:
+    """The catalogue of standards (read once)."""
     return Catalog(_load())
