@@ -77,6 +77,12 @@ class StationSpec(BaseModel):
     # Minutes one minute-data record covers (HJ 212 MinInterval): 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30.
     min_interval: int = Field(default=1, ge=1, le=60)
 
+    @field_validator("class_", mode="before")
+    @classmethod
+    def _class_text(cls, value: Any) -> Any:
+        # YAML reads `class: 1` (GB 8978, GB 3095) as a number; classes are names.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
