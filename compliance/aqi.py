@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from schemas.catalogue import AqiTable, Standard
@@ -79,9 +80,14 @@ def gbt8170(value: float, decimals: int) -> Decimal:
     return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
 
 
+@lru_cache(maxsize=64)
+def _exact(breakpoints: tuple[float, ...]) -> tuple[Fraction, ...]:
+    return tuple(Fraction(str(b)) for b in breakpoints)
+
+
 def _iaqi(c: Fraction, breakpoints: list[float], iaqi: list[int]) -> tuple[int | None, bool]:
     """(IAQI rounded up, whether c lies above the table) — formula (1) of HJ 633."""
-    bps = [Fraction(str(b)) for b in breakpoints]
+    bps = _exact(tuple(breakpoints))
     if c < 0:
         return None, False
     for i in range(1, len(bps)):
@@ -141,6 +147,12 @@ def compute(standard: Standard, period: str, concentrations: dict[str, float | N
     if not present:
         return AqiResult(standard.id, period, None, iaqi, None, None, None, None, None, None, None, [], notes=notes)
     aqi = max(present.values())
+    if missing and table.missing_publish_above is not None and aqi <= table.missing_publish_above:
+        notes.append(
+            f"AQI {aqi} from incomplete data is not published (NA): with a pollutant missing, only an AQI "
+            f"above {table.missing_publish_above} is ({table.missing})"
+        )
+        return AqiResult(standard.id, period, None, iaqi, None, None, None, None, None, None, None, [], notes=notes)
     band = next(c for c in table.categories if c.max is None or aqi <= c.max)
     primary: list[str] = []
     if aqi > table.primary_above:

@@ -9,6 +9,7 @@ A request that cannot be answered gets {"error": code, "message": ...} instead.
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from typing import Any
 
@@ -44,11 +45,16 @@ def evaluate(doc: Any) -> dict[str, Any]:
         ident = _standard_id(doc)
         on = _date(doc)
         standard = standard_for(ident, on)
-        if standard.medium == "aqi":
-            return _aqi(doc, standard, on)
-        return _limit(doc, standard, on)
+        result = _aqi(doc, standard, on) if standard.medium == "aqi" else _limit(doc, standard, on)
+        if not standard.in_force(on):
+            result.setdefault("notes", []).append(
+                f"{standard.id} was not in force on {on.isoformat()} (in force from {standard.effective_from}"
+                + (f" to {standard.effective_to}" if standard.effective_to else "")
+                + "): judged with it as asked"
+            )
     except (JudgementError, aqi.AqiError) as exc:
         return _error(exc.code, str(exc))
+    return result
 
 
 def _standard_id(doc: dict[str, Any]) -> str:
@@ -92,8 +98,8 @@ def _limit(doc: dict[str, Any], standard: Any, on: date) -> dict[str, Any]:
             "bad_period", "period is required: hour (stacks), day (water), 1h, 8h or 24h (ambient air)"
         )
     value = doc.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise JudgementError("bad_value", "value is required and must be a number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise JudgementError("bad_value", "value is required and must be a finite number")
     unit = doc.get("unit")
     if unit is not None and not isinstance(unit, str):
         raise JudgementError("bad_unit", "unit must be a string")
@@ -101,7 +107,9 @@ def _limit(doc: dict[str, Any], standard: Any, on: date) -> dict[str, Any]:
     if not isinstance(context, dict):
         raise JudgementError("bad_context", "context must be an object")
     permit = doc.get("limit")
-    if permit is not None and (isinstance(permit, bool) or not isinstance(permit, int | float)):
+    if permit is not None and (
+        isinstance(permit, bool) or not isinstance(permit, int | float) or not math.isfinite(permit) or permit < 0
+    ):
         raise JudgementError("bad_request", "limit (a permit-specific limit) must be a number")
     result = judge(
         standard,

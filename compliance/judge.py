@@ -10,8 +10,11 @@ insufficient_data, never a guess.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import date
+from fractions import Fraction
 from typing import Any, Literal
 
 from schemas.catalogue import CatalogError, Limit, Standard, catalogue
@@ -24,6 +27,8 @@ INSUFFICIENT: Verdict = "insufficient_data"
 # O2 at or above this makes the correction factor (21 - ref) / (21 - O2) meaningless: the source
 # is stopped or purging, and such hours are flagged rather than corrected (standards.md B5).
 O2_CEILING = 21.0
+# A class description that opens with its table: "Table 2 — new coal-fired boilers".
+_CLASS_TABLE = re.compile(r"^(Table \d+)\b")
 
 
 class JudgementError(Exception):
@@ -59,6 +64,11 @@ class Context:
         if doc.get("influent_bod") is not None:
             influent["w01017"] = _number(doc["influent_bod"], "context.influent_bod")
         built = doc.get("construction_date")
+        if built is not None and not isinstance(built, str):
+            raise JudgementError("bad_context", "context.construction_date must be a date string YYYY-MM-DD")
+        sector = doc.get("sector")
+        if sector is not None and not isinstance(sector, str):
+            raise JudgementError("bad_context", "context.sector must be a string")
         try:
             built_on = date.fromisoformat(built) if isinstance(built, str) else None
         except ValueError:
@@ -75,9 +85,14 @@ class Context:
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise JudgementError("bad_context", f"{where} must be a number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise JudgementError("bad_context", f"{where} must be a finite number")
     return float(value)
+
+
+def _exact(value: float) -> Fraction:
+    """The decimal a float was written as (0.1 is 1/10), for comparisons at a limit."""
+    return Fraction(repr(float(value)))
 
 
 @dataclass
@@ -111,6 +126,16 @@ class Judgement:
         }
 
 
+def _table(standard: Standard, limit: Limit, cls: str) -> str | None:
+    """The one table a class reads from, where a row names several ("Table 1 / Table 2")."""
+    table = limit.clause.table
+    if table and ("/" in table or table.startswith("Tables")):
+        match = _CLASS_TABLE.match(standard.classes.get(cls, ""))
+        if match:
+            return match.group(1)
+    return table
+
+
 def _rule(standard: Standard, limit: Limit, cls: str, *, note: str | None = None) -> dict[str, Any]:
     clause = limit.clause
     notes = [n for n in (clause.note, note) if n]
@@ -118,7 +143,7 @@ def _rule(standard: Standard, limit: Limit, cls: str, *, note: str | None = None
         "standard": standard.id,
         "number": standard.number,
         "class": cls,
-        "table": clause.table,
+        "table": _table(standard, limit, cls),
         "item": clause.item,
         "note": "; ".join(notes) or None,
         "period": limit.period,
@@ -209,7 +234,9 @@ def _corrected(standard: Standard, cls: str, value: float, ctx: Context, notes: 
             "o2_out_of_range", f"O2 of {ctx.o2_pct:g} % leaves nothing to correct against (source stopped?)"
         )
     o2, ref_o2 = ctx.o2_pct, ref.value
-    corrected = value * (21 - ref_o2) / (21 - o2)
+    # 21 × 11 / 7.7 is 30, not the 30.000000000000004 of binary floats: rounded to 12 significant
+    # digits (far below any analyser's resolution), a value at the limit stays compliant.
+    corrected = float(f"{value * (21 - ref_o2) / (21 - o2):.12g}")
     notes.append(f"corrected to {ref_o2:g} % O2 from measured {o2:g} %: C × (21 − {ref_o2:g}) / (21 − {o2:g})")
     return corrected, ref.clause
 
@@ -247,19 +274,8 @@ def judge(
     judged, o2_clause = _corrected(standard, cls, given, ctx, notes) if standard.medium == "stack" else (given, None)
 
     if permit_limit is not None:
-        base = rows[0][0] if rows else None
         verdict, multiple = _compare(judged, permit_limit)
-        rule = {
-            "standard": standard.id,
-            "number": standard.number,
-            "class": cls,
-            "table": "permit",
-            "item": parameter,
-            "note": "permit-specific limit (排污许可) in place of "
-            + (f"{base.clause.table} {base.clause.item}: {_limit_value(base.values[cls])}" if base else "the standard"),
-            "period": period,
-            "confidence": "P",
-        }
+        rule = _permit_rule(standard, cls, parameter, period, rows)
         return Judgement(verdict, parameter, period, permit_limit, limit_unit, given, judged, multiple, rule, notes)
 
     special = next((lim.special for lim, _ in rows if lim.special and cls in lim.special.classes), None)
@@ -301,6 +317,56 @@ def judge(
         notes=notes,
         o2_clause=o2_clause,
     )
+
+
+def _permit_rule(
+    standard: Standard, cls: str, parameter: str, period: str, rows: list[tuple[Limit, bool]]
+) -> dict[str, Any]:
+    base = rows[0][0] if rows else None
+    return {
+        "standard": standard.id,
+        "number": standard.number,
+        "class": cls,
+        "table": "permit",
+        "item": parameter,
+        "note": "permit-specific limit (排污许可) in place of "
+        + (f"{base.clause.table} {base.clause.item}: {_limit_value(base.values[cls])}" if base else "the standard"),
+        "period": period,
+        "confidence": "P",
+    }
+
+
+def insufficient(
+    standard: Standard,
+    cls: str,
+    parameter: str,
+    period: str,
+    *,
+    on: date,
+    reason: str,
+    ctx: Context | None = None,
+    permit_limit: float | None = None,
+    value: float | None = None,
+) -> Judgement:
+    """The verdict of a window short of valid data: insufficient_data, with the limit it would face."""
+    ctx = ctx or Context()
+    rows = candidates(standard, cls, parameter, period, on=on, ctx=ctx)
+    if permit_limit is not None:
+        unit = rows[0][0].unit if rows else ""
+        rule = _permit_rule(standard, cls, parameter, period, rows)
+        return Judgement(INSUFFICIENT, parameter, period, permit_limit, unit, value, None, None, rule, [reason])
+    if not rows:
+        raise JudgementError("no_limit", f"{standard.id} class {cls} sets no {period} limit for {parameter}")
+    first = rows[0][0]
+    limit = _limit_value(first.values[cls]) if len(rows) == 1 else None
+    return Judgement(
+        INSUFFICIENT, parameter, period, limit, first.unit, value, None, None, _rule(standard, first, cls), [reason]
+    )
+
+
+def limited(standard: Standard, cls: str, period: str) -> set[str]:
+    """The parameters a standard limits for a class over a period."""
+    return {lim.parameter for lim in standard.limits if lim.period == period and cls in lim.values}
 
 
 def _bracket(
@@ -385,8 +451,10 @@ def _removal_rule(
     if influent <= special.influent_above:
         notes.append(f"influent {influent:g} mg/L ≤ {special.influent_above:g}: the concentration limit applies")
         return None
+    # Strictly above the minimum (注①: "去除率应大于60%"), decided exactly: C < I × (1 − min).
     removal = 1 - judged / influent if influent else 0.0
-    verdict = COMPLIANT if removal > special.min_removal else EXCEEDANCE
+    met = _exact(judged) < _exact(influent) * (1 - _exact(special.min_removal))
+    verdict = COMPLIANT if met else EXCEEDANCE
     notes.append(
         f"influent {influent:g} mg/L > {special.influent_above:g}: judged by removal rate 1 − {judged:g}/{influent:g}"
     )
@@ -415,6 +483,11 @@ def _removal_rule(
 
 
 def _requires(standard: Standard, ctx: Context) -> None:
+    if ctx.sector is not None and standard.sectors and ctx.sector not in standard.sectors:
+        raise JudgementError(
+            "bad_context",
+            f"sector {ctx.sector!r} is not one of {standard.id}'s sectors: {', '.join(sorted(standard.sectors))}",
+        )
     req = standard.requires.get("construction_date")
     if req and ctx.construction_date is not None and not _date_ok(ctx.construction_date, req):
         clause = req.get("clause", {})

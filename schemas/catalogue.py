@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 Medium = Literal["water", "stack", "ambient", "aqi"]
 Period = Literal["hour", "day", "1h", "8h", "24h", "annual"]
 Confidence = Literal["P", "S2", "S1", "M"]
+Average = Literal["1h", "8h_moving", "24h_moving", "24h", "day_max_1h", "day_max_8h"]
 
 
 class CatalogError(Exception):
@@ -112,12 +113,16 @@ class AqiTable(BaseModel):
     iaqi: list[int]
     breakpoints: dict[str, list[float]]
     reports: dict[Literal["1h", "24h"], dict[str, str]]
+    # which average feeds each input of a report, for indexing stored data
+    averages: dict[Literal["1h", "24h"], dict[str, Average]]
     special: dict[str, AqiSpecial]
     rounding: dict[str, Any]
     level_one_from: int
     categories: list[AqiCategory]
     primary_above: int
     missing: str | None = None
+    # with a pollutant missing, the AQI is published only above this (HJ 633-2026 5.3)
+    missing_publish_above: int | None = None
 
 
 class Standard(BaseModel):
