@@ -83,11 +83,14 @@ SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::timestamptz[], $
 ON CONFLICT DO NOTHING
 """
 # Hours with new data, for the compliance worker (compliance/worker.py); in the batch's
-# transaction, so the queue holds exactly the hours whose data are committed.
+# transaction, so the queue holds exactly the hours whose data are committed. An hour the worker
+# has claimed is dirtied again (claimed_at cleared) so that it is recomputed with these rows.
+# Keys arrive sorted: two writers lock queue rows in the same order and cannot deadlock.
 QUEUE_HOURS = """
 INSERT INTO rollup_queue (sid, hour)
 SELECT * FROM unnest($1::integer[], $2::timestamptz[])
-ON CONFLICT DO NOTHING
+ON CONFLICT (sid, hour) DO UPDATE SET claimed_at = NULL, queued_at = now()
+WHERE rollup_queue.claimed_at IS NOT NULL
 """
 ENSURE_PARTITION = "SELECT parkwatch_ensure_partition($1)"
 SELECT_STORAGE = "SELECT value FROM parkwatch_meta WHERE key = 'storage'"
@@ -223,7 +226,7 @@ class Store:
         rows = batch.rows
         fresh = {(r[0], r[1], r[2]) for r in rows} - self._series
         if rows:
-            hours = {(r[0], r[3].astimezone(UTC).replace(minute=0, second=0, microsecond=0)) for r in rows}
+            hours = sorted({(r[0], r[3].astimezone(UTC).replace(minute=0, second=0, microsecond=0)) for r in rows})
             sids, starts = zip(*hours, strict=True)
             await conn.execute(QUEUE_HOURS, list(sids), list(starts))
         if fresh:

@@ -1,4 +1,4 @@
-"""Run the service: ingest and API in one process, each optional, stopped by SIGTERM/SIGINT."""
+"""Run the service: ingest, compliance worker and API in one process, each optional, stopped by SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from api.app import create_app
+from compliance.worker import ComplianceWorker
 from ingest.service import IngestService
 from parkwatch.settings import Settings
 
@@ -39,6 +40,7 @@ async def serve(
     *,
     ingest: bool = True,
     api: bool = True,
+    compliance: bool = True,
     stats_file: Path | None = None,
     stop: asyncio.Event | None = None,
     extra: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None,
@@ -47,6 +49,7 @@ async def serve(
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
     service = IngestService(settings) if ingest else None
+    worker = ComplianceWorker(settings.DATABASE_URL) if compliance else None
     server = None
     if api:
         app = create_app(settings, ingest=service)
@@ -56,6 +59,8 @@ async def serve(
         async with asyncio.TaskGroup() as tg:
             if service is not None:
                 tg.create_task(service.run(stop), name="serve.ingest")
+            if worker is not None:
+                tg.create_task(worker.run(stop), name="serve.compliance")
             if server is not None:
                 tg.create_task(server.serve(), name="serve.api")
                 logger.info("API on http://%s:%d (docs at /docs)", settings.API_HOST, settings.API_PORT)

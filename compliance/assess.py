@@ -1,0 +1,504 @@
+"""One station's dirty windows judged from its hourly rollups: daily rollups, verdicts and AQI (pure).
+
+Which window a medium is judged on (standards.md B1, B3, B6): stacks by each valid clock hour after
+oxygen correction, water outlets by the valid (flow-weighted) daily average of the local day,
+ambient air by 1 h, 24 h and the O3 daily maximum 8 h. A window short of valid data is
+insufficient_data, never compliant. Over-range values (flag T) are not valid concentrations, but a
+window whose lower bound (T values counted at their reported value) already exceeds the limit is
+an exceedance: that is certain, and missing it would hide the worst hours.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from compliance import aqi as aqi_index
+from compliance.judge import (
+    EXCEEDANCE,
+    Context,
+    Judgement,
+    JudgementError,
+    candidates,
+    insufficient,
+    judge,
+    limited,
+    standard_for,
+)
+from compliance.profiles import Profile
+from compliance.windows import (
+    AMBIENT_DAY_MIN_HOURS,
+    HOUR,
+    HOUR_MIN_MINUTES,
+    MOVING_24H_MIN_HOURS,
+    O3_8H_MIN_HOURS,
+    O3_DAY_MIN_WINDOWS,
+    O3_DAY_WINDOWS,
+    WATER_DAY_MIN_HOURS,
+    DayStat,
+    HourRule,
+    HourStat,
+    day_bounds,
+    day_stat,
+    moving_mean,
+    o3_daily_max_8h,
+    valid_values,
+)
+from schemas.catalogue import Standard
+from schemas.parameters import catalog
+
+logger = logging.getLogger(__name__)
+
+O2 = "a19001"
+WATER_FLOW = "w00000"
+WATER_TEMP = "w01010"
+INFLUENT = ("w01018", "w01017")  # COD and BOD5: GB 18918 class 3 removal rule
+# HJ 633 inputs → the ambient parameter whose rollups feed them.
+AQI_CODES = {
+    "so2": "a21026",
+    "so2_24h": "a21026",
+    "no2": "a21004",
+    "co": "a21005",
+    "pm10": "a34002",
+    "pm25": "a34004",
+    "o3_1h": "a05024",
+    "o3_8h": "a05024",
+}
+# An hour's data change the 2012 real-time AQI of the next 23 hours (PM 24 h moving averages).
+AQI_REACH_HOURS = 23
+
+# Per-code hours and days of one station.
+Hours = dict[str, dict[datetime, HourStat]]
+Days = dict[str, dict[date, DayStat]]
+
+
+@dataclass
+class Assessment:
+    """What the worker writes for one station."""
+
+    verdicts: list[tuple[Any, ...]] = field(default_factory=list)
+    aqi: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def hour_rule(profile: Profile, standard: Standard | None) -> HourRule:
+    """When an hour of this station counts: 45 valid minutes (stacks, air), any valid value (water)."""
+    if profile.medium == "water":
+        return HourRule(None)
+    minutes = standard.setting("hour_min_minutes", HOUR_MIN_MINUTES) if standard else HOUR_MIN_MINUTES
+    return HourRule(int(minutes))
+
+
+def _standard(profile: Profile, on: date) -> Standard | None:
+    if profile.standard is None:
+        return None
+    try:
+        return standard_for(profile.standard, on)
+    except JudgementError:
+        return None  # no edition in force that day: nothing to judge against
+
+
+def compute_days(profile: Profile, hours: Hours, days: set[date]) -> Days:
+    """Daily rollups of the given local days, for every parameter with data."""
+    out: Days = {}
+    flow = hours.get(WATER_FLOW) if profile.medium == "water" else None
+    for day in days:
+        rule = hour_rule(profile, _standard(profile, day))
+        for code, series in hours.items():
+            weigh = flow if flow is not None and code != WATER_FLOW else None
+            stat = day_stat(day, profile.tz, series, rule, weigh)
+            if stat is not None:
+                out.setdefault(code, {})[day] = stat
+    return out
+
+
+def assess(
+    profile: Profile,
+    hours: Hours,
+    days: Days,
+    *,
+    dirty_hours: set[datetime],
+    dirty_days: set[date],
+    influent: Mapping[date, dict[str, float]],
+    pids: Mapping[str, int],
+    now: datetime,
+) -> Assessment:
+    """Verdicts (and AQI for ambient stations) of the windows the dirty hours and days touch."""
+    out = Assessment()
+    judge_ = _Judge(profile, pids, now, out)
+    if profile.medium == "stack":
+        for t in sorted(dirty_hours):
+            judge_.stack_hour(t, hours)
+    elif profile.medium == "water":
+        for day in sorted(dirty_days):
+            judge_.water_day(day, days, influent.get(day, {}))
+    else:
+        for t in sorted(dirty_hours):
+            judge_.ambient_hour(t, hours)
+        for day in sorted(dirty_days):
+            judge_.ambient_day(day, hours, days)
+        reach = {t + HOUR * k for t in dirty_hours for k in range(AQI_REACH_HOURS + 1)}
+        observed = {t for series in hours.values() for t in series}
+        rule = hour_rule(profile, _standard(profile, min(dirty_days))) if dirty_days else HourRule(HOUR_MIN_MINUTES)
+        values = {code: valid_values(series, rule) for code, series in hours.items()}
+        for t in sorted(reach & observed):
+            judge_.aqi_hour(t, values)
+        for day in sorted(dirty_days):
+            judge_.aqi_day(day, values, days)
+    return out
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One question to the standard: a parameter over a period, on a date, with what is known."""
+
+    std: Standard
+    code: str
+    period: str
+    on: date
+    ctx: Context
+
+
+class _Judge:
+    """Builds verdict and AQI rows for one station."""
+
+    def __init__(self, profile: Profile, pids: Mapping[str, int], now: datetime, out: Assessment) -> None:
+        self.p = profile
+        self.cls = profile.cls or ""
+        self.pids = pids
+        self.now = now
+        self.out = out
+
+    # -- stacks ---------------------------------------------------------------------------------
+
+    def stack_hour(self, t: datetime, hours: Hours) -> None:
+        on = t.astimezone(self.p.tz).date()
+        std = _standard(self.p, on)
+        if std is None or not self.cls:
+            return
+        rule = hour_rule(self.p, std)
+        o2_hour = hours.get(O2, {}).get(t)
+        o2 = o2_hour.avg if o2_hour is not None and rule.valid(o2_hour) else None
+        reference = std.reference_o2.get(self.cls)
+        ctx = Context(o2_pct=o2, construction_date=self.p.construction_date, sector=self.p.sector)
+        for code in sorted(self._judged(std, "hour")):
+            h = hours.get(code, {}).get(t)
+            if h is None:
+                continue
+            ask = _Ask(std, code, "hour", on, ctx)
+            coverage = rule.coverage(h)
+            if reference is not None:
+                coverage["o2_valid"] = o2 is not None
+            if reference is not None and o2 is None and (rule.valid(h) or rule.measured(h)):
+                j = self._insufficient(
+                    ask,
+                    f"no valid hourly O2 ({O2}): the correction to {reference.value:g} % O2 cannot be made",
+                    h.avg,
+                )
+            else:
+                j = self._valid_or_lower(ask, h, rule)
+            self._verdict(ask, t, t + HOUR, j, coverage)
+
+    def _valid_or_lower(self, ask: _Ask, h: HourStat, rule: HourRule) -> Judgement:
+        j = self._judge(ask, h.avg) if rule.valid(h) and h.avg is not None else None
+        if h.n_over_range and rule.measured(h) and h.avg_lower is not None:
+            lower = self._judge(ask, h.avg_lower)
+            if lower.verdict == EXCEEDANCE and (j is None or j.verdict != EXCEEDANCE):
+                lower.notes.append(
+                    f"{h.n_over_range} over-range value(s) (T) counted at their reported value: "
+                    "the hour's lower bound already exceeds the limit"
+                )
+                return lower
+            if j is not None:
+                j.notes.append(f"{h.n_over_range} over-range value(s) (T) excluded from the average")
+        if j is not None:
+            return j
+        need = rule.min_minutes or 1
+        return self._insufficient(ask, f"{h.valid_minutes} valid minute(s) in the hour, {need} required", h.avg)
+
+    # -- water ----------------------------------------------------------------------------------
+
+    def water_day(self, day: date, days: Days, influent: dict[str, float]) -> None:
+        std = _standard(self.p, day)
+        if std is None or not self.cls:
+            return
+        start, end = day_bounds(day, self.p.tz)
+        required = int(std.setting("day_min_valid_hours", WATER_DAY_MIN_HOURS))
+        temp = days.get(WATER_TEMP, {}).get(day)
+        water_temp = temp.avg if temp is not None and temp.hours_valid >= required else None
+        ctx = Context(
+            water_temp_c=water_temp,
+            influent=dict(influent),
+            construction_date=self.p.construction_date,
+            sector=self.p.sector,
+        )
+        for code in sorted(self._judged(std, "day")):
+            d = days.get(code, {}).get(day)
+            if d is None:
+                continue
+            ask = _Ask(std, code, "day", day, ctx)
+            coverage = _day_coverage(d, required)
+            coverage["flow_weighted"] = d.avg_flow_weighted is not None
+            if d.hours_valid < required:
+                j = self._short_day(ask, d, required)
+            elif self._is_range(ask):
+                j = self._range_day(ask, d)
+            else:
+                value = d.avg_flow_weighted if d.avg_flow_weighted is not None else d.avg
+                j = self._judge(ask, value)
+                if d.avg_flow_weighted is not None:
+                    j.notes.append("flow-weighted daily average Σ(C·Q)/ΣQ of the valid hours (HJ 356-2019)")
+                elif d.flow_hours_missing:
+                    j.notes.append(f"arithmetic daily average: {d.flow_hours_missing} valid hour(s) have no valid flow")
+                if code == "w21003" and water_temp is not None:
+                    j.notes.append(f"water temperature {water_temp:g} °C (daily average of {WATER_TEMP})")
+                self._lower_bound_day(ask, d, j)
+            self._verdict(ask, start, end, j, coverage)
+
+    def _range_day(self, ask: _Ask, d: DayStat) -> Judgement:
+        """pH: every valid hour's average must lie in the range; the day is judged on its extremes."""
+        low = self._judge(ask, d.hour_min)
+        high = self._judge(ask, d.hour_max)
+        j = high if high.verdict == EXCEEDANCE or low.verdict != EXCEEDANCE else low
+        j.notes.append(f"range judged on the valid hourly averages' extremes {d.hour_min:g} … {d.hour_max:g}")
+        return j
+
+    def _short_day(self, ask: _Ask, d: DayStat, required: int) -> Judgement:
+        reason = f"{d.hours_valid} valid hour(s) in the day, {required} required"
+        if d.hours_measured >= required and d.avg_lower is not None and not self._is_range(ask):
+            lower = self._judge(ask, d.avg_lower)
+            if lower.verdict == EXCEEDANCE:
+                lower.notes.append(
+                    "over-range values (T) counted at their reported value: the day's lower bound "
+                    "already exceeds the limit"
+                )
+                return lower
+        return self._insufficient(ask, reason, d.avg)
+
+    def _lower_bound_day(self, ask: _Ask, d: DayStat, j: Judgement) -> None:
+        if j.verdict == EXCEEDANCE or d.avg_lower is None or d.hours_measured <= d.hours_valid:
+            return
+        lower = self._judge(ask, d.avg_lower)
+        if lower.verdict == EXCEEDANCE:
+            j.verdict = EXCEEDANCE
+            j.value, j.value_judged, j.exceedance_multiple = lower.value, lower.value_judged, lower.exceedance_multiple
+            j.notes.append("over-range values (T) counted at their reported value: the day's lower bound exceeds")
+
+    # -- ambient air ----------------------------------------------------------------------------
+
+    def ambient_hour(self, t: datetime, hours: Hours) -> None:
+        on = t.astimezone(self.p.tz).date()
+        std = _standard(self.p, on)
+        if std is None or not self.cls:
+            return
+        rule = hour_rule(self.p, std)
+        for code in sorted(self._judged(std, "1h")):
+            h = hours.get(code, {}).get(t)
+            if h is None:
+                continue
+            ask = _Ask(std, code, "1h", on, self.p.context())
+            self._verdict(ask, t, t + HOUR, self._valid_or_lower(ask, h, rule), rule.coverage(h))
+
+    def ambient_day(self, day: date, hours: Hours, days: Days) -> None:
+        std = _standard(self.p, day)
+        if std is None or not self.cls:
+            return
+        start, end = day_bounds(day, self.p.tz)
+        rule = hour_rule(self.p, std)
+        required = int(std.setting("day_min_valid_hours", AMBIENT_DAY_MIN_HOURS))
+        for code in sorted(self._judged(std, "24h")):
+            d = days.get(code, {}).get(day)
+            if d is None:
+                continue
+            ask = _Ask(std, code, "24h", day, self.p.context())
+            if d.hours_valid < required:
+                j = self._short_day(ask, d, required)
+            else:
+                j = self._judge(ask, d.avg)
+                self._lower_bound_day(ask, d, j)
+            self._verdict(ask, start, end, j, _day_coverage(d, required))
+        min_hours = int(std.setting("o3_8h_min_hours", O3_8H_MIN_HOURS))
+        min_windows = int(std.setting("o3_daily_max_min_windows", O3_DAY_MIN_WINDOWS))
+        for code in sorted(self._judged(std, "8h")):
+            series = hours.get(code, {})
+            if not any(start <= t < end for t in series):
+                continue
+            ask = _Ask(std, code, "8h", day, self.p.context())
+            value, windows = o3_daily_max_8h(
+                valid_values(series, rule), start, min_hours=min_hours, min_windows=min_windows
+            )
+            coverage = {
+                "windows_expected": O3_DAY_WINDOWS,
+                "windows_valid": windows,
+                "windows_required": min_windows,
+                "hours_required_per_window": min_hours,
+            }
+            if value is None:
+                j = self._insufficient(ask, f"{windows} valid 8 h window(s) in the day, {min_windows} required", None)
+            else:
+                j = self._judge(ask, value)
+                j.notes.append("daily maximum 8 h moving average (windows starting 00:00 … 16:00)")
+            self._verdict(ask, start, end, j, coverage)
+
+    def aqi_hour(self, t: datetime, values: Mapping[str, Mapping[datetime, float]]) -> None:
+        """The real-time report of hour t, from the valid hourly values by parameter."""
+        on = t.astimezone(self.p.tz).date()
+        edition = standard_for("HJ633", on)
+        if edition.aqi is None:
+            return
+        conc: dict[str, float | None] = {}
+        for key, average in edition.aqi.averages["1h"].items():
+            series = values.get(AQI_CODES[key], {})
+            if average == "1h":
+                conc[key] = series.get(t)
+            elif average == "8h_moving":
+                conc[key] = moving_mean(series, t, 8, O3_8H_MIN_HOURS)[0]
+            elif average == "24h_moving":
+                conc[key] = moving_mean(series, t, 24, MOVING_24H_MIN_HOURS)[0]
+        self._aqi(edition, "1h", t, t + HOUR, conc)
+
+    def aqi_day(self, day: date, values: Mapping[str, Mapping[datetime, float]], days: Days) -> None:
+        """The daily report of a local day."""
+        edition = standard_for("HJ633", day)
+        if edition.aqi is None:
+            return
+        std = _standard(self.p, day)
+        start, end = day_bounds(day, self.p.tz)
+        required = int(std.setting("day_min_valid_hours", AMBIENT_DAY_MIN_HOURS)) if std else AMBIENT_DAY_MIN_HOURS
+        conc: dict[str, float | None] = {}
+        for key, average in edition.aqi.averages["24h"].items():
+            code = AQI_CODES[key]
+            if average == "24h":
+                d = days.get(code, {}).get(day)
+                conc[key] = d.avg if d is not None and d.hours_valid >= required else None
+            elif average == "day_max_1h":
+                inside = [v for t, v in values.get(code, {}).items() if start <= t < end]
+                conc[key] = max(inside) if inside else None
+            elif average == "day_max_8h":
+                conc[key] = o3_daily_max_8h(
+                    values.get(code, {}),
+                    start,
+                    min_hours=O3_8H_MIN_HOURS,
+                    min_windows=O3_DAY_MIN_WINDOWS,
+                )[0]
+        self._aqi(edition, "24h", start, end, conc)
+
+    def _aqi(self, edition: Standard, period: str, start: datetime, end: datetime, conc: dict[str, Any]) -> None:
+        given = {k: max(v, 0.0) for k, v in conc.items() if v is not None}
+        if not any(k != "so2_24h" for k in given):
+            return  # nothing indexed in this window
+        try:
+            result = aqi_index.compute(edition, period, given)
+        except aqi_index.AqiError as exc:
+            logger.warning("station %s: AQI %s at %s not computed: %s", self.p.id, period, start, exc)
+            return
+        self.out.aqi.append(
+            (
+                self.p.sid,
+                period,
+                start,
+                end,
+                edition.id,
+                result.aqi,
+                result.level,
+                result.category,
+                result.color,
+                result.primary,
+                json.dumps(result.iaqi),
+                json.dumps(given),
+                json.dumps(result.notes, ensure_ascii=False),
+                end <= self.now,
+            )
+        )
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def _judged(self, std: Standard, period: str) -> set[str]:
+        """Parameters judged over this period: the standard's for the class, and the permit's."""
+        codes = limited(std, self.cls, period)
+        natural = {"stack": "hour", "water": "day"}.get(self.p.medium)
+        if period == natural:
+            codes |= set(self.p.limits)
+        return codes
+
+    def _permit(self, ask: _Ask) -> float | None:
+        return self.p.limits.get(ask.code) if ask.period in {"hour", "day"} else None
+
+    def _judge(self, ask: _Ask, value: float | None) -> Judgement:
+        if value is None:
+            return self._insufficient(ask, "no value", None)
+        try:
+            return judge(
+                ask.std,
+                self.cls,
+                ask.code,
+                ask.period,
+                value,
+                on=ask.on,
+                unit=self._unit(ask.code),
+                ctx=ask.ctx,
+                permit_limit=self._permit(ask),
+            )
+        except JudgementError as exc:
+            return self._insufficient(ask, f"not judged: {exc}", value)
+
+    def _insufficient(self, ask: _Ask, reason: str, value: float | None) -> Judgement:
+        return insufficient(
+            ask.std,
+            self.cls,
+            ask.code,
+            ask.period,
+            on=ask.on,
+            reason=reason,
+            ctx=ask.ctx,
+            permit_limit=self._permit(ask),
+            value=value,
+        )
+
+    def _is_range(self, ask: _Ask) -> bool:
+        if ask.code in self.p.limits:
+            return False
+        rows = candidates(ask.std, self.cls, ask.code, ask.period, on=ask.on, ctx=ask.ctx)
+        return any(isinstance(limit.values[self.cls], tuple | list) for limit, _ in rows)
+
+    def _unit(self, code: str) -> str | None:
+        parameter = catalog().by_code.get(code)
+        return parameter.unit_for(self.p.kind) if parameter is not None else None
+
+    def _verdict(self, ask: _Ask, start: datetime, end: datetime, j: Judgement, coverage: dict[str, Any]) -> None:
+        pid = self.pids.get(ask.code)
+        if pid is None:
+            return
+        self.out.verdicts.append(
+            (
+                self.p.sid,
+                pid,
+                ask.period,
+                start,
+                end,
+                ask.std.id,
+                self.cls,
+                j.verdict,
+                j.value,
+                j.value_judged,
+                json.dumps(j.limit),
+                j.unit,
+                j.exceedance_multiple,
+                json.dumps(j.rule, ensure_ascii=False),
+                json.dumps(coverage),
+                json.dumps(j.notes, ensure_ascii=False),
+                end <= self.now,
+            )
+        )
+
+
+def _day_coverage(d: DayStat, required: int) -> dict[str, Any]:
+    return {
+        "hours_expected": d.hours_expected,
+        "hours_observed": d.hours_observed,
+        "hours_valid": d.hours_valid,
+        "hours_required": required,
+    }

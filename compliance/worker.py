@@ -1,0 +1,238 @@
+"""The compliance worker: keeps rollups, verdicts and AQI current as readings arrive, late ones too.
+
+The ingest writes each batch's (station, UTC hour) pairs into rollup_queue in the batch's own
+transaction. The worker claims the hours of the stations waiting longest, rebuilds those local
+clock hours from the readings, recomputes the local days they fall in, judges every window they
+touch and writes it all in one transaction; then it releases the claim. One worker works at a
+time (a session advisory lock); another process's worker waits as a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from compliance import store
+from compliance.assess import INFLUENT, Hours, assess, compute_days
+from compliance.profiles import Profile, Profiles
+from compliance.windows import HOUR, WATER_DAY_MIN_HOURS, day_bounds
+
+logger = logging.getLogger(__name__)
+
+# Stations and hours taken per batch: a day of minute data for 200 stations is ~5k hours; bigger
+# batches amortise the round trips, smaller ones keep each transaction (and the lag) short.
+CLAIM_STATIONS = 200
+CLAIM_HOURS = 5000
+# A claim older than this is taken again: the worker that held it died mid-batch.
+CLAIM_LEASE = timedelta(minutes=5)
+# Sleep between polls of an empty queue: the floor of the lag behind the ingest.
+POLL_INTERVAL = 0.5
+# How often windows that ended are marked closed.
+CLOSE_INTERVAL = 30.0
+# A standby retries the leadership lock this often.
+STANDBY_INTERVAL = 5.0
+# Reconnect backoff (with jitter) when the database is out of reach.
+RETRY_BASE = 0.5
+RETRY_MAX = 30.0
+# One worker at a time, across processes.
+LEADER_LOCK = 0x70776370  # "pwcp"
+
+
+@dataclass
+class WorkerStats:
+    """Counters for /metrics and the benchmark."""
+
+    batches: int = 0
+    hours: int = 0
+    verdicts: int = 0
+    aqi: int = 0
+    last_batch_seconds: float = 0.0
+    busy_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def local_hours(utc_hour: datetime, tz: Any) -> set[datetime]:
+    """The station's local clock hours a UTC hour overlaps (two where the offset has half hours)."""
+    first = utc_hour.astimezone(tz).replace(minute=0, second=0, microsecond=0)
+    last = (utc_hour + HOUR - timedelta(microseconds=1)).astimezone(tz).replace(minute=0, second=0, microsecond=0)
+    return {first.astimezone(UTC), last.astimezone(UTC)}
+
+
+class ComplianceWorker:
+    """Drains rollup_queue into rollups, verdicts and AQI."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.profiles = Profiles()
+        self.stats = WorkerStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until stopped, reconnecting with backoff; a standby while another worker leads."""
+        attempt = 0
+        while not stop.is_set():
+            try:
+                conn = await asyncpg.connect(self.dsn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                attempt += 1
+                delay = min(RETRY_MAX, RETRY_BASE * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
+                logger.warning("compliance worker: database unreachable (%s); retrying in %.1fs", exc, delay)
+                await _sleep(stop, delay)
+                continue
+            attempt = 0
+            try:
+                await self._lead(conn, stop)
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                logger.warning("compliance worker: connection lost (%s); reconnecting", exc)
+                await _sleep(stop, RETRY_BASE)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=5)
+
+    async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+            logger.info("compliance worker: another worker leads; standing by")
+            if await _sleep(stop, STANDBY_INTERVAL):
+                return
+        logger.info("compliance worker: leading")
+        closed_at = 0.0
+        while not stop.is_set():
+            done = await self.step(conn)
+            if time.monotonic() - closed_at >= CLOSE_INTERVAL:
+                await store.close_windows(conn)
+                closed_at = time.monotonic()
+            if not done:
+                await _sleep(stop, POLL_INTERVAL)
+
+    async def drain(self, conn: asyncpg.Connection) -> int:
+        """Work until the queue is empty (tests, benchmarks, `compliance catch-up`); returns hours done."""
+        total = 0
+        while n := await self.step(conn):
+            total += n
+        await store.close_windows(conn)
+        return total
+
+    async def step(self, conn: asyncpg.Connection) -> int:
+        """One batch: claim, recompute, judge, write, release; returns the hours claimed."""
+        claimed, stamp = await store.claim(conn, stations=CLAIM_STATIONS, hours=CLAIM_HOURS, lease=CLAIM_LEASE)
+        if not claimed or stamp is None:
+            return 0
+        started = time.perf_counter()
+        await self.profiles.refresh(conn)
+        if any(sid not in self.profiles.by_sid for sid, _ in claimed):
+            await self.profiles.refresh(conn, force=True)
+        async with conn.transaction():
+            written = await self._recompute(conn, claimed)
+        await store.release(conn, claimed, stamp)
+        elapsed = time.perf_counter() - started
+        s = self.stats
+        s.batches += 1
+        s.hours += len(claimed)
+        s.verdicts += written[0]
+        s.aqi += written[1]
+        s.last_batch_seconds = elapsed
+        s.busy_seconds += elapsed
+        logger.debug("compliance batch: %d hours, %d verdicts in %.3fs", len(claimed), written[0], elapsed)
+        return len(claimed)
+
+    async def _recompute(self, conn: asyncpg.Connection, claimed: list[tuple[int, datetime]]) -> tuple[int, int]:
+        profiles = self.profiles
+        dirty_hours: dict[int, set[datetime]] = defaultdict(set)
+        for sid, utc_hour in claimed:
+            p = profiles.by_sid.get(sid)
+            if p is not None:
+                dirty_hours[sid] |= local_hours(utc_hour, p.tz)
+        dirty_days: dict[int, set[date]] = defaultdict(set)
+        for sid, starts in dirty_hours.items():
+            tz = profiles.by_sid[sid].tz
+            dirty_days[sid] |= {t.astimezone(tz).date() for t in starts}
+        # An inlet's new data change its outlets' removal-rate verdicts of the same days.
+        for sid in list(dirty_days):
+            for outlet in profiles.outlets_of.get(sid, []):
+                if outlet in profiles.by_sid:
+                    dirty_days[outlet] |= dirty_days[sid]
+
+        await store.aggregate_hours(
+            conn,
+            [(sid, t, profiles.by_sid[sid].min_interval) for sid, starts in dirty_hours.items() for t in starts],
+        )
+        ranges = [_range(profiles.by_sid[sid], days) for sid, days in dirty_days.items()]
+        by_pid = await store.fetch_hours(conn, ranges)
+        hours: dict[int, Hours] = {
+            sid: {profiles.codes.get(pid, str(pid)): series for pid, series in per_pid.items()}
+            for sid, per_pid in by_pid.items()
+        }
+        if any(pid not in profiles.codes for per_pid in by_pid.values() for pid in per_pid):
+            await profiles.refresh(conn, force=True)
+
+        days = {sid: compute_days(profiles.by_sid[sid], hours.get(sid, {}), dirty_days[sid]) for sid in dirty_days}
+        await store.upsert_days(
+            conn,
+            [
+                stat.as_row(sid, profiles.pids[code])
+                for sid, per_code in days.items()
+                for code, per_day in per_code.items()
+                if code in profiles.pids
+                for day, stat in per_day.items()
+                if day in dirty_days[sid]
+            ],
+        )
+        influent = await self._influent(conn, dirty_days)
+
+        now = datetime.now(UTC)
+        verdicts: list[tuple[Any, ...]] = []
+        aqi: list[tuple[Any, ...]] = []
+        for sid, station_days in dirty_days.items():
+            p = profiles.by_sid[sid]
+            result = assess(
+                p,
+                hours.get(sid, {}),
+                days[sid],
+                dirty_hours=dirty_hours.get(sid, set()),
+                dirty_days=station_days,
+                influent={day: influent.get((p.inlet_sid, day), {}) for day in station_days} if p.inlet_sid else {},
+                pids=profiles.pids,
+                now=now,
+            )
+            verdicts.extend(result.verdicts)
+            aqi.extend(result.aqi)
+        await store.upsert_verdicts(conn, verdicts)
+        await store.upsert_aqi(conn, aqi)
+        return len(verdicts), len(aqi)
+
+    async def _influent(
+        self, conn: asyncpg.Connection, dirty_days: dict[int, set[date]]
+    ) -> dict[tuple[int, date], dict[str, float]]:
+        wanted = [
+            (p.inlet_sid, day)
+            for sid, days in dirty_days.items()
+            if (p := self.profiles.by_sid[sid]).inlet_sid is not None
+            for day in days
+        ]
+        return await store.fetch_influent(conn, wanted, INFLUENT, WATER_DAY_MIN_HOURS)
+
+
+def _range(p: Profile, days: set[date]) -> tuple[int, datetime, datetime]:
+    """The hours judging these days reads: the days, and a day either side for ambient air (moving averages)."""
+    lo, _ = day_bounds(min(days), p.tz)
+    _, hi = day_bounds(max(days), p.tz)
+    if p.medium == "ambient":
+        lo -= timedelta(days=1)
+        hi += timedelta(days=1)
+    return p.sid, lo, hi
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait for `seconds` or until stopped; True when stopped."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    return stop.is_set()
