@@ -12,7 +12,7 @@ from fastapi import FastAPI
 import parkwatch
 from api import errors
 from api.responses import ORJSONResponse
-from api.routes import dead_letters, health, hj212, readings, registry
+from api.routes import compliance, dead_letters, health, hj212, readings, registry
 from parkwatch.settings import Settings
 
 # A request that runs longer than this is cancelled by PostgreSQL and answered 408 with advice
@@ -51,6 +51,6 @@ def create_app(settings: Settings, *, ingest: Any = None) -> FastAPI:
     app.state.settings = settings
     app.state.ingest = ingest
     errors.install(app)
-    for module in (registry, readings, hj212, dead_letters, health):
+    for module in (registry, readings, compliance, hj212, dead_letters, health):
         app.include_router(module.router)
     return app

@@ -27,8 +27,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="create the database if missing and apply pending migrations")
 
-    serve = sub.add_parser("serve", help="run ingest and the API (Ctrl-C or SIGTERM stops cleanly)")
-    serve.add_argument("--only", choices=("ingest", "api"), help="run just one component")
+    serve = sub.add_parser(
+        "serve", help="run ingest, the compliance worker and the API (Ctrl-C or SIGTERM stops cleanly)"
+    )
+    serve.add_argument("--only", choices=("ingest", "compliance", "api"), help="run just one component")
     serve.add_argument("--stats-file", type=Path, help="write ingest counters as JSON here on exit")
 
     stations = sub.add_parser("stations", help="the registry of parks and stations")
@@ -81,6 +83,28 @@ def _parser() -> argparse.ArgumentParser:
     he.add_argument("--crc", choices=("auto", "hj212", "modbus", "modbus-swapped"), default="hj212")
     he.add_argument("--terminator", choices=("crlf", "lf", "none"), default="crlf")
 
+    standards = sub.add_parser("standards", help="the catalogue of discharge and air-quality standards")
+    stsub = standards.add_subparsers(dest="action", required=True, metavar="ACTION")
+    stl = stsub.add_parser("list", help="every edition: id, medium, dates, number, title")
+    stl.add_argument("--json", action="store_true", help="one JSON object per line")
+    sts = stsub.add_parser("show", help="one edition: classes, limits with clauses, validity rules")
+    sts.add_argument("id", help="GB18918-2002, or a family (GB3095) for the edition in force today")
+    sts.add_argument("--json", action="store_true", help="the whole edition as JSON")
+
+    sub.add_parser(
+        "evaluate",
+        help="what-if judgement: JSON lines on stdin (standard, class, parameter, period, value, ...) → JSON lines",
+    )
+
+    comp = sub.add_parser("compliance", help="rollups and verdicts")
+    csub = comp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    csub.add_parser("catch-up", help="bring rollups, verdicts and AQI current once, then exit")
+    rj = csub.add_parser("rejudge", help="judge stored hours again (after a profile or standard change)")
+    rj.add_argument("--station", action="append", dest="stations", help="this station (repeatable)")
+    rj.add_argument("--park", help="every station of this park")
+    rj.add_argument("--start", required=True, help="ISO 8601 date or time (UTC unless it has an offset)")
+    rj.add_argument("--end", required=True, help="exclusive")
+
     demo = sub.add_parser("demo", help="migrate, register a demo fleet, publish simulated readings and serve")
     demo.add_argument("--interval", type=float, default=5.0, help="seconds between readings of a station")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -92,12 +116,13 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1)
 
     bench = sub.add_parser("bench", help="benchmarks: ingest end to end (default), or hj212 (codec and gateway)")
-    bench.add_argument("target", nargs="?", choices=("ingest", "hj212"), default="ingest")
+    bench.add_argument("target", nargs="?", choices=("ingest", "hj212", "compliance"), default="ingest")
     bench.add_argument("--connections", type=int, default=1000, help="hj212: loggers connected to the gateway at once")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
     bench.add_argument("--stations", type=int, default=200)
     bench.add_argument("--rate", type=float, default=0.0, help="readings/s to offer; 0 = as fast as possible")
     bench.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    bench.add_argument("--tick-rate", type=float, default=1.0, help="compliance: minute ticks per second")
     bench.add_argument("--json", type=Path, help="also write the figures here")
     return p
 
@@ -145,7 +170,16 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from parkwatch.serve import serve
 
-    asyncio.run(serve(settings, ingest=args.only != "api", api=args.only != "ingest", stats_file=args.stats_file))
+    only = args.only
+    asyncio.run(
+        serve(
+            settings,
+            ingest=only in (None, "ingest"),
+            api=only in (None, "api"),
+            compliance=only in (None, "compliance"),
+            stats_file=args.stats_file,
+        )
+    )
     return 0
 
 
@@ -290,6 +324,41 @@ def _hj212(_settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def _standards(_settings: Settings, args: argparse.Namespace) -> int:
+    from compliance.cli import standards_command
+
+    return standards_command(sys.stdout, action=args.action, ident=getattr(args, "id", None), as_json=args.json)
+
+
+def _evaluate(_settings: Settings, _args: argparse.Namespace) -> int:
+    from compliance.cli import evaluate_command
+
+    return evaluate_command(sys.stdin, sys.stdout)
+
+
+def _compliance(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from compliance.cli import catch_up, rejudge
+
+    if args.action == "catch-up":
+        hours, seconds = asyncio.run(catch_up(settings.DATABASE_URL))
+        print(f"{hours} station-hour(s) brought current in {seconds:.1f}s")
+        return 0
+    if not (args.stations or args.park):
+        print("parkwatch: compliance rejudge needs --station or --park", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        start, end = (datetime.fromisoformat(v) for v in (args.start, args.end))
+    except ValueError as exc:
+        print(f"parkwatch: --start/--end: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
+    queued = asyncio.run(rejudge(settings.DATABASE_URL, stations=args.stations, park=args.park, start=start, end=end))
+    print(f"queued {queued} station-hour(s) for judgement; a running `serve` (or `compliance catch-up`) does it")
+    return 0
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from simulators.demo import run_demo
 
@@ -305,6 +374,12 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    if args.target == "compliance":
+        from simulators import bench_compliance
+
+        return bench_compliance.run(
+            settings, stations=args.stations, json_path=args.json, duration=args.duration, tick_rate=args.tick_rate
+        )
     if args.target == "hj212":
         from simulators import bench_hj212
 
@@ -326,6 +401,9 @@ _COMMANDS = {
     "serve": _serve,
     "stations": _stations,
     "dead-letters": _dead_letters,
+    "standards": _standards,
+    "evaluate": _evaluate,
+    "compliance": _compliance,
     "demo": _demo,
     "gateway": _gateway,
     "hj212": _hj212,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,17 +10,14 @@ import aiomqtt
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 
-from api.app import create_app
 from ingest.registry import load_registry_file
 from ingest.service import IngestService
 from ingest.stats import IngestStats
-from parkwatch.serve import _Server
 from parkwatch.settings import Settings
 from schemas.migrate import migrate
 from schemas.registry import read_registry
-from tests.helpers import running
+from tests.helpers import running, serving_api
 from tests.services import (
     MQTT_HOST,
     MQTT_PORT,
@@ -118,15 +114,5 @@ async def ingest(settings: Settings, registry: None) -> AsyncIterator[IngestServ
 @pytest.fixture
 async def api(settings: Settings, ingest: IngestService) -> AsyncIterator[httpx.AsyncClient]:
     """The API served over real HTTP by uvicorn in this event loop; yields a client for it."""
-    app = create_app(settings, ingest=ingest)
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=settings.API_PORT, log_config=None))
-    task = asyncio.create_task(server.serve(), name="test.api")
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=10) as client:
+    async with serving_api(settings, ingest) as client:
         yield client
-    server.should_exit = True
-    await task

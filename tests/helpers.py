@@ -14,9 +14,13 @@ from typing import Any, TypeVar
 
 import aiomqtt
 import asyncpg
+import httpx
 import orjson
+import uvicorn
 
+from api.app import create_app
 from ingest.service import IngestService
+from parkwatch.serve import _Server
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
 
@@ -91,7 +95,9 @@ def recent(seconds: float = 0) -> datetime:
     return now - timedelta(seconds=seconds)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run `parkwatch ARGS` in a subprocess with only the given PARKWATCH_* variables set."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
     full.update(env or {})
@@ -101,6 +107,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
         capture_output=True,
         text=True,
         timeout=timeout,
+        input=input_text,
     )
 
 
@@ -131,3 +138,22 @@ async def running(service: IngestService, *, connected: bool = True) -> AsyncIte
     finally:
         stop.set()
         await asyncio.wait_for(task, 40)
+
+
+@asynccontextmanager
+async def serving_api(settings: Settings, ingest: IngestService | None) -> AsyncIterator[httpx.AsyncClient]:
+    """The API served over real HTTP by uvicorn in this event loop, for the block; yields a client."""
+    app = create_app(settings, ingest=ingest)
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=settings.API_PORT, log_config=None))
+    task = asyncio.create_task(server.serve(), name="test.api")
+    async with asyncio.timeout(10):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=10) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task

@@ -106,7 +106,13 @@ async def test_filters(settings: Settings, api: httpx.AsyncClient) -> None:
     hourly = (
         await api.get(
             "/api/v1/readings",
-            params={"station_id": "p1-out", "interval": "hour", "start": "2026-10-01", "end": "2026-10-02"},
+            params={
+                "station_id": "p1-out",
+                "interval": "hour",
+                "source": "reported",
+                "start": "2026-10-01",
+                "end": "2026-10-02",
+            },
         )
     ).json()
     assert [r["ts"] for r in hourly["results"]] == [f"2026-10-01T0{h}:00:00Z" for h in range(5)]

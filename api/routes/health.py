@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import PoolDep, SettingsDep
 from api.responses import ORJSONResponse
+from compliance.store import QUEUE_STATE
 from ingest.stats import STATS
 
 router = APIRouter(tags=["health"])
@@ -77,9 +78,26 @@ async def healthz(request: Request, pool: PoolDep, settings: SettingsDep) -> ORJ
     return ORJSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
+async def _compliance_backlog(pool: Any) -> list[str]:
+    """How far the compliance worker is behind: hours waiting, and the age of the oldest (0 when none)."""
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with pool.acquire() as conn:
+                row = await conn.fetchrow(QUEUE_STATE)
+    except Exception:  # the database is down: /healthz says so; the counters stay available
+        return []
+    lag = 0.0 if row["oldest"] is None else max(0.0, time.time() - row["oldest"].timestamp())
+    return [
+        "# TYPE parkwatch_compliance_queue_hours gauge",
+        f"parkwatch_compliance_queue_hours {row['depth']}",
+        "# TYPE parkwatch_compliance_lag_seconds gauge",
+        f"parkwatch_compliance_lag_seconds {lag:.3f}",
+    ]
+
+
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> str:
-    """Ingest counters of this process in the Prometheus text format."""
+    """Ingest counters of this process and the compliance backlog, in the Prometheus text format."""
     ingest = getattr(request.app.state, "ingest", None)
     snap = (ingest.stats if ingest is not None else STATS).snapshot()
     lines = []
@@ -108,4 +126,5 @@ async def metrics(request: Request) -> str:
             if value is not None:
                 lines.append(f'parkwatch_{name}{{quantile="{0.5 if q == "p50" else 0.99}"}} {value}')
         lines.append(f"parkwatch_{name}_count {snap[name]['count']}")
+    lines += await _compliance_backlog(request.app.state.pool)
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ConnDep, SettingsDep
 from api.errors import ApiError
+from api.routes.rollups import rollup_page
 from api.timeparams import bounds, iso_utc
 from schemas.parameters import catalog
 from schemas.readings import INTERVAL_NAMES, INTERVALS
@@ -138,6 +139,13 @@ async def get_readings(
     park_id: Annotated[str | None, Query(description="every station of this park")] = None,
     parameter: Annotated[list[str] | None, Query(description="HJ 212 codes or aliases (cod, pm25, ...)")] = None,
     interval: Literal["rtd", "min", "hour", "day"] | None = None,
+    source: Annotated[
+        Literal["rollup", "reported"],
+        Query(
+            description="interval=hour|day: parkwatch's rollups with coverage (rollup), or the values the "
+            "station itself reported for that interval (reported)"
+        ),
+    ] = "rollup",
     start: Annotated[str | None, Query(description="ISO 8601; without an offset, the station's local time")] = None,
     end: Annotated[str | None, Query(description="exclusive; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
@@ -146,14 +154,28 @@ async def get_readings(
     """Stored readings, ordered by station, parameter, interval and time.
 
     The value of each key is the first one received; `revised` marks keys for which a different
-    value or flag was received later (see /api/v1/readings/revisions).
+    value or flag was received later (see /api/v1/readings/revisions). With interval=hour or day,
+    the rows are the hourly and daily rollups (local clock hours and days) with their coverage:
+    what was expected, observed and valid.
     """
     stations = await _stations(conn, _split(station_id), park_id)
     pids = await _parameter_ids(conn, _split(parameter))
     tz = stations[0].tz if len(stations) == 1 else ZoneInfo(settings.DEFAULT_TIMEZONE)
     lo, hi = bounds(start, end, tz)
     iv = INTERVALS[interval] if interval else None
-    fp = _fingerprint(sorted(s.sid for s in stations), pids, iv, lo.isoformat(), hi.isoformat())
+    fp = _fingerprint(sorted(s.sid for s in stations), pids, iv, source, lo.isoformat(), hi.isoformat())
+    if interval in ("hour", "day") and source == "rollup":
+        return await rollup_page(
+            conn,
+            stations=list(stations),
+            pids=pids,
+            interval=interval,
+            lo=lo,
+            hi=hi,
+            limit=limit,
+            cursor=cursor,
+            fp=fp,
+        )
     position = _decode_cursor(cursor, fp) if cursor else None
 
     by_sid = {s.sid: s for s in stations}

@@ -1,0 +1,125 @@
+"""`parkwatch standards`, `parkwatch evaluate` and `parkwatch compliance` on the command line."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import asyncpg
+
+from compliance.evaluate import evaluate
+from compliance.worker import ComplianceWorker
+from schemas.catalogue import CatalogError, Standard, catalogue
+
+# Hours of a station's existing rollups put back in the queue by `compliance rejudge`.
+REQUEUE = """
+INSERT INTO rollup_queue (sid, hour)
+SELECT DISTINCT h.sid, date_trunc('hour', h.hour, 'UTC')
+FROM rollup_hour h JOIN stations s USING (sid)
+WHERE ($1::text[] IS NULL OR s.id = any($1::text[])) AND ($2::text IS NULL OR s.park_id = $2)
+  AND h.hour >= $3 AND h.hour < $4
+ON CONFLICT (sid, hour) DO UPDATE SET claimed_at = NULL, queued_at = now()
+"""
+
+
+def evaluate_command(stdin: TextIO, stdout: TextIO) -> int:
+    """One JSON answer per JSON line read; a bad line gets an error line. Exit status 0 whatever the lines."""
+    for number, line in enumerate(stdin, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            doc: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            answer: dict[str, Any] = {"error": "invalid_json", "message": f"line {number}: not valid JSON: {exc}"}
+        else:
+            answer = evaluate(doc)
+        stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
+        stdout.flush()
+    return 0
+
+
+def standards_command(stdout: TextIO, *, action: str, ident: str | None, as_json: bool) -> int:
+    """List the catalogue, or show one edition: classes, limits with clause and confidence, rules."""
+    cat = catalogue()
+    if action == "list":
+        for s in sorted(cat.by_id.values(), key=lambda s: (s.family, s.effective_from)):
+            if as_json:
+                stdout.write(json.dumps(s.summary(), ensure_ascii=False) + "\n")
+                continue
+            until = f"–{s.effective_to}" if s.effective_to else "– "
+            stdout.write(f"{s.id:<16} {s.medium:<8} {s.effective_from}{until:<12} {s.number}  {s.title}\n")
+        return 0
+    try:
+        standard = cat.resolve(ident or "", datetime.now(UTC).date())
+    except CatalogError as exc:
+        stdout.write(f"parkwatch: {exc}\n")
+        return 1
+    if as_json:
+        stdout.write(json.dumps(standard.model_dump(mode="json", exclude_none=True), ensure_ascii=False) + "\n")
+        return 0
+    stdout.write(_show(standard))
+    return 0
+
+
+def _show(s: Standard) -> str:
+    lines = [
+        f"{s.id}  {s.number}  {s.title}",
+        f"  {s.title_en}",
+        f"  medium {s.medium}; in force from {s.effective_from}" + (f" to {s.effective_to}" if s.effective_to else ""),
+    ]
+    if s.classes:
+        lines.append("classes (the `class` of a station profile or an evaluate question):")
+        lines += [f"  {cid:<24} {text}" for cid, text in s.classes.items()]
+    if s.sectors:
+        lines.append("sectors (context.sector):")
+        lines += [f"  {sid:<24} {text}" for sid, text in s.sectors.items()]
+    if s.reference_o2:
+        lines.append("reference O2 (measured values are corrected to it):")
+        lines += [f"  {cid:<24} {ref.value:g} %" for cid, ref in s.reference_o2.items()]
+    if s.validity:
+        lines.append("data validity:")
+        lines += [
+            f"  {name:<24} {v.value:g}  [{v.confidence}] {v.clause or v.note or ''}" for name, v in s.validity.items()
+        ]
+    if s.limits:
+        lines.append("limits (parameter, period, unit, value per class, [confidence], clause):")
+        for lim in s.limits:
+            values = ", ".join(f"{c}={_number(v)}" for c, v in lim.values.items())
+            when = f" when {lim.when}" if lim.when else ""
+            where = " ".join(x for x in (lim.clause.table, lim.clause.item) if x)
+            note = f" ({lim.clause.note})" if lim.clause.note else ""
+            head = f"  {lim.parameter} {lim.period:<5} {lim.unit or '-':<6}"
+            lines.append(f"{head} {values}{when} [{lim.confidence}] {where}{note}")
+    if s.aqi is not None:
+        lines.append("AQI reports: " + ", ".join(f"{p}: {', '.join(keys)}" for p, keys in s.aqi.reports.items()))
+    lines += [f"note: {n}" for n in s.notes]
+    if s.confidence_note:
+        lines.append(f"confidence: {s.confidence_note}")
+    return "\n".join(lines) + "\n"
+
+
+def _number(v: float | tuple[float, float]) -> str:
+    return f"{v[0]:g}–{v[1]:g}" if isinstance(v, tuple | list) else f"{v:g}"
+
+
+async def catch_up(dsn: str) -> tuple[int, float]:
+    """Bring rollups, verdicts and AQI current once; returns the hours processed and the seconds taken."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = datetime.now(UTC)
+        hours = await ComplianceWorker(dsn).drain(conn)
+        return hours, (datetime.now(UTC) - started).total_seconds()
+    finally:
+        await conn.close()
+
+
+async def rejudge(dsn: str, *, stations: list[str] | None, park: str | None, start: datetime, end: datetime) -> int:
+    """Queue the hours of the chosen stations again (after a profile or standard change); returns how many."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        status = await conn.execute(REQUEUE, stations, park, start, end)
+    finally:
+        await conn.close()
+    return int(status.split()[-1])
