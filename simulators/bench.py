@@ -25,20 +25,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiomqtt
 import asyncpg
 import orjson
 
-from ingest.registry import load_registry_file
 from parkwatch.settings import Settings
-from schemas.migrate import migrate
 from schemas.registry import ParkSpec, RegistryFile, StationSpec
 from schemas.stations import StationKind
 from simulators import broker
 from simulators.broker import PrivateBroker
 from simulators.loadgen import BENCH_CODES, PublisherSpec, payload, run_publisher
+from simulators.scratch import recreate, with_db
 
 READINGS_PER_MESSAGE = len(BENCH_CODES)
 # The saturated run searches the highest rate the ingest sustains: every CONTROL_PERIOD it raises
@@ -87,10 +85,6 @@ def _proc_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
 async def _count(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM readings"))
 
@@ -137,7 +131,7 @@ class Bench:
     def __init__(self, settings: Settings, *, stations: int, publishers: int) -> None:
         self.settings = settings
         self.db_name = f"{settings.database_name}_bench"
-        self.db_url = _with_db(settings.DATABASE_URL, self.db_name)
+        self.db_url = with_db(settings.DATABASE_URL, self.db_name)
         self.n_stations = stations
         self.n_publishers = publishers
         self.prefix = f"bench{os.getpid()}"
@@ -147,12 +141,6 @@ class Bench:
 
     async def reset_database(self) -> None:
         """Drop and re-create the scratch database with the registry of the bench fleet."""
-        admin = await asyncpg.connect(_with_db(self.settings.DATABASE_URL, "postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-        await asyncio.to_thread(migrate, self.db_url, timescale=self.settings.TIMESCALE)
         parks = sorted({p for p, _ in self.stations})
         registry = RegistryFile(
             parks=[ParkSpec(id=p, name=f"Bench park {p}", city="长沙") for p in parks],
@@ -160,11 +148,7 @@ class Bench:
                 StationSpec(id=s, park_id=p, kind=StationKind.STACK, parameters=BENCH_CODES) for p, s in self.stations
             ],
         )
-        conn = await asyncpg.connect(self.db_url)
-        try:
-            await load_registry_file(conn, registry)
-        finally:
-            await conn.close()
+        await recreate(self.db_url, timescale=self.settings.TIMESCALE, registry=registry)
 
     def _publishers(self, rate_msgs: float) -> tuple[list[Any], list[Any], Any, Any]:
         ctx = mp.get_context("spawn")
