@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -57,7 +57,7 @@ class WorkerStats:
     aqi: int = 0
     last_batch_seconds: float = 0.0
     busy_seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    errors: int = 0
 
 
 def local_hours(utc_hour: datetime, tz: Any) -> set[datetime]:
@@ -93,6 +93,12 @@ class ComplianceWorker:
             except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
                 logger.warning("compliance worker: connection lost (%s); reconnecting", exc)
                 await _sleep(stop, RETRY_BASE)
+            except Exception:
+                # A bug or a refused statement must not take the ingest down with it (serve runs
+                # both in one TaskGroup): the claimed hours come back after their lease.
+                self.stats.errors += 1
+                logger.exception("compliance worker: batch failed; retrying in %.0fs", RETRY_MAX)
+                await _sleep(stop, RETRY_MAX)
             finally:
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=5)
@@ -192,16 +198,28 @@ class ComplianceWorker:
         aqi: list[tuple[Any, ...]] = []
         for sid, station_days in dirty_days.items():
             p = profiles.by_sid[sid]
-            result = assess(
-                p,
-                hours.get(sid, {}),
-                days[sid],
-                dirty_hours=dirty_hours.get(sid, set()),
-                dirty_days=station_days,
-                influent={day: influent.get((p.inlet_sid, day), {}) for day in station_days} if p.inlet_sid else {},
-                pids=profiles.pids,
-                now=now,
-            )
+            try:
+                result = assess(
+                    p,
+                    hours.get(sid, {}),
+                    days[sid],
+                    dirty_hours=dirty_hours.get(sid, set()),
+                    dirty_days=station_days,
+                    influent={day: influent.get((p.inlet_sid, day), {}) for day in station_days} if p.inlet_sid else {},
+                    pids=profiles.pids,
+                    now=now,
+                )
+            except Exception:
+                # One station's judgement failing (a bug, a standard file it trips) leaves the
+                # others and every rollup current; it is logged with the station named.
+                self.stats.errors += 1
+                logger.exception(
+                    "compliance worker: judging station %s failed; its rollups are current, its verdicts stale "
+                    "until `parkwatch compliance rejudge --station %s`",
+                    p.id,
+                    p.id,
+                )
+                continue
             verdicts.extend(result.verdicts)
             aqi.extend(result.aqi)
         await store.upsert_verdicts(conn, verdicts)

@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
+import compliance.worker as worker_module
 from compliance.worker import ComplianceWorker
 from ingest.registry import load_registry_file
 from ingest.service import IngestService
@@ -572,3 +573,35 @@ async def test_cli_catch_up_and_rejudge(settings: Settings, pipeline: IngestServ
     await drain(settings)
     got = (await verdicts(settings, "cp-permit", "w01018", "day"))[DAY]
     assert (got["verdict"], got["limit_value"], got["revision"]) == ("compliant", 50, 2)
+
+
+async def test_one_station_failing_does_not_stop_the_rest(
+    settings: Settings, pipeline: IngestService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A judgement that raises (fault injected) is logged; other stations and all rollups stay current."""
+    real = worker_module.assess
+
+    def failing(profile: Any, *args: Any, **kwargs: Any) -> Any:
+        if profile.id == "cp-kiln":
+            raise RuntimeError("injected")
+        return real(profile, *args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "assess", failing)
+    await send(settings, "cp-kiln", [obj("cp-kiln", t, "min", {"a21026": 150, "a19001": 10}) for t in minutes(DAY, 60)])
+    await send(settings, "cp-permit", hourly("cp-permit", DAY, range(24), {"w01018": 30}))
+    worker = ComplianceWorker(settings.DATABASE_URL)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        assert await worker.drain(conn) == 25
+    finally:
+        await conn.close()
+    assert worker.stats.errors == 1
+    assert (await verdicts(settings, "cp-permit", "w01018", "day"))[DAY]["verdict"] == "compliant"
+    assert await verdicts(settings, "cp-kiln", "a21026", "hour") == {}
+    assert (
+        await fetchval(
+            settings.DATABASE_URL,
+            "SELECT count(*) FROM rollup_hour h JOIN stations s USING (sid) WHERE s.id = 'cp-kiln'",
+        )
+        == 2
+    )
