@@ -1,4 +1,4 @@
-"""The demo: migrate, register the demo fleet, publish simulated readings, serve ingest and API."""
+"""The demo: migrate, register the demo fleet, publish a day of history and live readings, serve it all."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from parkwatch.serve import serve
 from parkwatch.settings import Settings
 from schemas.migrate import migrate
 from schemas.registry import read_registry
+from simulators.backfill import backfill
 from simulators.publisher import demo_registry_path, publish_fleet
 
 logger = logging.getLogger(__name__)
+
+# Hours of minute-data history the demo publishes before going live.
+BACKFILL_HOURS = 24
 
 
 def run_demo(settings: Settings, *, interval: float, duration: float | None) -> int:
@@ -40,6 +44,10 @@ def run_demo(settings: Settings, *, interval: float, duration: float | None) -> 
                     f"  API docs        {base}/docs",
                     f"  stations        {base}/api/v1/stations",
                     f"  latest readings {base}/api/v1/readings?station_id={first.id}&parameter=cod",
+                    f"  hourly rollups  {base}/api/v1/readings?station_id={first.id}&interval=hour",
+                    f"  verdicts        {base}/api/v1/compliance?park_id={first.park_id}&verdict=exceedance"
+                    "&verdict=insufficient_data",
+                    f"  AQI             {base}/api/v1/aqi?park_id={first.park_id}&period=1h",
                     f"  health          {base}/healthz",
                     f"  dead letters    {base}/api/v1/dead-letters/summary",
                     "Stop with Ctrl-C.",
@@ -50,6 +58,9 @@ def run_demo(settings: Settings, *, interval: float, duration: float | None) -> 
         )
 
         async def publisher(stop: asyncio.Event) -> None:
+            # The last day first, so that there are closed hours and a day to judge at once.
+            sent = await backfill(settings, registry, hours=BACKFILL_HOURS)
+            logger.info("demo: published the last %d hours of history (%d messages)", BACKFILL_HOURS, sent)
             await publish_fleet(settings, registry, interval=interval, stop=stop, duration=duration)
             if duration is not None:
                 # Give the last messages a moment to be committed before stopping.
