@@ -184,7 +184,7 @@ class _Judge:
         o2 = o2_hour.avg if o2_hour is not None and rule.valid(o2_hour) else None
         reference = std.reference_o2.get(self.cls)
         ctx = Context(o2_pct=o2, construction_date=self.p.construction_date, sector=self.p.sector)
-        for code in sorted(self._judged(std, "hour")):
+        for code in sorted(self._judged(std, "hour", on, ctx)):
             h = hours.get(code, {}).get(t)
             if h is None:
                 continue
@@ -235,7 +235,7 @@ class _Judge:
             construction_date=self.p.construction_date,
             sector=self.p.sector,
         )
-        for code in sorted(self._judged(std, "day")):
+        for code in sorted(self._judged(std, "day", day, ctx)):
             d = days.get(code, {}).get(day)
             if d is None:
                 continue
@@ -295,7 +295,7 @@ class _Judge:
         if std is None or not self.cls:
             return
         rule = hour_rule(self.p, std)
-        for code in sorted(self._judged(std, "1h")):
+        for code in sorted(self._judged(std, "1h", on, self.p.context())):
             h = hours.get(code, {}).get(t)
             if h is None:
                 continue
@@ -308,12 +308,13 @@ class _Judge:
             return
         start, end = day_bounds(day, self.p.tz)
         rule = hour_rule(self.p, std)
-        required = int(std.setting("day_min_valid_hours", AMBIENT_DAY_MIN_HOURS))
-        for code in sorted(self._judged(std, "24h")):
+        default = int(std.setting("day_min_valid_hours", AMBIENT_DAY_MIN_HOURS))
+        for code in sorted(self._judged(std, "24h", day, self.p.context())):
             d = days.get(code, {}).get(day)
             if d is None:
                 continue
             ask = _Ask(std, code, "24h", day, self.p.context())
+            required = _minimum(ask, self.cls, default)
             if d.hours_valid < required:
                 j = self._short_day(ask, d, required)
             else:
@@ -322,7 +323,7 @@ class _Judge:
             self._verdict(ask, start, end, j, _day_coverage(d, required))
         min_hours = int(std.setting("o3_8h_min_hours", O3_8H_MIN_HOURS))
         min_windows = int(std.setting("o3_daily_max_min_windows", O3_DAY_MIN_WINDOWS))
-        for code in sorted(self._judged(std, "8h")):
+        for code in sorted(self._judged(std, "8h", day, self.p.context())):
             series = hours.get(code, {})
             if not any(start <= t < end for t in series):
                 continue
@@ -346,8 +347,8 @@ class _Judge:
     def aqi_hour(self, t: datetime, values: Mapping[str, Mapping[datetime, float]]) -> None:
         """The real-time report of hour t, from the valid hourly values by parameter."""
         on = t.astimezone(self.p.tz).date()
-        edition = standard_for("HJ633", on)
-        if edition.aqi is None:
+        edition = _aqi_edition(on)
+        if edition is None or edition.aqi is None:
             return
         conc: dict[str, float | None] = {}
         for key, average in edition.aqi.averages["1h"].items():
@@ -362,8 +363,8 @@ class _Judge:
 
     def aqi_day(self, day: date, values: Mapping[str, Mapping[datetime, float]], days: Days) -> None:
         """The daily report of a local day."""
-        edition = standard_for("HJ633", day)
-        if edition.aqi is None:
+        edition = _aqi_edition(day)
+        if edition is None or edition.aqi is None:
             return
         std = _standard(self.p, day)
         start, end = day_bounds(day, self.p.tz)
@@ -416,9 +417,11 @@ class _Judge:
 
     # -- shared ---------------------------------------------------------------------------------
 
-    def _judged(self, std: Standard, period: str) -> set[str]:
-        """Parameters judged over this period: the standard's for the class, and the permit's."""
-        codes = limited(std, self.cls, period)
+    def _judged(self, std: Standard, period: str, on: date, ctx: Context) -> set[str]:
+        """Parameters judged over this period: the standard's that can apply here, and the permit's."""
+        codes = {
+            code for code in limited(std, self.cls, period) if candidates(std, self.cls, code, period, on=on, ctx=ctx)
+        }
         natural = {"stack": "hour", "water": "day"}.get(self.p.medium)
         if period == natural:
             codes |= set(self.p.limits)
@@ -493,6 +496,21 @@ class _Judge:
                 end <= self.now,
             )
         )
+
+
+def _aqi_edition(on: date) -> Standard | None:
+    """HJ 633 in force on a date; None before the first edition (2016-01-01): no AQI then."""
+    try:
+        return standard_for("HJ633", on)
+    except JudgementError:
+        return None
+
+
+def _minimum(ask: _Ask, cls: str, default: int) -> int:
+    """A window's validity minimum: its limit row's own (TSP: 24 h), else the standard's."""
+    rows = candidates(ask.std, cls, ask.code, ask.period, on=ask.on, ctx=ask.ctx)
+    own = [lim.min_valid_hours for lim, _ in rows if lim.min_valid_hours is not None]
+    return max(own) if own else default
 
 
 def _day_coverage(d: DayStat, required: int) -> dict[str, Any]:

@@ -23,6 +23,16 @@ ON CONFLICT (sid, hour) DO UPDATE SET claimed_at = NULL, queued_at = now()
 """
 
 
+SELECT_PROFILES = """
+SELECT sid, attrs FROM stations
+WHERE ($1::text[] IS NULL OR id = any($1::text[])) AND ($2::text IS NULL OR park_id = $2)
+"""
+DELETE_STALE = """
+DELETE FROM verdicts
+WHERE sid = $1 AND NOT (standard = any($2::text[])) AND window_start >= $3 AND window_start < $4
+"""
+
+
 def evaluate_command(stdin: TextIO, stdout: TextIO) -> int:
     """One JSON answer per JSON line read; a bad line gets an error line. Exit status 0 whatever the lines."""
     for number, line in enumerate(stdin, start=1):
@@ -104,12 +114,15 @@ def _number(v: float | tuple[float, float]) -> str:
     return f"{v[0]:g}–{v[1]:g}" if isinstance(v, tuple | list) else f"{v:g}"
 
 
-async def catch_up(dsn: str) -> tuple[int, float]:
-    """Bring rollups, verdicts and AQI current once; returns the hours processed and the seconds taken."""
+async def catch_up(dsn: str) -> tuple[int | None, float]:
+    """Bring rollups, verdicts and AQI current once: (hours processed, seconds).
+
+    The hours are None when a running worker leads: it is doing this already.
+    """
     conn = await asyncpg.connect(dsn)
     try:
         started = datetime.now(UTC)
-        hours = await ComplianceWorker(dsn).drain(conn)
+        hours = await ComplianceWorker(dsn).drain(conn, wait=False)
         return hours, (datetime.now(UTC) - started).total_seconds()
     finally:
         await conn.close()
@@ -119,7 +132,15 @@ async def rejudge(dsn: str, *, stations: list[str] | None, park: str | None, sta
     """Queue the hours of the chosen stations again (after a profile or standard change); returns how many."""
     conn = await asyncpg.connect(dsn)
     try:
-        status = await conn.execute(REQUEUE, stations, park, start, end)
+        async with conn.transaction():
+            rows = await conn.fetch(SELECT_PROFILES, stations, park)
+            for r in rows:
+                # Windows judged under a standard the station no longer has would stand beside the
+                # new verdicts: they go, and the requeued hours are judged under the current one.
+                ident = json.loads(r["attrs"]).get("standard")
+                current = [s.id for s in catalogue().editions(ident)] if ident else []
+                await conn.execute(DELETE_STALE, r["sid"], current, start, end)
+            status = await conn.execute(REQUEUE, stations, park, start, end)
     finally:
         await conn.close()
     return int(status.split()[-1])

@@ -25,7 +25,9 @@ COMPLIANT: Verdict = "compliant"
 EXCEEDANCE: Verdict = "exceedance"
 INSUFFICIENT: Verdict = "insufficient_data"
 # O2 at or above this makes the correction factor (21 - ref) / (21 - O2) meaningless: the source
-# is stopped or purging, and such hours are flagged rather than corrected (standards.md B5).
+# is stopped or purging, and such hours are not judged (standards.md B5). A standard lowers it
+# with `validity: o2_max` (19.5 % for boilers and kilns); sinter and pellet plants, whose
+# reference is 16-18 %, keep the physical bound.
 O2_CEILING = 21.0
 # A class description that opens with its table: "Table 2 — new coal-fired boilers".
 _CLASS_TABLE = re.compile(r"^(Table \d+)\b")
@@ -152,16 +154,22 @@ def _rule(standard: Standard, limit: Limit, cls: str, *, note: str | None = None
     }
 
 
-def _matches_when(limit: Limit, on: date, ctx: Context) -> bool | None:
-    """True/False when the row's conditions hold or not; None when an unknown fact decides."""
+def _matches_when(limit: Limit, on: date, ctx: Context, named: set[str]) -> bool | None:
+    """True/False when the row's conditions hold or not; None when an unknown fact decides.
+
+    `named` are the sectors other rows of the parameter name: a row for `other` (其他排污单位)
+    covers every sector they do not.
+    """
     unknown = False
     for key, cond in limit.when.items():
         if key == "date":
             if not _date_ok(on, cond):
                 return False
         elif key == "sector":
-            sector = ctx.sector or "other"
-            if sector not in cond:
+            sector = ctx.sector
+            listed = sector is not None and sector in cond
+            other = "other" in cond and (sector is None or sector == "other" or sector not in named)
+            if not (listed or other):
                 return False
         elif key == "water_temp_c":
             if ctx.water_temp_c is None:
@@ -195,10 +203,17 @@ def candidates(
 ) -> list[tuple[Limit, bool]]:
     """Limit rows that may apply: (row, certain); `certain` is False when an unknown fact decides."""
     out = []
+    named = {
+        sector
+        for limit in standard.limits
+        if limit.parameter == parameter
+        for sector in limit.when.get("sector", ())
+        if sector != "other"
+    }
     for limit in standard.limits:
         if limit.parameter != parameter or limit.period != period or cls not in limit.values:
             continue
-        ok = _matches_when(limit, on, ctx)
+        ok = _matches_when(limit, on, ctx, named)
         if ok is False:
             continue
         out.append((limit, ok is True))
@@ -229,9 +244,12 @@ def _corrected(standard: Standard, cls: str, value: float, ctx: Context, notes: 
             "missing_o2",
             f"{standard.id} class {cls} judges at {ref.value:g} % O2: give context.o2_pct (measured O2, %)",
         )
-    if ctx.o2_pct >= O2_CEILING:
+    ceiling = standard.setting("o2_max", O2_CEILING)
+    if ctx.o2_pct >= ceiling:
         raise JudgementError(
-            "o2_out_of_range", f"O2 of {ctx.o2_pct:g} % leaves nothing to correct against (source stopped?)"
+            "o2_out_of_range",
+            f"O2 of {ctx.o2_pct:g} % (≥ {ceiling:g} %) is a stopped or purging source: the correction to "
+            f"{ref.value:g} % would multiply the value by {(21 - ref.value) / max(21 - ctx.o2_pct, 1e-9):.1f}",
         )
     o2, ref_o2 = ctx.o2_pct, ref.value
     # 21 × 11 / 7.7 is 30, not the 30.000000000000004 of binary floats: rounded to 12 significant
@@ -268,8 +286,9 @@ def judge(
                 "no_limit", f"{standard.id} class {cls} limits {parameter} over {', '.join(periods)}, not over {period}"
             )
         raise JudgementError("no_limit", f"{standard.id} class {cls} sets no limit for {parameter}")
-    limit_unit = rows[0][0].unit if rows else ""
-    given = _in_unit(value, unit, limit_unit, parameter, standard)
+    # A permit limit for a parameter the standard does not limit is in the unit it is given in.
+    limit_unit = rows[0][0].unit if rows else (unit or "")
+    given = _in_unit(value, unit, limit_unit, parameter, standard) if rows else value
     notes: list[str] = []
     judged, o2_clause = _corrected(standard, cls, given, ctx, notes) if standard.medium == "stack" else (given, None)
 
@@ -356,7 +375,17 @@ def insufficient(
         rule = _permit_rule(standard, cls, parameter, period, rows)
         return Judgement(INSUFFICIENT, parameter, period, permit_limit, unit, value, None, None, rule, [reason])
     if not rows:
-        raise JudgementError("no_limit", f"{standard.id} class {cls} sets no {period} limit for {parameter}")
+        rule = {
+            "standard": standard.id,
+            "number": standard.number,
+            "class": cls,
+            "table": None,
+            "item": parameter,
+            "note": f"no {period} limit for this class and context",
+            "period": period,
+            "confidence": None,
+        }
+        return Judgement(INSUFFICIENT, parameter, period, None, "", value, None, None, rule, [reason])
     first = rows[0][0]
     limit = _limit_value(first.values[cls]) if len(rows) == 1 else None
     return Judgement(

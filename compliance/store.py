@@ -10,18 +10,21 @@ import asyncpg
 
 from compliance.windows import HourStat
 
-# Stations with the oldest pending hour first (fair under a backlog); every claimable hour of the
-# chosen stations, so a station's day is recomputed once per batch, not once per hour. SKIP LOCKED:
-# the worker never waits on an ingest transaction that is dirtying the same hours.
+# Stations with the oldest pending hour first, and at most $3 hours of each (fair under a
+# backlog: one station's month cannot fill every batch); a station's hours go together, so its
+# day is recomputed once per batch, not once per hour. SKIP LOCKED: the worker never waits on an
+# ingest transaction that is dirtying the same hours.
 CLAIM = """
 WITH pending AS (
     SELECT sid FROM rollup_queue
     WHERE claimed_at IS NULL OR claimed_at < now() - $2::interval
     GROUP BY sid ORDER BY min(queued_at), sid LIMIT $1
-), chosen AS (
-    SELECT q.sid, q.hour FROM rollup_queue q JOIN pending USING (sid)
+), ranked AS (
+    SELECT q.sid, q.hour, row_number() OVER (PARTITION BY q.sid ORDER BY q.hour) AS k
+    FROM rollup_queue q JOIN pending USING (sid)
     WHERE q.claimed_at IS NULL OR q.claimed_at < now() - $2::interval
-    ORDER BY q.sid, q.hour LIMIT $3
+), chosen AS (
+    SELECT q.sid, q.hour FROM rollup_queue q JOIN ranked r ON r.sid = q.sid AND r.hour = q.hour AND r.k <= $3
     FOR UPDATE OF q SKIP LOCKED
 )
 UPDATE rollup_queue q SET claimed_at = now()
@@ -42,8 +45,9 @@ QUEUE_STATE = "SELECT count(*) AS depth, min(queued_at) AS oldest FROM rollup_qu
 
 # One local clock hour per (station, hour start, minutes per minute-record). Each series of the
 # station is read through its primary key (sid, pid, iv, ts): never a scan of a station's month.
-# The hour is built from the source with the most valid minutes; on a tie minute data (HJ 75
-# builds hours from them) before real-time values before the station's own hourly value.
+# The hour is built from minute data whenever there are any (HJ 75 builds the hourly mean from
+# them, and the 45-minute test needs them), else from real-time values, else from the station's
+# own hourly value, which is taken at its word: one valid hourly record is a valid hour.
 # Coverage: a minute record covers its MinInterval; real-time values cover the distinct minutes
 # they fall in; a station-reported hourly value covers the hour.
 AGGREGATE_HOURS = """
@@ -84,7 +88,7 @@ WITH w AS (
 ), best AS (
     SELECT DISTINCT ON (sid, pid, hour) *
     FROM minutes
-    ORDER BY sid, pid, hour, valid_minutes DESC, CASE iv WHEN 1 THEN 0 WHEN 0 THEN 1 ELSE 2 END
+    ORDER BY sid, pid, hour, CASE iv WHEN 1 THEN 0 WHEN 0 THEN 1 ELSE 2 END
 )
 INSERT INTO rollup_hour (sid, pid, hour, source_iv, n_observed, n_valid, n_over_range, observed_minutes,
                          valid_minutes, measured_minutes, avg, vmin, vmax, avg_lower)
@@ -173,10 +177,10 @@ CLOSE_AQI = "UPDATE aqi SET closed = true WHERE NOT closed AND window_end <= now
 
 
 async def claim(
-    conn: asyncpg.Connection, *, stations: int, hours: int, lease: timedelta
+    conn: asyncpg.Connection, *, stations: int, hours_per_station: int, lease: timedelta
 ) -> tuple[list[tuple[int, datetime]], datetime | None]:
     """Claim dirty hours of the stations waiting longest; returns them and the claim's stamp."""
-    rows = await conn.fetch(CLAIM, stations, lease, hours)
+    rows = await conn.fetch(CLAIM, stations, lease, hours_per_station)
     if not rows:
         return [], None
     return [(r["sid"], r["hour"]) for r in rows], rows[0]["claimed_at"]

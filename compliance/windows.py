@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 HOUR = timedelta(hours=1)
@@ -161,8 +161,8 @@ def day_bounds(day: date, tz: Any) -> tuple[datetime, datetime]:
 
 
 def hours_in(start: datetime, end: datetime) -> int:
-    """Whole hours between two instants."""
-    return int((end - start) / HOUR)
+    """Whole hours between two instants (in UTC: same-zone arithmetic is wall-clock arithmetic)."""
+    return int((end.astimezone(UTC) - start.astimezone(UTC)) / HOUR)
 
 
 def day_stat(
@@ -229,6 +229,7 @@ def moving_mean(
     values: Mapping[datetime, float], last: datetime, span: int, min_hours: int
 ) -> tuple[float | None, int]:
     """Mean of the valid hourly values in the `span` hours ending with hour `last`, and their count."""
+    last = last.astimezone(UTC)  # real hours, also across a daylight-saving change
     got = [values[t] for t in (last - HOUR * k for k in range(span)) if t in values]
     if len(got) < min_hours:
         return None, len(got)
@@ -240,6 +241,7 @@ def o3_daily_max_8h(
 ) -> tuple[float | None, int]:
     """The day's maximum 8 h moving average (windows starting 00:00 … 16:00) and its valid windows."""
     means = []
+    day_start = day_start.astimezone(UTC)
     for k in range(O3_DAY_WINDOWS):
         mean, _ = moving_mean(values, day_start + HOUR * (k + 7), 8, min_hours)
         if mean is not None:

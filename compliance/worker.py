@@ -28,10 +28,11 @@ from compliance.windows import HOUR, WATER_DAY_MIN_HOURS, day_bounds
 
 logger = logging.getLogger(__name__)
 
-# Stations and hours taken per batch: a day of minute data for 200 stations is ~5k hours; bigger
-# batches amortise the round trips, smaller ones keep each transaction (and the lag) short.
+# Stations per batch, and hours of each: a day of minute data for 200 stations is ~5k hours;
+# bigger batches amortise the round trips, smaller ones keep each transaction (and the lag)
+# short, and the cap per station keeps one station's month-long back-fill from filling batches.
 CLAIM_STATIONS = 200
-CLAIM_HOURS = 5000
+CLAIM_HOURS_PER_STATION = 48
 # A claim older than this is taken again: the worker that held it died mid-batch.
 CLAIM_LEASE = timedelta(minutes=5)
 # Sleep between polls of an empty queue: the floor of the lag behind the ingest.
@@ -118,17 +119,31 @@ class ComplianceWorker:
             if not done:
                 await _sleep(stop, POLL_INTERVAL)
 
-    async def drain(self, conn: asyncpg.Connection) -> int:
-        """Work until the queue is empty (tests, benchmarks, `compliance catch-up`); returns hours done."""
-        total = 0
-        while n := await self.step(conn):
-            total += n
-        await store.close_windows(conn)
-        return total
+    async def drain(self, conn: asyncpg.Connection, *, wait: bool = True) -> int | None:
+        """Work until the queue is empty (tests, benchmarks, `compliance catch-up`); returns hours done.
+
+        Takes the leadership like `run` does (two workers recomputing one day concurrently would
+        each miss the other's hours): waits for it, or returns None at once when `wait` is false
+        and another worker leads.
+        """
+        if wait:
+            await conn.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK)
+        elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+            return None
+        try:
+            total = 0
+            while n := await self.step(conn):
+                total += n
+            await store.close_windows(conn)
+            return total
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", LEADER_LOCK)
 
     async def step(self, conn: asyncpg.Connection) -> int:
         """One batch: claim, recompute, judge, write, release; returns the hours claimed."""
-        claimed, stamp = await store.claim(conn, stations=CLAIM_STATIONS, hours=CLAIM_HOURS, lease=CLAIM_LEASE)
+        claimed, stamp = await store.claim(
+            conn, stations=CLAIM_STATIONS, hours_per_station=CLAIM_HOURS_PER_STATION, lease=CLAIM_LEASE
+        )
         if not claimed or stamp is None:
             return 0
         started = time.perf_counter()
@@ -170,14 +185,14 @@ class ComplianceWorker:
             conn,
             [(sid, t, profiles.by_sid[sid].min_interval) for sid, starts in dirty_hours.items() for t in starts],
         )
-        ranges = [_range(profiles.by_sid[sid], days) for sid, days in dirty_days.items()]
+        ranges = [r for sid, days in dirty_days.items() for r in _ranges(profiles.by_sid[sid], days)]
         by_pid = await store.fetch_hours(conn, ranges)
+        if any(pid not in profiles.codes for per_pid in by_pid.values() for pid in per_pid):
+            await profiles.refresh(conn, force=True)  # a parameter registered since the last load
         hours: dict[int, Hours] = {
             sid: {profiles.codes.get(pid, str(pid)): series for pid, series in per_pid.items()}
             for sid, per_pid in by_pid.items()
         }
-        if any(pid not in profiles.codes for per_pid in by_pid.values() for pid in per_pid):
-            await profiles.refresh(conn, force=True)
 
         days = {sid: compute_days(profiles.by_sid[sid], hours.get(sid, {}), dirty_days[sid]) for sid in dirty_days}
         await store.upsert_days(
@@ -238,14 +253,21 @@ class ComplianceWorker:
         return await store.fetch_influent(conn, wanted, INFLUENT, WATER_DAY_MIN_HOURS)
 
 
-def _range(p: Profile, days: set[date]) -> tuple[int, datetime, datetime]:
-    """The hours judging these days reads: the days, and a day either side for ambient air (moving averages)."""
-    lo, _ = day_bounds(min(days), p.tz)
-    _, hi = day_bounds(max(days), p.tz)
-    if p.medium == "ambient":
-        lo -= timedelta(days=1)
-        hi += timedelta(days=1)
-    return p.sid, lo, hi
+def _ranges(p: Profile, days: set[date]) -> list[tuple[int, datetime, datetime]]:
+    """The hours judging these days reads: each day (± a day for ambient moving averages), merged.
+
+    A late packet from March does not load April to June.
+    """
+    margin = timedelta(days=1) if p.medium == "ambient" else timedelta(0)
+    spans: list[tuple[datetime, datetime]] = []
+    for day in sorted(days):
+        lo, hi = day_bounds(day, p.tz)
+        lo, hi = lo.astimezone(UTC) - margin, hi.astimezone(UTC) + margin
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(hi, spans[-1][1]))
+        else:
+            spans.append((lo, hi))
+    return [(p.sid, lo, hi) for lo, hi in spans]
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> bool:

@@ -343,6 +343,9 @@ def _compliance(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.action == "catch-up":
         hours, seconds = asyncio.run(catch_up(settings.DATABASE_URL))
+        if hours is None:
+            print("a running compliance worker (parkwatch serve) leads: it keeps rollups and verdicts current")
+            return 0
         print(f"{hours} station-hour(s) brought current in {seconds:.1f}s")
         return 0
     if not (args.stations or args.park):

@@ -63,6 +63,9 @@ class Limit(BaseModel):
     confidence: Confidence = "P"
     source: str | None = None
     special: Special | None = None
+    # the window's own validity minimum where it differs from the standard's (GB 3095 Table 4:
+    # TSP, Pb and BaP daily values need 24 h of sampling, not 20 hourly values)
+    min_valid_hours: int | None = None
 
     @field_validator("values", mode="before")
     @classmethod

@@ -174,7 +174,7 @@ async def catch_up(fleet: Fleet, stations: int, day: datetime) -> CatchUp:
     conn = await asyncpg.connect(fleet.url)
     try:
         started = time.perf_counter()
-        hours = await worker.drain(conn)
+        hours = await worker.drain(conn) or 0
         judge_s = time.perf_counter() - started
     finally:
         await conn.close()

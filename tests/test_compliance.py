@@ -605,3 +605,93 @@ async def test_one_station_failing_does_not_stop_the_rest(
         )
         == 2
     )
+
+
+# -- regressions found in review -------------------------------------------------------------------
+
+
+async def test_minute_data_decide_the_hour_over_the_stations_own_hourly_value(
+    settings: Settings, pipeline: IngestService
+) -> None:
+    """HJ 75 builds the hour from minute data; a logger's hourly record cannot mask them."""
+    h8, h9 = DAY.replace(hour=8), DAY.replace(hour=9)
+    objects = [
+        obj("cp-kiln", t, "min", {"a21026": (250, "N" if i < 50 else "C"), "a19001": 10})
+        for i, t in enumerate(minutes(h8, 60))
+    ] + [
+        obj("cp-kiln", t, "min", {"a21026": (150, "N" if i < 30 else "C"), "a19001": 10})
+        for i, t in enumerate(minutes(h9, 60))
+    ]
+    objects += [obj("cp-kiln", h, "hour", {"a21026": 150, "a19001": 10}) for h in (h8, h9)]
+    await send(settings, "cp-kiln", objects)
+    await drain(settings)
+    got = await verdicts(settings, "cp-kiln", "a21026", "hour")
+    assert (got[h8]["verdict"], got[h8]["coverage"]["source"]) == ("exceedance", "min")
+    assert got[h9]["verdict"] == "insufficient_data"
+
+
+async def test_gb8978_sector_rows_and_a_permit_limit_the_standard_lacks(
+    settings: Settings, pipeline: IngestService
+) -> None:
+    """GB 8978 Table 4: a petrochemical unit takes its own COD row and the `other` SS row; TP, which
+    GB 8978 does not limit, is judged against the permit."""
+    await send(settings, "cp-8978", hourly("cp-8978", DAY, range(24), {"w01018": 55, "w01012": 65, "w21011": 3.0}))
+    await drain(settings)
+    cod = (await verdicts(settings, "cp-8978", "w01018", "day"))[DAY]
+    assert (cod["verdict"], cod["limit_value"]) == ("compliant", 60)  # petrochemical, class 1
+    ss = (await verdicts(settings, "cp-8978", "w01012", "day"))[DAY]
+    assert (ss["verdict"], ss["limit_value"]) == ("compliant", 70)  # 其他排污单位
+    tp = (await verdicts(settings, "cp-8978", "w21011", "day"))[DAY]
+    assert (tp["verdict"], tp["limit_value"], tp["rule"]["table"]) == ("exceedance", 0.5, "permit")
+
+
+async def test_tsp_daily_value_needs_a_full_day(settings: Settings, pipeline: IngestService) -> None:
+    """GB 3095 Table 4: TSP's daily value needs 24 h of sampling, not 20 hourly values."""
+    await send(settings, "cp-air", air_hours(DAY, range(20), {"a34001": 100, "a34004": 30}))
+    await drain(settings)
+    assert (await verdicts(settings, "cp-air", "a34001", "24h"))[DAY]["verdict"] == "insufficient_data"
+    assert (await verdicts(settings, "cp-air", "a34004", "24h"))[DAY]["verdict"] == "compliant"
+
+
+async def test_before_any_edition_nothing_is_judged_and_nothing_breaks(
+    settings: Settings, pipeline: IngestService
+) -> None:
+    """GB 3095-2012 and HJ 633-2012 apply from 2016: 2015 data are stored and rolled up, not judged."""
+    old = datetime(2015, 12, 31, tzinfo=CST)
+    await send(settings, "cp-air", air_hours(old, range(24), AIR))
+    worker = ComplianceWorker(settings.DATABASE_URL)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        assert await worker.drain(conn) == 24
+        assert await conn.fetchval("SELECT count(*) FROM verdicts") == 0
+        assert await conn.fetchval("SELECT count(*) FROM aqi") == 0
+        assert await conn.fetchval("SELECT count(*) FROM rollup_day") == len(AIR)
+    finally:
+        await conn.close()
+    assert worker.stats.errors == 0
+
+
+async def test_a_purging_stack_is_not_judged(settings: Settings, pipeline: IngestService) -> None:
+    """At O2 ≥ 19.5 % the correction would multiply NOx 60 by 5.5: the hour is insufficient_data, not an exceedance."""
+    h = DAY.replace(hour=3)
+    await send(settings, "cp-kiln", [obj("cp-kiln", t, "min", {"a21002": 60, "a19001": 20.5}) for t in minutes(h, 60)])
+    await drain(settings)
+    got = (await verdicts(settings, "cp-kiln", "a21002", "hour"))[h]
+    assert got["verdict"] == "insufficient_data"
+    assert any("stopped or purging" in n for n in got["notes"])
+
+
+async def test_one_worker_at_a_time(settings: Settings, pipeline: IngestService) -> None:
+    """A catch-up while another worker leads does nothing (two would each miss the other's hours)."""
+    leader = await asyncpg.connect(settings.DATABASE_URL)
+    other = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await leader.execute("SELECT pg_advisory_lock($1)", worker_module.LEADER_LOCK)
+        await send(settings, "cp-permit", hourly("cp-permit", DAY, range(2), {"w01018": 30}))
+        assert await ComplianceWorker(settings.DATABASE_URL).drain(other, wait=False) is None
+        assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM rollup_queue") == 2
+        await leader.execute("SELECT pg_advisory_unlock($1)", worker_module.LEADER_LOCK)
+        assert await ComplianceWorker(settings.DATABASE_URL).drain(other, wait=False) == 2
+    finally:
+        await leader.close()
+        await other.close()

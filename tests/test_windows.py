@@ -110,3 +110,14 @@ def test_clean_removes_binary_noise_only() -> None:
     assert clean(50.000000000000007) == 50
     assert clean(50.0001) == 50.0001
     assert clean(None) is None
+
+
+def test_windows_count_real_hours_across_daylight_saving() -> None:
+    """A zone with DST: the spring day has 23 hours, and an 8 h window is 8 real hours."""
+    ny = ZoneInfo("America/New_York")
+    start = datetime(2026, 3, 8, tzinfo=ny)  # clocks go forward at 02:00
+    hours = {start.astimezone(UTC) + HOUR * h: hour(start.astimezone(UTC) + HOUR * h, 10) for h in range(23)}
+    stat = day_stat(date(2026, 3, 8), ny, hours, HourRule(45))
+    assert stat is not None and stat.hours_expected == 23 and stat.hours_observed == 23
+    values = dict.fromkeys(hours, 10.0)
+    assert moving_mean(values, start.astimezone(UTC) + HOUR * 7, 8, 8) == (10.0, 8)
