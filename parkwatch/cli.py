@@ -105,15 +105,28 @@ def _parser() -> argparse.ArgumentParser:
     rj.add_argument("--start", required=True, help="ISO 8601 date or time (UTC unless it has an offset)")
     rj.add_argument("--end", required=True, help="exclusive")
 
-    demo = sub.add_parser("demo", help="migrate, register a demo fleet, publish simulated readings and serve")
-    demo.add_argument("--interval", type=float, default=5.0, help="seconds between readings of a station")
-    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo = sub.add_parser("demo", help="migrate, simulate a province of parks, and serve it judged")
+    demo.add_argument("--parks", type=int, default=28, help="parks, dealt to Hunan's 14 cities (6 stations each)")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds (and once judged)")
 
-    sim = sub.add_parser("simulate", help="publish simulated readings for the stations of a registry file")
-    sim.add_argument("--registry", type=Path, help="registry file (default: the demo fleet)")
-    sim.add_argument("--interval", type=float, default=5.0, help="seconds between readings of a station")
-    sim.add_argument("--duration", type=float, help="stop after this many seconds")
+    sim = sub.add_parser(
+        "simulate", help="publish a simulated province (or a registry, or a scenario) as its stations would"
+    )
+    sim.add_argument("--parks", type=int, default=28, help="parks, dealt to Hunan's 14 cities in turn")
+    sim.add_argument("--stations-per-park", type=int, default=6, help="plant inlet/outlet, air, kiln, sinter, boiler")
+    sim.add_argument("--registry", type=Path, help="simulate the stations of this registry file instead")
+    sim.add_argument("--scenario", type=Path, help="a scenario file: fleet, time span, episodes, expected outcomes")
+    sim.add_argument("--interval", default="60s", help="one minute record per station per interval (60s)")
+    sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second; 0: as fast as possible")
+    sim.add_argument("--format", choices=("json", "hj212", "hj212-tcp"), default="json", dest="fmt")
+    sim.add_argument("--start", help="simulated start (ISO 8601; default now); a past start replays into the past")
+    sim.add_argument("--duration", help="simulated span, e.g. 1d, 6h (default: until stopped)")
     sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--registry-out", type=Path, help="write the fleet's registry file (for stations load) and exit")
+    sim.add_argument("--load", action="store_true", help="register the fleet in the database first")
+    sim.add_argument(
+        "--check", action="store_true", help="scenario: wait for serve to judge, then check the expected outcomes"
+    )
 
     bench = sub.add_parser("bench", help="benchmarks: ingest end to end (default), or hj212 (codec and gateway)")
     bench.add_argument("target", nargs="?", choices=("ingest", "hj212", "compliance"), default="ingest")
@@ -365,15 +378,35 @@ def _compliance(settings: Settings, args: argparse.Namespace) -> int:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from simulators.demo import run_demo
 
-    return run_demo(settings, interval=args.interval, duration=args.duration)
+    return run_demo(settings, parks=args.parks, duration=args.duration)
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from simulators.publisher import run_publisher
+    from simulators.command import SimulateArgs, run_simulate
+    from simulators.scenario import ScenarioError
 
-    return run_publisher(
-        settings, registry_path=args.registry, interval=args.interval, duration=args.duration, seed=args.seed
-    )
+    try:
+        return run_simulate(
+            settings,
+            SimulateArgs(
+                parks=args.parks,
+                stations_per_park=args.stations_per_park,
+                registry=args.registry,
+                scenario=args.scenario,
+                interval=args.interval,
+                speed=args.speed,
+                fmt=args.fmt,
+                start=args.start,
+                duration=args.duration,
+                seed=args.seed,
+                registry_out=args.registry_out,
+                load=args.load,
+                check=args.check,
+            ),
+        )
+    except (ScenarioError, ValueError) as exc:
+        print(f"parkwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:

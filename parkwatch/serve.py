@@ -35,6 +35,17 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+async def _after_subscribed(
+    service: IngestService | None,
+    extra: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    stop: asyncio.Event,
+) -> None:
+    """Start `extra` once the ingest has subscribed: the broker keeps nothing for a session not yet made."""
+    if service is not None:
+        await service.receiver.connected.wait()
+    await extra(stop)
+
+
 async def serve(
     settings: Settings,
     *,
@@ -65,7 +76,7 @@ async def serve(
                 tg.create_task(server.serve(), name="serve.api")
                 logger.info("API on http://%s:%d (docs at /docs)", settings.API_HOST, settings.API_PORT)
             if extra is not None:
-                tg.create_task(extra(stop), name="serve.extra")
+                tg.create_task(_after_subscribed(service, extra, stop), name="serve.extra")
             await stop.wait()
             if server is not None:
                 server.should_exit = True

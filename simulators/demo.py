@@ -1,9 +1,12 @@
-"""The demo: migrate, register the demo fleet, publish a day of history and live readings, serve it all."""
+"""The demo: a simulated province publishing through ingest, judged, and served by the API."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -11,20 +14,39 @@ from ingest.registry import load_registry_file
 from parkwatch.serve import serve
 from parkwatch.settings import Settings
 from schemas.migrate import migrate
-from schemas.registry import read_registry
-from simulators.backfill import backfill
-from simulators.publisher import demo_registry_path, publish_fleet
+from simulators.engine import Simulation
+from simulators.fleet import province
+from simulators.scenario import Event
+from simulators.simulate import run_simulation
 
 logger = logging.getLogger(__name__)
 
-# Hours of minute-data history the demo publishes before going live.
-BACKFILL_HOURS = 24
+# The demo starts this far in the past and replays at full speed until it has caught up with the
+# clock, so that closed hours are judged within a minute of starting; then it runs in real time.
+HISTORY = timedelta(hours=6)
+# The scripted exceedance a newcomer should find: the first cement kiln's SO2 at 300 mg/m³
+# measured (~314 at GB 4915's 10 % O2 reference, limit 200) from 3 h to 1 h before the start.
+EXCURSION_FROM, EXCURSION_TO = timedelta(hours=3), timedelta(hours=1)
+EXCURSION_SO2 = 300.0
+# With --duration, how long the demo waits for the last verdicts before stopping.
+SETTLE_TIMEOUT = 60.0
 
 
-def run_demo(settings: Settings, *, interval: float, duration: float | None) -> int:
+def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
     """The `parkwatch demo` command."""
     result = migrate(settings.DATABASE_URL, timescale=settings.TIMESCALE)
-    registry = read_registry(demo_registry_path())
+    registry = province(parks=parks)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    kiln = next(s for s in registry.stations if s.id.endswith("cement-k1"))
+    excursion = Event(
+        kind="exceedance",
+        station=kiln.id,
+        parameter="a21026",
+        value=EXCURSION_SO2,
+        start=now - EXCURSION_FROM,
+        end=now - EXCURSION_TO,
+    )
+    sim = Simulation(registry, start=now - HISTORY, step=timedelta(minutes=1), events=[excursion], seed=1)
 
     async def main() -> None:
         conn = await asyncpg.connect(settings.DATABASE_URL)
@@ -33,23 +55,24 @@ def run_demo(settings: Settings, *, interval: float, duration: float | None) -> 
         finally:
             await conn.close()
         base = f"http://{settings.API_HOST}:{settings.API_PORT}"
-        first = registry.stations[1]
+        park = kiln.park_id
         print(
             "\n".join(
                 [
                     "",
-                    f"parkwatch demo: database {settings.database_name} ({result.storage} storage), "
-                    f"{len(registry.stations)} stations in {len(registry.parks)} parks "
-                    f"publishing every {interval:g}s.",
+                    f"parkwatch demo: database {settings.database_name} ({result.storage} storage); "
+                    f"{len(registry.stations)} stations in {len(registry.parks)} parks of Hunan's cities, "
+                    f"minute data from {HISTORY.total_seconds() / 3600:g} h ago (replayed fast), then live.",
+                    f"  scripted: {kiln.id} SO2 at {EXCURSION_SO2:g} mg/m³ from "
+                    f"{(now - EXCURSION_FROM).astimezone(ZoneInfo(kiln.timezone)):%H:%M} to "
+                    f"{(now - EXCURSION_TO).astimezone(ZoneInfo(kiln.timezone)):%H:%M} local",
                     f"  API docs        {base}/docs",
-                    f"  stations        {base}/api/v1/stations",
-                    f"  latest readings {base}/api/v1/readings?station_id={first.id}&parameter=cod",
-                    f"  hourly rollups  {base}/api/v1/readings?station_id={first.id}&interval=hour",
-                    f"  verdicts        {base}/api/v1/compliance?park_id={first.park_id}&verdict=exceedance"
-                    "&verdict=insufficient_data",
-                    f"  AQI             {base}/api/v1/aqi?park_id={first.park_id}&period=1h",
+                    f"  exceedances     {base}/api/v1/compliance?park_id={park}&verdict=exceedance",
+                    f"  all verdicts    {base}/api/v1/compliance?park_id={park}",
+                    f"  hourly rollups  {base}/api/v1/readings?station_id={kiln.id}&parameter=so2&interval=hour",
+                    f"  AQI             {base}/api/v1/aqi?park_id={park}&period=1h",
+                    f"  stations        {base}/api/v1/stations?park_id={park}",
                     f"  health          {base}/healthz",
-                    f"  dead letters    {base}/api/v1/dead-letters/summary",
                     "Stop with Ctrl-C.",
                     "",
                 ]
@@ -58,16 +81,36 @@ def run_demo(settings: Settings, *, interval: float, duration: float | None) -> 
         )
 
         async def publisher(stop: asyncio.Event) -> None:
-            # The last day first, so that there are closed hours and a day to judge at once.
-            sent = await backfill(settings, registry, hours=BACKFILL_HOURS)
-            logger.info("demo: published the last %d hours of history (%d messages)", BACKFILL_HOURS, sent)
-            await publish_fleet(settings, registry, interval=interval, stop=stop, duration=duration)
+            mine = asyncio.Event()
+            task = asyncio.create_task(run_simulation(settings, sim, fmt="json", speed=0, stop=mine))
+            try:
+                if duration is None:
+                    await stop.wait()
+                else:
+                    await asyncio.wait({task, asyncio.create_task(stop.wait())}, timeout=duration)
+            finally:
+                mine.set()
+                tally = await task
+                logger.info("demo: sent %d records (%d readings)", tally.records, tally.expected_readings)
             if duration is not None:
-                # Give the last messages a moment to be committed before stopping.
-                await asyncio.sleep(1.0)
+                await _settle(settings)
                 stop.set()
 
         await serve(settings, extra=publisher)
 
     asyncio.run(main())
     return 0
+
+
+async def _settle(settings: Settings) -> None:
+    """Wait until what was sent is stored and judged (the demo's --duration runs end clean)."""
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        idle = 0
+        while time.monotonic() < deadline and idle < 3:
+            pending = await conn.fetchval("SELECT count(*) FROM rollup_queue")
+            idle = idle + 1 if not pending else 0
+            await asyncio.sleep(1.0)
+    finally:
+        await conn.close()

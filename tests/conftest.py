@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiomqtt
@@ -16,7 +17,7 @@ from ingest.service import IngestService
 from ingest.stats import IngestStats
 from parkwatch.settings import Settings
 from schemas.migrate import migrate
-from schemas.registry import read_registry
+from schemas.registry import RegistryFile, read_registry
 from tests.helpers import running, serving_api
 from tests.services import (
     MQTT_HOST,
@@ -116,3 +117,18 @@ async def api(settings: Settings, ingest: IngestService) -> AsyncIterator[httpx.
     """The API served over real HTTP by uvicorn in this event loop; yields a client for it."""
     async with serving_api(settings, ingest) as client:
         yield client
+
+
+@asynccontextmanager
+async def ingest_for(settings: Settings, registry: RegistryFile) -> AsyncIterator[IngestService]:
+    """A registry loaded, then the ingest running in this event loop for the block."""
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await load_registry_file(conn, registry)
+    finally:
+        await conn.close()
+    try:
+        async with running(IngestService(settings, stats=IngestStats())) as service:
+            yield service
+    finally:
+        await forget_session(settings)

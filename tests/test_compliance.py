@@ -20,13 +20,11 @@ import pytest
 
 import compliance.worker as worker_module
 from compliance.worker import ComplianceWorker
-from ingest.registry import load_registry_file
 from ingest.service import IngestService
-from ingest.stats import IngestStats
 from parkwatch.settings import Settings
 from schemas.registry import read_registry
-from tests.conftest import forget_session
-from tests.helpers import cli_env, eventually, fetchval, publish, run_cli, running, serving_api
+from tests.conftest import ingest_for
+from tests.helpers import cli_env, eventually, fetchval, publish, run_cli, serving_api
 
 DATA = Path(__file__).parent / "data"
 CST = ZoneInfo("Asia/Shanghai")
@@ -37,16 +35,8 @@ DAY26 = datetime(2026, 6, 10, tzinfo=CST)  # GB 3095-2026 / HJ 633-2026 in force
 @pytest.fixture
 async def pipeline(settings: Settings) -> AsyncIterator[IngestService]:
     """The compliance registry loaded and the ingest running."""
-    conn = await asyncpg.connect(settings.DATABASE_URL)
-    try:
-        await load_registry_file(conn, read_registry(DATA / "compliance_registry.yaml"))
-    finally:
-        await conn.close()
-    try:
-        async with running(IngestService(settings, stats=IngestStats())) as service:
-            yield service
-    finally:
-        await forget_session(settings)
+    async with ingest_for(settings, read_registry(DATA / "compliance_registry.yaml")) as service:
+        yield service
 
 
 def obj(station: str, ts: datetime, interval: str, readings: dict[str, Any]) -> dict[str, Any]:
