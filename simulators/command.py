@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 # How long `--check` waits for the pipeline (a running `parkwatch serve`) to store and judge.
 CHECK_TIMEOUT = 300.0
+# A running ingest learns of newly loaded stations through LISTEN/NOTIFY within milliseconds;
+# this pause keeps the first records from racing the notification (they would be dead letters).
+REGISTRY_SETTLE = 1.0
 
 
 @dataclass
@@ -79,6 +82,7 @@ def run_simulate(settings: Settings, args: SimulateArgs) -> int:
                 await load_registry_file(conn, registry)
             finally:
                 await conn.close()
+            await asyncio.sleep(REGISTRY_SETTLE)
         started = time.monotonic()
         tally = await run_simulation(settings, sim, fmt=args.fmt, speed=args.speed, stop=stop)
         print(

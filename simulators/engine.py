@@ -26,6 +26,12 @@ class Record:
     send_at: datetime  # simulated time it is sent
     duplicate: bool = False  # a re-sent copy of the record before it
     alone: bool = False  # sent in a message of its own (a re-send, a faulty clock), never grouped
+    refused: bool = False  # its timestamp is one the ingest must refuse
+
+    @property
+    def new_readings(self) -> int:
+        """Readings this record adds to the database once stored (none for a copy or a refusal)."""
+        return 0 if self.duplicate or self.refused else len(self.values)
 
 
 @dataclass
@@ -140,8 +146,9 @@ class Simulation:
         skew = self._event(station, t, "clock_skew")
         ts = t + duration(skew.skew or "0s") if skew is not None else t
         self.tally.records += 1
-        if ts < EARLIEST_TS or ts > datetime.now(UTC) + MAX_FUTURE_SKEW:
+        refused = ts < EARLIEST_TS or ts > datetime.now(UTC) + MAX_FUTURE_SKEW
+        if refused:
             self.tally.refused_records += 1
         else:
             self.tally.expected_readings += len(values)
-        return Record(station, ts, values, now, alone=skew is not None)
+        return Record(station, ts, values, now, alone=skew is not None, refused=refused)

@@ -40,6 +40,14 @@ class Sink(Protocol):
     async def flush(self) -> None:
         """Send whatever is buffered."""
 
+    @property
+    def messages(self) -> int:
+        """Messages (or packets) sent so far."""
+
+    @property
+    def readings(self) -> int:
+        """New readings in what was sent so far (what the database should come to hold)."""
+
 
 def json_object(record: Record) -> dict[str, object]:
     """A record in the MQTT JSON contract."""
@@ -82,6 +90,7 @@ class MqttSink:
         self.fmt = fmt
         self.buffers: dict[str, list[Record]] = {}
         self.messages = 0
+        self.readings = 0
 
     async def send(self, item: Record | Malformed) -> None:
         """Publish (JSON records are grouped per station, duplicates go on their own)."""
@@ -90,10 +99,12 @@ class MqttSink:
             return
         if self.fmt == "hj212":
             await self._publish(item.station.park_id, item.station.id, item.station.mn, hj212_packet(item))
+            self.readings += item.new_readings
             return
         if item.alone:
             await self._flush_station(item.station.id)
             await self._publish(item.station.park_id, item.station.id, None, orjson.dumps([json_object(item)]))
+            self.readings += item.new_readings
             return
         buffer = self.buffers.setdefault(item.station.id, [])
         buffer.append(item)
@@ -110,6 +121,7 @@ class MqttSink:
         if buffer:
             station = buffer[0].station
             await self._publish(station.park_id, station.id, None, orjson.dumps([json_object(r) for r in buffer]))
+            self.readings += sum(r.new_readings for r in buffer)
 
     async def _publish(self, park: str, station: str, mn: str | None, payload: bytes) -> None:
         if self.fmt == "json":
@@ -128,6 +140,7 @@ class TcpSink:
         self.port = port
         self.links: dict[str, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
         self.messages = 0
+        self.readings = 0
         self.unanswered = 0
 
     async def send(self, item: Record | Malformed) -> None:
@@ -141,6 +154,7 @@ class TcpSink:
         writer.write(hj212_packet(item, flag=5))
         await writer.drain()
         self.messages += 1
+        self.readings += item.new_readings
         try:
             async with asyncio.timeout(REPLY_TIMEOUT):
                 await reader.readuntil(b"\n")
