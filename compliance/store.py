@@ -143,6 +143,8 @@ ON CONFLICT (sid, pid, window_kind, window_start, standard) DO UPDATE SET
     value = EXCLUDED.value, value_judged = EXCLUDED.value_judged, limit_value = EXCLUDED.limit_value,
     unit = EXCLUDED.unit, exceedance_multiple = EXCLUDED.exceedance_multiple, rule = EXCLUDED.rule,
     coverage = EXCLUDED.coverage, notes = EXCLUDED.notes, closed = EXCLUDED.closed, judged_at = now(),
+    verdict_since = CASE WHEN v.verdict IS DISTINCT FROM EXCLUDED.verdict THEN clock_timestamp()
+                         ELSE v.verdict_since END,
     revision = v.revision + CASE WHEN (v.verdict, v.value_judged) IS DISTINCT FROM
                                       (EXCLUDED.verdict, EXCLUDED.value_judged) THEN 1 ELSE 0 END
 WHERE (v.window_end, v.class, v.verdict, v.value, v.value_judged, v.limit_value, v.unit,

@@ -69,6 +69,7 @@ class Message:
     events: list[EventRow] = field(default_factory=list)
     unresolved: list[tuple[str, Row]] = field(default_factory=list)
     station_id: str | None = None  # as the topic names it (a station id, or an HJ 212 MN)
+    sent_at: datetime | None = None  # when the station sent it (JSON sent_at, HJ 212 QN), if it says
 
 
 @dataclass(slots=True)
@@ -83,6 +84,7 @@ class Envelope:
     dead: DeadLetter | None
     packets: list[PacketRecord] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
+    sent_at: datetime | None = None
 
 
 @dataclass(slots=True)

@@ -23,7 +23,9 @@ def decode_message(topic: str, payload: bytes, *, prefix: str, registry: Registr
             registry=registry,
             received_at=received_at,
         )
-        return Message(rows=decoded.rows, problems=decoded.problems, station_id=route.station_id)
+        return Message(
+            rows=decoded.rows, problems=decoded.problems, station_id=route.station_id, sent_at=decoded.sent_at
+        )
     mn = parse_hj212_topic(topic, prefix)
     if mn is not None:
         return convert(payload, topic=topic, topic_mn=mn, registry=registry, received_at=received_at)

@@ -34,7 +34,8 @@ WRITER_QUEUE_BATCHES = 2
 # On SIGTERM, how long to wait for the last batches to be made durable and acknowledged before
 # giving up; whatever is not acknowledged by then is redelivered by the broker on restart.
 SHUTDOWN_GRACE = 30.0
-# Real-time readings older than this at commit are back-fill, not a latency sample.
+# Real-time readings (or messages sent) longer ago than this at commit are back-fill or a
+# station's clock error, not a latency sample.
 DATA_LATENCY_HORIZON = 60.0
 
 
@@ -95,6 +96,7 @@ class IngestService:
                 dead=dead,
                 packets=decoded.packets,
                 events=decoded.events,
+                sent_at=decoded.sent_at,
             )
         )
 
@@ -160,6 +162,10 @@ class IngestService:
                 lag = (now - env.rows[0][3]).total_seconds()
                 if 0 <= lag < DATA_LATENCY_HORIZON:
                     self.stats.data_latency.add(lag)
+            if env.sent_at is not None:
+                lag = (now - env.sent_at).total_seconds()
+                if 0 <= lag < DATA_LATENCY_HORIZON:
+                    self.stats.delivery_latency.add(lag)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -64,11 +64,15 @@ class IngestStats:
     # reading ts → durable, for real-time readings: publish → commit when stations stamp ts at
     # publish time (the benchmark does)
     data_latency: LatencyWindow = field(default_factory=LatencyWindow)
+    # sent → durable, for messages that say when they were sent (JSON sent_at, HJ 212 QN): the
+    # delivery delay whatever the data's own time (back-fill, accelerated replays)
+    delivery_latency: LatencyWindow = field(default_factory=LatencyWindow)
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready view."""
         p50, p99 = self.ingest_latency.percentiles(50, 99)
         d50, d99 = self.data_latency.percentiles(50, 99)
+        s50, s99 = self.delivery_latency.percentiles(50, 99)
         return {
             "messages": self.messages,
             "readings_offered": self.readings_offered,
@@ -82,6 +86,7 @@ class IngestStats:
             "dead_letters": dict(self.dead_letters),
             "ingest_latency_s": {"p50": p50, "p99": p99, "count": self.ingest_latency.count},
             "data_latency_s": {"p50": d50, "p99": d99, "count": self.data_latency.count},
+            "delivery_latency_s": {"p50": s50, "p99": s99, "count": self.delivery_latency.count},
         }
 
 

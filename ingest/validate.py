@@ -43,6 +43,7 @@ class Decoded:
 
     rows: list[Row] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    sent_at: datetime | None = None  # the first object's sent_at, when it gives one
 
 
 def _parse(payload: bytes) -> tuple[Any, Problem | None]:
@@ -66,6 +67,15 @@ def parse_ts(text: str, station: StationInfo) -> datetime:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=station.tz)
     return ts
+
+
+def _sent_at(raw: object, station: StationInfo) -> datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        return parse_ts(raw, station)
+    except ValueError:
+        return None
 
 
 def decode(
@@ -172,6 +182,23 @@ def _decode_object(
             )
         )
         return
+    raw_sent = obj.get("sent_at")
+    if raw_sent is not None:
+        # Optional: when the station sent the message (HJ 212's QN carries the same), which
+        # measures delivery whatever the data's own time. A wrong one is refused like ts: a
+        # station that sends it must send it right.
+        sent_at = _sent_at(raw_sent, station)
+        if sent_at is None:
+            problems.append(
+                Problem(
+                    Reason.BAD_TIMESTAMP,
+                    f"sent_at {str(raw_sent)[:40]!r} is not an ISO 8601 timestamp",
+                    f"{at}.sent_at",
+                )
+            )
+            return
+        if out.sent_at is None:
+            out.sent_at = sent_at
     interval = obj.get("interval", "rtd")
     iv = INTERVALS.get(interval) if isinstance(interval, str) else None
     if iv is None:

@@ -30,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="run ingest, the compliance worker and the API (Ctrl-C or SIGTERM stops cleanly)"
     )
-    serve.add_argument("--only", choices=("ingest", "compliance", "api"), help="run just one component")
+    serve.add_argument(
+        "--only",
+        type=_components,
+        metavar="COMPONENTS",
+        help="run just these components, comma-separated: ingest, compliance, api",
+    )
     serve.add_argument("--stats-file", type=Path, help="write ingest counters as JSON here on exit")
 
     stations = sub.add_parser("stations", help="the registry of parks and stations")
@@ -128,8 +133,10 @@ def _parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="scenario: wait for serve to judge, then check the expected outcomes"
     )
 
-    bench = sub.add_parser("bench", help="benchmarks: ingest end to end (default), or hj212 (codec and gateway)")
-    bench.add_argument("target", nargs="?", choices=("ingest", "hj212", "compliance"), default="ingest")
+    bench = sub.add_parser(
+        "bench", help="benchmarks: the whole path (default), hj212, compliance, or scale (cost as data grow)"
+    )
+    bench.add_argument("target", nargs="?", choices=("ingest", "hj212", "compliance", "scale"), default="ingest")
     bench.add_argument("--connections", type=int, default=1000, help="hj212: loggers connected to the gateway at once")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
     bench.add_argument("--stations", type=int, default=200)
@@ -137,6 +144,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--publishers", type=int, default=2, help="publisher processes")
     bench.add_argument("--tick-rate", type=float, default=1.0, help="compliance: minute ticks per second")
     bench.add_argument("--json", type=Path, help="also write the figures here")
+    bench.add_argument(
+        "--sizes",
+        type=_millions,
+        default=[1_000_000, 10_000_000, 100_000_000],
+        metavar="M,M,...",
+        help="scale: readings stored at each step, in millions (default 1,10,100)",
+    )
+    bench.add_argument("--keep", action="store_true", help="scale: keep the scratch database")
     return p
 
 
@@ -180,16 +195,29 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+COMPONENTS = ("ingest", "compliance", "api")
+
+
+def _components(text: str) -> set[str]:
+    names = {n.strip() for n in text.split(",") if n.strip()}
+    unknown = names - set(COMPONENTS)
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"components are {', '.join(COMPONENTS)}; not {', '.join(sorted(unknown)) or 'none'}"
+        )
+    return names
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from parkwatch.serve import serve
 
-    only = args.only
+    only = args.only or set(COMPONENTS)
     asyncio.run(
         serve(
             settings,
-            ingest=only in (None, "ingest"),
-            api=only in (None, "api"),
-            compliance=only in (None, "compliance"),
+            ingest="ingest" in only,
+            api="api" in only,
+            compliance="compliance" in only,
             stats_file=args.stats_file,
         )
     )
@@ -409,7 +437,21 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def _millions(text: str) -> list[int]:
+    try:
+        sizes = [round(float(part) * 1_000_000) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes are millions of readings, comma-separated, not {text!r}") from None
+    if not sizes or min(sizes) <= 0:
+        raise argparse.ArgumentTypeError("give at least one positive size")
+    return sizes
+
+
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    if args.target == "scale":
+        from simulators import bench_scale
+
+        return bench_scale.run(settings, sizes=args.sizes, json_path=args.json, keep=args.keep)
     if args.target == "compliance":
         from simulators import bench_compliance
 

@@ -1,8 +1,12 @@
-"""`parkwatch bench`: the ingest path end to end on this machine, next to its baselines.
+"""`parkwatch bench`: the whole path on this machine, next to its baselines.
 
-Runs, in one invocation and against one scratch database:
-1. a paced run (`--rate`, default 20,000 readings/s) for publish → commit latency and loss;
-2. a saturated run: publishers as fast as the ingest takes it, with the backlog held under the
+A fleet of cement-kiln stacks publishes minute data in accelerated time (each station's
+consecutive minutes from a few days back, so hours fill and get judged within a run) through
+Mosquitto into `parkwatch serve --only ingest,compliance`: ingest, PostgreSQL, rollups and
+verdicts. Runs, in one invocation and against one scratch database:
+1. a paced run (`--rate`, default 20,000 readings/s) for publish → commit latency, deciding
+   reading → verdict latency and loss;
+2. a saturated run: publishers as fast as parkwatch takes it, with the backlog held under the
    broker's queue limit, for the sustained rate (and CPU and memory per million readings);
 3. the naive consumer (one INSERT per reading, the tutorial approach) under the same load;
 4. the raw ceiling: asyncpg COPY of the same rows, no MQTT.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -25,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 import asyncpg
@@ -53,6 +59,29 @@ WARMUP = 3.0
 # Where the saturation search starts (readings/s).
 START_RATE = 30_000.0
 COPY_BATCH = 5000
+# The fleet's data start far enough back that no run reaches the present at this rate.
+MAX_READINGS_PER_S = 150_000
+# After the last reading is stored, how long the worker may take to bring verdicts current.
+VERDICT_DRAIN_TIMEOUT = 300.0
+# The minute that makes a stack hour valid (HJ 75: 45 valid minutes), counted from 1.
+DECIDING_MINUTE = 45
+CST = ZoneInfo("Asia/Shanghai")
+# Each verdict of an hour, timed from the deciding reading's arrival at the ingest (received_at)
+# to the moment the verdict took its value (verdicts.verdict_since, written by the worker just
+# before its commit).
+SELECT_VERDICT_LATENCY = """
+SELECT extract(epoch FROM v.verdict_since - d.received_at)::float8 AS seconds
+FROM verdicts v
+CROSS JOIN LATERAL (
+    SELECT r.received_at FROM readings r
+    WHERE r.sid = v.sid AND r.pid = v.pid AND r.iv = 1 AND r.ts >= v.window_start AND r.ts < v.window_end
+    ORDER BY r.ts OFFSET $1 - 1 LIMIT 1
+) d
+WHERE v.window_kind = 'hour' AND v.verdict <> 'insufficient_data' AND v.window_start >= $2
+"""
+SELECT_VERDICT_COUNTS = """
+SELECT verdict, count(*) AS n FROM verdicts WHERE window_kind = 'hour' AND window_start >= $1 GROUP BY verdict
+"""
 
 
 @dataclass
@@ -69,6 +98,9 @@ class RunResult:
     latency_p99_s: float | None = None
     cpu_s_per_million: float | None = None
     peak_rss_mb: float | None = None
+    verdicts: int = 0
+    verdict_p50_s: float | None = None
+    verdict_p99_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,7 +160,7 @@ class Broker:
 class Bench:
     """State shared by the runs of one benchmark invocation."""
 
-    def __init__(self, settings: Settings, *, stations: int, publishers: int) -> None:
+    def __init__(self, settings: Settings, *, stations: int, publishers: int, duration: float) -> None:
         self.settings = settings
         self.db_name = f"{settings.database_name}_bench"
         self.db_url = with_db(settings.DATABASE_URL, self.db_name)
@@ -136,6 +168,10 @@ class Bench:
         self.n_publishers = publishers
         self.prefix = f"bench{os.getpid()}"
         self.stations = [(f"bench-p{i % 20:02d}", f"bench-s{i:04d}") for i in range(stations)]
+        minutes = MAX_READINGS_PER_S * duration / READINGS_PER_MESSAGE / stations
+        days = math.ceil(minutes / 1440) + 1
+        today = datetime.now(CST).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.start = today - timedelta(days=days)
         self.broker = Broker(settings)
         self.workdir = Path(tempfile.mkdtemp(prefix="parkwatch-bench-"))
 
@@ -145,7 +181,17 @@ class Bench:
         registry = RegistryFile(
             parks=[ParkSpec(id=p, name=f"Bench park {p}", city="长沙") for p in parks],
             stations=[
-                StationSpec(id=s, park_id=p, kind=StationKind.STACK, parameters=BENCH_CODES) for p, s in self.stations
+                StationSpec.model_validate(
+                    {
+                        "id": s,
+                        "park_id": p,
+                        "kind": StationKind.STACK,
+                        "parameters": BENCH_CODES,
+                        "standard": "GB4915-2013",
+                        "class": "kiln",
+                    }
+                )
+                for p, s in self.stations
             ],
         )
         await recreate(self.db_url, timescale=self.settings.TIMESCALE, registry=registry)
@@ -162,6 +208,7 @@ class Bench:
                 port=self.broker.port,
                 prefix=self.prefix,
                 stations=self.stations[i :: self.n_publishers],
+                start=self.start,
             )
             sent, acked = ctx.Value("q", 0), ctx.Value("q", 0)
             counters.append((sent, acked))
@@ -169,7 +216,7 @@ class Bench:
         return procs, counters, rate, stop
 
     async def run_parkwatch(self, name: str, *, duration: float, rate_readings: float) -> RunResult:
-        """One run through `parkwatch serve --only ingest` (a subprocess, as in production)."""
+        """One run through `parkwatch serve --only ingest,compliance` (a subprocess, as in production)."""
         await self.reset_database()
         stats_file = self.workdir / f"{name}.json"
         env = {
@@ -183,7 +230,16 @@ class Bench:
         }
         log = (self.workdir / f"{name}.log").open("wb")
         ingest = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "parkwatch.cli", "serve", "--only", "ingest", "--stats-file", str(stats_file)),
+            *(
+                sys.executable,
+                "-m",
+                "parkwatch.cli",
+                "serve",
+                "--only",
+                "ingest,compliance",
+                "--stats-file",
+                str(stats_file),
+            ),
             env=env,
             stdout=log,
             stderr=log,
@@ -191,14 +247,15 @@ class Bench:
         try:
             await self._wait_subscribed(env["PARKWATCH_MQTT_CLIENT_ID"])
             result = await self._drive(name, duration=duration, rate_readings=rate_readings, consumer_pid=ingest.pid)
+            await self._verdicts(result)
             result.peak_rss_mb = round(_proc_peak_rss_mb(ingest.pid), 1)
         finally:
             ingest.send_signal(signal.SIGTERM)
             await asyncio.wait_for(ingest.wait(), 60)
             log.close()
         stats = json.loads(stats_file.read_text())
-        result.latency_p50_s = stats["data_latency_s"]["p50"]
-        result.latency_p99_s = stats["data_latency_s"]["p99"]
+        result.latency_p50_s = stats["delivery_latency_s"]["p50"]
+        result.latency_p99_s = stats["delivery_latency_s"]["p99"]
         result.extra["ingest_stats"] = stats
         return result
 
@@ -209,7 +266,7 @@ class Bench:
         try:
             async with aiomqtt.Client(self.broker.host, self.broker.port) as client:
                 park, station = self.stations[0]
-                probe_ts = datetime.now(UTC) - timedelta(days=1)
+                probe_ts = self.start - timedelta(days=1)  # before the fleet's data: judged apart
                 body = payload(station, probe_ts, 0)
                 while time.monotonic() < deadline:
                     await client.publish(f"{self.prefix}/{park}/{station}/readings", body, qos=1)
@@ -220,6 +277,29 @@ class Bench:
         finally:
             await conn.close()
         raise RuntimeError(f"the ingest ({client_id}) did not start consuming within 30 s")
+
+    async def _verdicts(self, result: RunResult) -> None:
+        """Wait until verdicts are current, then time each from its deciding reading."""
+        conn = await asyncpg.connect(self.db_url)
+        try:
+            started = time.monotonic()
+            while await conn.fetchval("SELECT count(*) FROM rollup_queue"):
+                if time.monotonic() - started > VERDICT_DRAIN_TIMEOUT:
+                    result.extra["verdicts_not_current_after_s"] = VERDICT_DRAIN_TIMEOUT
+                    break
+                await asyncio.sleep(0.2)
+            result.extra["verdicts_current_after_s"] = round(time.monotonic() - started, 1)
+            counts = {r["verdict"]: r["n"] for r in await conn.fetch(SELECT_VERDICT_COUNTS, self.start)}
+            result.extra["hour_verdicts"] = counts
+            seconds = sorted(
+                r["seconds"] for r in await conn.fetch(SELECT_VERDICT_LATENCY, DECIDING_MINUTE, self.start)
+            )
+        finally:
+            await conn.close()
+        result.verdicts = len(seconds)
+        if seconds:
+            result.verdict_p50_s = round(seconds[len(seconds) // 2], 3)
+            result.verdict_p99_s = round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))], 3)
 
     async def _drive(
         self, name: str, *, duration: float, rate_readings: float, consumer_pid: int, start_rate: float = 0.0
@@ -391,7 +471,7 @@ def run_bench(
 ) -> int:
     """The `parkwatch bench` command; returns 1 if any reading was lost."""
     latency_rate = rate or 20_000.0
-    bench = Bench(settings, stations=stations, publishers=publishers)
+    bench = Bench(settings, stations=stations, publishers=publishers, duration=duration)
     print(
         f"parkwatch bench: {stations} stations, {READINGS_PER_MESSAGE} readings/message, {duration:g} s per run, "
         f"{publishers} publisher processes, broker {bench.broker.kind}",
@@ -419,7 +499,8 @@ def run_bench(
     print()
     print(f"machine: {machine}; broker {bench.broker.kind}")
     print(
-        f"{'run':<34}{'readings/s':>12}{'vs parkwatch':>14}{'lost':>8}{'p50':>10}{'p99':>10}{'CPU s/M':>9}{'RSS MB':>8}"
+        f"{'run':<34}{'readings/s':>12}{'vs parkwatch':>14}{'lost':>8}{'p50':>10}{'p99':>10}"
+        f"{'verdict p50':>13}{'p99':>10}{'CPU s/M':>9}{'RSS MB':>8}"
     )
     for label, r in (
         ("parkwatch, saturated", sat),
@@ -431,9 +512,18 @@ def run_bench(
         lat = (r.latency_p50_s, r.latency_p99_s) if r.name in ("paced", "saturated") else (None, None)
         print(
             f"{label:<34}{_fmt(r.readings_per_s):>12}{ratio:>14}{r.lost if r.name != 'copy' else '-':>8}"
-            f"{_fmt(lat[0], 's'):>10}{_fmt(lat[1], 's'):>10}{_fmt(r.cpu_s_per_million):>9}{_fmt(r.peak_rss_mb):>8}"
+            f"{_fmt(lat[0], 's'):>10}{_fmt(lat[1], 's'):>10}{_fmt(r.verdict_p50_s, 's'):>13}"
+            f"{_fmt(r.verdict_p99_s, 's'):>10}{_fmt(r.cpu_s_per_million):>9}{_fmt(r.peak_rss_mb):>8}"
         )
-    print("('vs parkwatch' = parkwatch's saturated rate divided by that run's rate; p50/p99 = publish → commit)")
+    print(
+        "('vs parkwatch' = parkwatch's saturated rate divided by that run's rate; p50/p99 = publish → commit;\n"
+        f" verdict = the {DECIDING_MINUTE}th minute of an hour received → that hour's verdict written)"
+    )
+    for r in (paced, sat):
+        print(
+            f"{r.name}: {r.verdicts:,} hour verdicts timed, {r.extra.get('hour_verdicts', {})}; "
+            f"verdicts current {r.extra.get('verdicts_current_after_s', '-')} s after the last reading was stored"
+        )
     lost = sat.lost + paced.lost
     offered = (sat.published + paced.published) * READINGS_PER_MESSAGE
     print(f"readings lost by parkwatch: {lost} of {offered:,}")

@@ -227,6 +227,28 @@ async def test_late_data_change_a_daily_verdict(settings: Settings, pipeline: In
     assert late["window_end"] == DAY + timedelta(days=1)
 
 
+async def test_verdict_since_moves_only_when_the_verdict_changes(settings: Settings, pipeline: IngestService) -> None:
+    """verdict_since is when the window took its verdict: a new value alone keeps it, a new verdict moves it."""
+    await send(settings, "cp-out", hourly("cp-out", DAY, range(12), {"w01018": 45, "w00000": 100}))
+    await drain(settings)
+    first = (await verdicts(settings, "cp-out", "w01018", "day"))[DAY]
+    assert first["verdict"] == "compliant"
+    assert first["verdict_since"] >= first["first_judged_at"]
+    # Two more hours at 48: still compliant, a new mean; the verdict stands since the first time.
+    await send(settings, "cp-out", hourly("cp-out", DAY, range(12, 14), {"w01018": 48, "w00000": 100}))
+    await drain(settings)
+    same = (await verdicts(settings, "cp-out", "w01018", "day"))[DAY]
+    assert same["value_judged"] != first["value_judged"]
+    assert same["judged_at"] > first["judged_at"]
+    assert same["verdict_since"] == first["verdict_since"]
+    # The rest of the day far over the limit: an exceedance, known from now on.
+    await send(settings, "cp-out", hourly("cp-out", DAY, range(14, 24), {"w01018": 90, "w00000": 300}))
+    await drain(settings)
+    late = (await verdicts(settings, "cp-out", "w01018", "day"))[DAY]
+    assert late["verdict"] == "exceedance"
+    assert late["verdict_since"] > same["judged_at"]
+
+
 async def test_invalid_flags_push_a_day_to_insufficient_data(settings: Settings, pipeline: IngestService) -> None:
     # 11 valid hours of COD 30 and 13 hours under maintenance (M) reading 400: 11 < 12 valid hours.
     objects = hourly("cp-out", DAY, range(11), {"w01018": 30}) + hourly(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
@@ -12,11 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.hj212.codec import DecodedPacket, decode, decode_frame, encode_data, encode_reply, frame_segment, qn_for
+from ingest.hj212.convert import convert
 from ingest.hj212.crc import CrcVariant, crc_text, hj212_crc, modbus_crc
 from ingest.hj212.findings import Code, DecodeError, Finding, Severity
 from ingest.hj212.frame import Frame, Framer
 from ingest.hj212.packet import build_segment, format_number, parse_segment
 from schemas.parameters import catalog
+from tests.test_validate import make_registry
 
 # Hypothesis: the autouse _clean_env fixture only removes environment variables, so sharing it
 # between examples is harmless.
@@ -1189,3 +1191,18 @@ def test_as_json_is_standard_json(value: str) -> None:
     """as_json of a packet with a non-finite value serialises as standard JSON (no NaN/Infinity)."""
     d = only(wrap(seg(f"{DT};w01018-Rtd={value},w01018-Flag=N")))
     json.dumps(d.as_json(), allow_nan=False)
+
+
+def test_qn_times_delivery_in_the_stations_zone() -> None:
+    """QN is the send time (hj212.md §3): the message carries it; a malformed QN only goes unused."""
+    registry = make_registry()
+    mn = "43010000000101"  # p1-out, Asia/Shanghai
+    received = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    cp = {"w01018": {"Avg": 32.5, "Flag": "N"}}
+    good = encode_data(cn="2051", mn=mn, data_time=datetime(2026, 11, 20, 8, 0), qn="20261120085930125", factors=cp)
+    out = convert(good, topic=f"t/hj212/{mn}", topic_mn=mn, registry=registry, received_at=received)
+    assert out.problems == [] and len(out.rows) == 1
+    assert out.sent_at == datetime(2026, 11, 20, 0, 59, 30, 125000, tzinfo=UTC)
+    odd = encode_data(cn="2051", mn=mn, data_time=datetime(2026, 11, 20, 8, 0), qn="not-a-qn", factors=cp)
+    out = convert(odd, topic=f"t/hj212/{mn}", topic_mn=mn, registry=registry, received_at=received)
+    assert len(out.rows) == 1 and out.sent_at is None

@@ -772,3 +772,17 @@ def test_decode_never_raises(payload: bytes, where: tuple[str, str], park: str |
         assert problem.reason is not Reason.REJECTED_BY_DATABASE
         assert isinstance(problem.message, str)
         assert isinstance(problem.at, str)
+
+
+def test_sent_at_is_read_in_the_stations_zone_and_kept_for_delivery_timing(registry: Registry) -> None:
+    out = run(registry, msg("p1-out", [rd("cod", 30)], sent_at="2024-06-01T14:29:59.250"))
+    only_row(out)
+    assert out.sent_at == datetime(2024, 6, 1, 6, 29, 59, 250000, tzinfo=UTC)
+    assert run(registry, msg("p1-out", [rd("cod", 30)])).sent_at is None
+
+
+@pytest.mark.parametrize("bad", ["yesterday", 1717223400, ""])
+def test_malformed_sent_at_is_refused_like_a_bad_ts(registry: Registry, bad: Any) -> None:
+    problem = only_problem(run(registry, msg("p1-out", [rd("cod", 30)], sent_at=bad)))
+    assert problem.reason is Reason.BAD_TIMESTAMP
+    assert problem.at == ".sent_at"

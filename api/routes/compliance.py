@@ -164,6 +164,7 @@ async def get_compliance(
                 "closed": r["closed"],
                 "revision": r["revision"],
                 "judged_at": iso_utc(r["judged_at"]),
+                "verdict_since": iso_utc(r["verdict_since"]),
             }
         )
     next_cursor = None

@@ -119,7 +119,7 @@ async def metrics(request: Request) -> str:
     lines.append("# TYPE parkwatch_ingest_dead_letters_total counter")
     for reason, count in sorted(snap["dead_letters"].items()):
         lines.append(f'parkwatch_ingest_dead_letters_total{{reason="{reason}"}} {count}')
-    for name in ("ingest_latency_s", "data_latency_s"):
+    for name in ("ingest_latency_s", "data_latency_s", "delivery_latency_s"):
         lines.append(f"# TYPE parkwatch_{name} summary")
         for q in ("p50", "p99"):
             value = snap[name][q]

@@ -75,6 +75,11 @@ def _one(
         out.problems.append(Problem(Reason.BAD_PASSWORD, f"wrong PW for station {station.id!r}", "PW"))
         return
     cn = packet.cn or ""
+    # QN is the request's own time (hj212.md §3), a send time in the station's zone: it times
+    # delivery. A malformed QN is a finding already, never a reason to refuse the data.
+    sent = parse_time(packet.qn) if packet.qn else None
+    if sent is not None:
+        out.sent_at = sent.replace(tzinfo=station.tz)
     ts = None
     if cn in INTERVAL_BY_CN or cn in EVENT_CNS:
         # A restart upload may carry only RestartTime (the moment it reports).

@@ -1,0 +1,36 @@
+"""The benchmark's CI smoke run: the whole path under load loses nothing (figures are not asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from parkwatch.settings import Settings
+from tests.helpers import cli_env, run_cli
+from tests.services import drop_database
+
+
+def test_bench_smoke_run_loses_nothing_and_times_verdicts(settings: Settings, tmp_path: Path) -> None:
+    """A short `parkwatch bench`: every acknowledged reading stored, hours judged, baselines run."""
+    out = tmp_path / "bench.json"
+    try:
+        done = run_cli(
+            *("bench", "--duration", "6", "--stations", "20", "--rate", "4000", "--json", str(out)),
+            env=cli_env(settings),
+            timeout=600,
+        )
+    finally:
+        drop_database(f"{settings.database_name}_bench")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "readings lost by parkwatch: 0 of" in done.stdout
+    runs = json.loads(out.read_text())["runs"]
+    for name in ("paced", "saturated"):
+        run = runs[name]
+        assert run["published"] > 0, name
+        assert run["lost"] == 0 and run["stored"] == run["published"] * 8, (name, run)
+        # every hour the fleet completed was judged, and judged compliant (the fleet's values are)
+        assert run["verdicts"] > 0 and run["verdict_p99_s"] is not None, (name, run)
+        assert set(run["extra"]["hour_verdicts"]) <= {"compliant", "insufficient_data"}, run["extra"]
+        assert run["extra"]["ingest_stats"]["delivery_latency_s"]["count"] > 0
+    assert runs["naive"]["lost"] == 0 and runs["naive"]["stored"] > 0
+    assert runs["copy"]["stored"] == runs["copy"]["published"]
