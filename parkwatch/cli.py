@@ -152,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
         help="scale: readings stored at each step, in millions (default 1,10,100)",
     )
     bench.add_argument("--keep", action="store_true", help="scale: keep the scratch database")
+    bench.add_argument(
+        "--processes",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="ingest: parkwatch as one process (ingest and worker) or two (serve --only ingest, --only compliance)",
+    )
     return p
 
 
@@ -471,6 +478,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         rate=args.rate,
         publishers=args.publishers,
         json_path=args.json,
+        processes=args.processes,
     )
 
 

@@ -110,6 +110,10 @@ def _proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
 
 
+def _cpu(pids: list[int]) -> float:
+    return sum(_proc_cpu_seconds(pid) for pid in pids)
+
+
 def _proc_peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -160,12 +164,13 @@ class Broker:
 class Bench:
     """State shared by the runs of one benchmark invocation."""
 
-    def __init__(self, settings: Settings, *, stations: int, publishers: int, duration: float) -> None:
+    def __init__(self, settings: Settings, *, stations: int, publishers: int, duration: float, processes: int) -> None:
         self.settings = settings
         self.db_name = f"{settings.database_name}_bench"
         self.db_url = with_db(settings.DATABASE_URL, self.db_name)
         self.n_stations = stations
         self.n_publishers = publishers
+        self.processes = processes
         self.prefix = f"bench{os.getpid()}"
         self.stations = [(f"bench-p{i % 20:02d}", f"bench-s{i:04d}") for i in range(stations)]
         minutes = MAX_READINGS_PER_S * duration / READINGS_PER_MESSAGE / stations
@@ -216,7 +221,7 @@ class Bench:
         return procs, counters, rate, stop
 
     async def run_parkwatch(self, name: str, *, duration: float, rate_readings: float) -> RunResult:
-        """One run through `parkwatch serve --only ingest,compliance` (a subprocess, as in production)."""
+        """One run through `parkwatch serve`: ingest and compliance in one process or two, as deployed."""
         await self.reset_database()
         stats_file = self.workdir / f"{name}.json"
         env = {
@@ -229,29 +234,25 @@ class Bench:
             "PARKWATCH_LOG_LEVEL": "WARNING",
         }
         log = (self.workdir / f"{name}.log").open("wb")
-        ingest = await asyncio.create_subprocess_exec(
-            *(
-                sys.executable,
-                "-m",
-                "parkwatch.cli",
-                "serve",
-                "--only",
-                "ingest,compliance",
-                "--stats-file",
-                str(stats_file),
-            ),
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
+        base = (sys.executable, "-m", "parkwatch.cli", "serve")
+        commands: list[tuple[str, ...]]
+        if self.processes == 1:
+            commands = [(*base, "--only", "ingest,compliance", "--stats-file", str(stats_file))]
+        else:
+            # as deployed on a multi-core host: the worker's judging off the ingest's core
+            commands = [(*base, "--only", "ingest", "--stats-file", str(stats_file)), (*base, "--only", "compliance")]
+        procs = [await asyncio.create_subprocess_exec(*c, env=env, stdout=log, stderr=log) for c in commands]
+        pids = [p.pid for p in procs]
         try:
             await self._wait_subscribed(env["PARKWATCH_MQTT_CLIENT_ID"])
-            result = await self._drive(name, duration=duration, rate_readings=rate_readings, consumer_pid=ingest.pid)
+            result = await self._drive(name, duration=duration, rate_readings=rate_readings, consumer_pids=pids)
             await self._verdicts(result)
-            result.peak_rss_mb = round(_proc_peak_rss_mb(ingest.pid), 1)
+            result.peak_rss_mb = round(sum(_proc_peak_rss_mb(pid) for pid in pids), 1)
         finally:
-            ingest.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(ingest.wait(), 60)
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                await asyncio.wait_for(proc.wait(), 60)
             log.close()
         stats = json.loads(stats_file.read_text())
         result.latency_p50_s = stats["delivery_latency_s"]["p50"]
@@ -302,7 +303,7 @@ class Bench:
             result.verdict_p99_s = round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))], 3)
 
     async def _drive(
-        self, name: str, *, duration: float, rate_readings: float, consumer_pid: int, start_rate: float = 0.0
+        self, name: str, *, duration: float, rate_readings: float, consumer_pids: list[int], start_rate: float = 0.0
     ) -> RunResult:
         """Publish for `duration` at rate_readings (0: search the saturation rate); wait for the drain."""
         saturate = not rate_readings
@@ -310,7 +311,7 @@ class Bench:
         procs, counters, rate, stop = self._publishers(offered)
         conn = await asyncpg.connect(self.db_url)
         base_inserted = await _inserted(conn)
-        cpu0 = _proc_cpu_seconds(consumer_pid)
+        cpu0 = _cpu(consumer_pids)
         for p in procs:
             p.start()
         started = time.monotonic()
@@ -332,9 +333,9 @@ class Bench:
                         rate.value = offered / self.n_publishers
                 now = time.monotonic()
                 if mark is None and now - started >= (duration / 2 if saturate else WARMUP):
-                    mark = (now, await _inserted(conn), _proc_cpu_seconds(consumer_pid))
+                    mark = (now, await _inserted(conn), _cpu(consumer_pids))
             if mark is not None:
-                end_mark = (time.monotonic(), await _inserted(conn), _proc_cpu_seconds(consumer_pid))
+                end_mark = (time.monotonic(), await _inserted(conn), _cpu(consumer_pids))
             stop.value = 1
             for p in procs:
                 await asyncio.to_thread(p.join, 60)
@@ -363,7 +364,7 @@ class Bench:
             result.readings_per_s = round(rows / seconds)
             cpu = end_mark[2] - mark[2]
             result.cpu_s_per_million = round(cpu / rows * 1e6, 1) if rows else None
-        result.extra["consumer_cpu_s"] = round(_proc_cpu_seconds(consumer_pid) - cpu0, 1)
+        result.extra["consumer_cpu_s"] = round(_cpu(consumer_pids) - cpu0, 1)
         return result
 
     async def run_naive(self, *, duration: float) -> RunResult:
@@ -378,7 +379,7 @@ class Bench:
         proc.start()
         await asyncio.to_thread(ready.wait, 30)
         result = await self._drive(
-            "naive", duration=duration, rate_readings=0, consumer_pid=proc.pid or 0, start_rate=2000.0
+            "naive", duration=duration, rate_readings=0, consumer_pids=[proc.pid or 0], start_rate=2000.0
         )
         result.peak_rss_mb = round(_proc_peak_rss_mb(proc.pid or 0), 1)
         proc.terminate()
@@ -468,13 +469,15 @@ def run_bench(
     rate: float,
     publishers: int,
     json_path: Path | None,
+    processes: int = 2,
 ) -> int:
     """The `parkwatch bench` command; returns 1 if any reading was lost."""
     latency_rate = rate or 20_000.0
-    bench = Bench(settings, stations=stations, publishers=publishers, duration=duration)
+    bench = Bench(settings, stations=stations, publishers=publishers, duration=duration, processes=processes)
     print(
         f"parkwatch bench: {stations} stations, {READINGS_PER_MESSAGE} readings/message, {duration:g} s per run, "
-        f"{publishers} publisher processes, broker {bench.broker.kind}",
+        f"{publishers} publisher processes, broker {bench.broker.kind}; parkwatch in {processes} process(es): "
+        f"{'ingest + compliance' if processes == 1 else 'ingest, compliance'}",
         flush=True,
     )
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import ConnDep, SettingsDep
 from api.errors import ApiError
+from api.responses import ORJSONResponse
 from api.routes.rollups import rollup_page
 from api.timeparams import bounds, iso_utc
 from schemas.parameters import catalog
@@ -150,7 +151,7 @@ async def get_readings(
     end: Annotated[str | None, Query(description="exclusive; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> dict[str, Any]:
+) -> ORJSONResponse:
     """Stored readings, ordered by station, parameter, interval and time.
 
     The value of each key is the first one received; `revised` marks keys for which a different
@@ -165,7 +166,7 @@ async def get_readings(
     iv = INTERVALS[interval] if interval else None
     fp = _fingerprint(sorted(s.sid for s in stations), pids, iv, source, lo.isoformat(), hi.isoformat())
     if interval in ("hour", "day") and source == "rollup":
-        return await rollup_page(
+        rollups = await rollup_page(
             conn,
             stations=list(stations),
             pids=pids,
@@ -176,6 +177,7 @@ async def get_readings(
             cursor=cursor,
             fp=fp,
         )
+        return ORJSONResponse(rollups)
     position = _decode_cursor(cursor, fp) if cursor else None
 
     by_sid = {s.sid: s for s in stations}
@@ -230,7 +232,9 @@ async def get_readings(
             if more_here or more_later:
                 next_cursor = _encode_cursor(fp, *key, last)
             break
-    return {"results": results, "next_cursor": next_cursor}
+    # A response, not a dict: FastAPI would validate every row through pydantic first, a fifth of
+    # the time a 10,000-row page takes.
+    return ORJSONResponse({"results": results, "next_cursor": next_cursor})
 
 
 @router.get("/readings/revisions")

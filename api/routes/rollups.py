@@ -89,10 +89,14 @@ async def rollup_page(
     codes = {r["pid"]: r["code"] for r in await conn.fetch(SELECT_CODES, list({r["pid"] for r in rows}))}
     page = rows[:limit]
     results = []
+    units: dict[tuple[int, int], str | None] = {}
     for r in page:
         station = by_sid[r["sid"]]
         code = codes[r["pid"]]
-        param = catalog().by_code.get(code)
+        unit_key = (r["sid"], r["pid"])
+        if unit_key not in units:
+            param = catalog().by_code.get(code)
+            units[unit_key] = (param.unit_for(station.kind) or None) if param else None
         common = {
             "station_id": station.id,
             "parameter": code,
@@ -100,7 +104,7 @@ async def rollup_page(
             "ts": iso_utc(r["t"]),
             "ts_local": r["t"].astimezone(station.tz).isoformat(),
             "value": r["avg"],
-            "unit": (param.unit_for(station.kind) or None) if param else None,
+            "unit": units[unit_key],
             "min": r["vmin"],
             "max": r["vmax"],
             "count": r["n_observed"],
