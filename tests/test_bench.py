@@ -34,3 +34,21 @@ def test_bench_smoke_run_loses_nothing_and_times_verdicts(settings: Settings, tm
         assert run["extra"]["ingest_stats"]["delivery_latency_s"]["count"] > 0
     assert runs["naive"]["lost"] == 0 and runs["naive"]["stored"] > 0
     assert runs["copy"]["stored"] == runs["copy"]["published"]
+
+
+def test_bench_scale_answers_the_same_queries_at_every_size(settings: Settings, tmp_path: Path) -> None:
+    """`parkwatch bench scale` smoke run: each size answers the same month and day, and cleans up."""
+    out = tmp_path / "scale.json"
+    try:
+        done = run_cli("bench", "scale", "--sizes", "0.1,0.5", "--json", str(out), env=cli_env(settings), timeout=600)
+    finally:
+        drop_database(f"{settings.database_name}_bench_scale")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    steps = json.loads(out.read_text())["steps"]
+    assert [s["readings"] >= size for s, size in zip(steps, (100_000, 500_000), strict=True)] == [True, True]
+    assert steps[0]["readings"] < steps[1]["readings"]
+    for step in steps:
+        # 31 local days x 24 hours x 8 parameters; a park of 5 stations x 8 parameters x 1,440 minutes
+        assert step["month_hourly_rows"] == 31 * 24 * 8
+        assert step["park_day_rows"] == 5 * 8 * 1440
+        assert step["station_hours"] > 0 and step["ingest_per_s"] > 0
