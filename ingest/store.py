@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ingest.batch import Batch
-from ingest.rows import READING_COLUMNS, Row
+from ingest.rows import READING_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -175,13 +175,16 @@ class Store:
         try:
             async with asyncio.timeout(WRITE_TIMEOUT):
                 conn = await self._connection()
-                await self._ensure_partitions(conn, batch.rows)
+                # The readings of one record share station and time: the work per timestamp below
+                # (time zones, hours, partitions) is done once a record, not once a reading.
+                stamps = {(r[0], r[3]) for r in batch.rows}
+                await self._ensure_partitions(conn, stamps)
                 if not idempotent:
                     try:
-                        return await self._copy(conn, batch)
+                        return await self._copy(conn, batch, stamps)
                     except asyncpg.UniqueViolationError:
                         pass  # a redelivery or a re-sent reading: take the idempotent path
-                return await self._staged(conn, batch)
+                return await self._staged(conn, batch, stamps)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
                 self._drop()
@@ -191,16 +194,16 @@ class Store:
                 raise DatabaseUnavailableError(exc) from exc
             raise
 
-    async def _copy(self, conn: asyncpg.Connection, batch: Batch) -> WriteResult:
+    async def _copy(self, conn: asyncpg.Connection, batch: Batch, stamps: set[tuple[int, datetime]]) -> WriteResult:
         rows = batch.rows
         async with conn.transaction():
             if rows:
                 await conn.copy_records_to_table("readings", records=rows, columns=READING_COLUMNS)
-            fresh = await self._finish(conn, batch)
+            fresh = await self._finish(conn, batch, stamps)
         self._series |= fresh  # only once committed
         return WriteResult(new=len(rows), duplicates=0, revisions=0, path="copy")
 
-    async def _staged(self, conn: asyncpg.Connection, batch: Batch) -> WriteResult:
+    async def _staged(self, conn: asyncpg.Connection, batch: Batch, stamps: set[tuple[int, datetime]]) -> WriteResult:
         rows = batch.rows
         new = revisions = 0
         async with conn.transaction():
@@ -213,11 +216,13 @@ class Store:
                 )
                 new = await conn.fetchval(MERGE_STAGING)
                 revisions = await conn.fetchval(RECORD_REVISIONS)
-            fresh = await self._finish(conn, batch)
+            fresh = await self._finish(conn, batch, stamps)
         self._series |= fresh  # only once committed
         return WriteResult(new=new, duplicates=len(rows) - new, revisions=revisions, path="staging")
 
-    async def _finish(self, conn: asyncpg.Connection, batch: Batch) -> set[tuple[int, int, int]]:
+    async def _finish(
+        self, conn: asyncpg.Connection, batch: Batch, stamps: set[tuple[int, datetime]]
+    ) -> set[tuple[int, int, int]]:
         """Series, dead letters, packets and events of the batch, in its transaction.
 
         Returns the series seen for the first time.
@@ -225,8 +230,8 @@ class Store:
         dead = batch.dead
         rows = batch.rows
         fresh = {(r[0], r[1], r[2]) for r in rows} - self._series
-        if rows:
-            hours = sorted({(r[0], r[3].astimezone(UTC).replace(minute=0, second=0, microsecond=0)) for r in rows})
+        if stamps:
+            hours = sorted({(sid, ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)) for sid, ts in stamps})
             sids, starts = zip(*hours, strict=True)
             await conn.execute(QUEUE_HOURS, list(sids), list(starts))
         if fresh:
@@ -254,13 +259,13 @@ class Store:
             await conn.execute(INSERT_EVENTS, *(list(col) for col in zip(*batch.events, strict=True)))
         return fresh
 
-    async def _ensure_partitions(self, conn: asyncpg.Connection, rows: list[Row]) -> None:
-        if not rows:
+    async def _ensure_partitions(self, conn: asyncpg.Connection, stamps: set[tuple[int, datetime]]) -> None:
+        if not stamps:
             return
-        lo = min(rows, key=lambda r: r[3])[3]
-        hi = max(rows, key=lambda r: r[3])[3]
+        lo = min(ts for _, ts in stamps)
+        hi = max(ts for _, ts in stamps)
         # Under 28 days apart, no whole month lies between the two ends: their months are all.
-        months = {_month(lo), _month(hi)} if (hi - lo).days < 28 else {_month(r[3]) for r in rows}
+        months = {_month(lo), _month(hi)} if (hi - lo).days < 28 else {_month(ts) for _, ts in stamps}
         for year, month in sorted(months - self._months):
             await conn.fetchval(ENSURE_PARTITION, datetime(year, month, 1, tzinfo=UTC))
             self._months.add((year, month))

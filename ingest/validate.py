@@ -46,6 +46,10 @@ class Decoded:
     sent_at: datetime | None = None  # the first object's sent_at, when it gives one
 
 
+# A tuple, not `int | float`: the union would be built again for every reading.
+_NUMBER = (int, float)
+
+
 def _parse(payload: bytes) -> tuple[Any, Problem | None]:
     try:
         return orjson.loads(payload), None
@@ -211,24 +215,29 @@ def _decode_object(
     rows = out.rows
     sid = station.sid
     for j, reading in enumerate(readings):
-        where = f"{at}.readings[{j}]"
         if not isinstance(reading, dict):
-            problems.append(Problem(Reason.SCHEMA, "each reading must be an object", where))
+            problems.append(Problem(Reason.SCHEMA, "each reading must be an object", f"{at}.readings[{j}]"))
             continue
         name = reading.get("parameter")
         value = reading.get("value")
         if not isinstance(name, str) or not name:
-            problems.append(Problem(Reason.SCHEMA, "parameter is required and must be a string", f"{where}.parameter"))
+            problems.append(
+                Problem(Reason.SCHEMA, "parameter is required and must be a string", f"{at}.readings[{j}].parameter")
+            )
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            problems.append(Problem(Reason.SCHEMA, "value is required and must be a number", f"{where}.value"))
+        if isinstance(value, bool) or not isinstance(value, _NUMBER):
+            problems.append(
+                Problem(Reason.SCHEMA, "value is required and must be a number", f"{at}.readings[{j}].value")
+            )
             continue
         try:
             number = float(value)
         except OverflowError:  # an integer too large for a double
             number = math.inf
         if not math.isfinite(number):
-            problems.append(Problem(Reason.NON_FINITE, f"value of {name} is not a finite number", f"{where}.value"))
+            problems.append(
+                Problem(Reason.NON_FINITE, f"value of {name} is not a finite number", f"{at}.readings[{j}].value")
+            )
             continue
         flag = reading.get("flag", DEFAULT_FLAG)
         if not isinstance(flag, str) or flag.upper() not in FLAGS:
@@ -236,7 +245,7 @@ def _decode_object(
                 Problem(
                     Reason.SCHEMA,
                     f"flag must be one of the HJ 212 data flags {''.join(sorted(FLAGS))}",
-                    f"{where}.flag",
+                    f"{at}.readings[{j}].flag",
                 )
             )
             continue
@@ -246,18 +255,18 @@ def _decode_object(
                 Problem(
                     Reason.UNKNOWN_PARAMETER,
                     f"parameter {name!r} is not an HJ 212 code or alias known for a {station.kind.value} station",
-                    f"{where}.parameter",
+                    f"{at}.readings[{j}].parameter",
                 )
             )
             continue
         unit = reading.get("unit")
         if unit is not None and not isinstance(unit, str):
-            problems.append(Problem(Reason.SCHEMA, "unit must be a string", f"{where}.unit"))
+            problems.append(Problem(Reason.SCHEMA, "unit must be a string", f"{at}.readings[{j}].unit"))
             continue
         try:
             factor = station.factor(slot, unit)
         except UnitError as exc:
-            problems.append(Problem(Reason.SCHEMA, str(exc), f"{where}.unit"))
+            problems.append(Problem(Reason.SCHEMA, str(exc), f"{at}.readings[{j}].unit"))
             continue
         if factor != 1.0:
             # 12 significant digits drop the binary noise of the factor (50 µg/L → 0.05 mg/L,
@@ -265,7 +274,7 @@ def _decode_object(
             number = float(f"{number * factor:.12g}")
             if not math.isfinite(number):
                 problems.append(
-                    Problem(Reason.NON_FINITE, f"value of {name} overflows once converted", f"{where}.value")
+                    Problem(Reason.NON_FINITE, f"value of {name} overflows once converted", f"{at}.readings[{j}].value")
                 )
                 continue
         rows.append((sid, slot.pid, iv, ts, number, flag.upper(), received_at, None, None, None, None))
