@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,7 +37,8 @@ class LatencyWindow:
             return [None for _ in qs]
         ordered = sorted(self._buf)
         n = len(ordered)
-        return [ordered[min(n - 1, max(0, round(q / 100 * n + 0.5) - 1))] for q in qs]
+        # nearest rank: the smallest value with at least q % of the samples at or below it
+        return [ordered[min(n - 1, max(0, math.ceil(q / 100 * n) - 1))] for q in qs]
 
     def reset(self) -> None:
         """Forget every sample."""

@@ -16,6 +16,7 @@ Figures are comparable only within one run: the machine is shared and noisy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -26,6 +27,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,6 +61,10 @@ WARMUP = 3.0
 # Where the saturation search starts (readings/s).
 START_RATE = 30_000.0
 COPY_BATCH = 5000
+# The ceiling is measured on at most this many rows (a minute or so of COPY; stable enough).
+COPY_MAX_ROWS = 5_000_000
+# How long a parkwatch process may take to stop on SIGTERM before it is killed.
+STOP_GRACE = 60.0
 # The fleet's data start far enough back that no run reaches the present at this rate.
 MAX_READINGS_PER_S = 150_000
 # After the last reading is stored, how long the worker may take to bring verdicts current.
@@ -121,16 +127,21 @@ def _proc_peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def _count(conn: asyncpg.Connection) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM readings"))
+async def _count(conn: asyncpg.Connection, since: datetime) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM readings WHERE ts >= $1", since))
+
+
+# The readings table's partitions (native) or chunks (TimescaleDB) are its children either way.
+SELECT_INSERTED = """
+SELECT coalesce(sum(s.n_tup_ins), 0)
+FROM pg_inherits i JOIN pg_stat_user_tables s ON s.relid = i.inhrelid
+WHERE i.inhparent = 'readings'::regclass
+"""
 
 
 async def _inserted(conn: asyncpg.Connection) -> int:
     """Rows inserted into readings per the statistics collector (cheap; lags by about a second)."""
-    value = await conn.fetchval(
-        "SELECT coalesce(sum(n_tup_ins), 0) FROM pg_stat_user_tables WHERE relname LIKE 'readings%'"
-    )
-    return int(value)
+    return int(await conn.fetchval(SELECT_INSERTED))
 
 
 class Broker:
@@ -169,7 +180,7 @@ class Bench:
         self.db_name = f"{settings.database_name}_bench"
         self.db_url = with_db(settings.DATABASE_URL, self.db_name)
         self.n_stations = stations
-        self.n_publishers = publishers
+        self.n_publishers = max(1, min(publishers, stations))
         self.processes = processes
         self.prefix = f"bench{os.getpid()}"
         self.stations = [(f"bench-p{i % 20:02d}", f"bench-s{i:04d}") for i in range(stations)]
@@ -223,6 +234,9 @@ class Bench:
     async def run_parkwatch(self, name: str, *, duration: float, rate_readings: float) -> RunResult:
         """One run through `parkwatch serve`: ingest and compliance in one process or two, as deployed."""
         await self.reset_database()
+        # A prefix per run: the broker must not queue this run's messages for an earlier run's
+        # persistent session (it would cost the broker, and the later runs, for nothing).
+        self.prefix = f"bench{os.getpid()}-{name}"
         stats_file = self.workdir / f"{name}.json"
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")},
@@ -249,16 +263,20 @@ class Bench:
             await self._verdicts(result)
             result.peak_rss_mb = round(sum(_proc_peak_rss_mb(pid) for pid in pids), 1)
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                await asyncio.wait_for(proc.wait(), 60)
+            await _stop(procs)
             log.close()
+            await self._forget_session(env["PARKWATCH_MQTT_CLIENT_ID"])
         stats = json.loads(stats_file.read_text())
         result.latency_p50_s = stats["delivery_latency_s"]["p50"]
         result.latency_p99_s = stats["delivery_latency_s"]["p99"]
         result.extra["ingest_stats"] = stats
         return result
+
+    async def _forget_session(self, client_id: str) -> None:
+        """End the ingest's persistent session at the broker (a clean connect under its id)."""
+        with contextlib.suppress(aiomqtt.MqttError):
+            async with aiomqtt.Client(self.broker.host, self.broker.port, identifier=client_id, clean_session=True):
+                pass
 
     async def _wait_subscribed(self, client_id: str) -> None:
         # The ingest subscribes a moment after start; a probe message proves the path is open.
@@ -272,8 +290,9 @@ class Bench:
                 while time.monotonic() < deadline:
                     await client.publish(f"{self.prefix}/{park}/{station}/readings", body, qos=1)
                     await asyncio.sleep(0.3)
-                    if await _count(conn) > 0:
-                        await conn.execute("DELETE FROM readings")
+                    if await _count(conn, probe_ts) > 0:
+                        # A probe still in flight lands before self.start: never counted as stored.
+                        await conn.execute("DELETE FROM readings WHERE ts < $1", self.start)
                         return
         finally:
             await conn.close()
@@ -339,13 +358,16 @@ class Bench:
             stop.value = 1
             for p in procs:
                 await asyncio.to_thread(p.join, 60)
+            failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
+            if failed:
+                raise RuntimeError(f"publisher process(es) {failed} failed: the load was not what was asked")
             published_acked = sum(a.value for _, a in counters)
             published_sent = sum(s.value for s, _ in counters)
             expected = published_acked * READINGS_PER_MESSAGE
             # drain: wait until the database holds everything (or stops growing)
             last, still = -1, 0
             while True:
-                stored = await _count(conn)
+                stored = await _count(conn, self.start)
                 if stored >= expected:
                     break
                 still = still + 1 if stored == last else 0
@@ -370,6 +392,7 @@ class Bench:
     async def run_naive(self, *, duration: float) -> RunResult:
         """The tutorial consumer: aiomqtt, json.loads, one autocommit INSERT per reading."""
         await self.reset_database()
+        self.prefix = f"bench{os.getpid()}-naive"
         ready = mp.get_context("spawn").Event()
         proc = mp.get_context("spawn").Process(
             target=_naive_consumer,
@@ -383,50 +406,82 @@ class Bench:
         )
         result.peak_rss_mb = round(_proc_peak_rss_mb(proc.pid or 0), 1)
         proc.terminate()
-        proc.join(10)
+        await asyncio.to_thread(proc.join, 10)
         return result
 
     async def run_copy(self, n_rows: int) -> RunResult:
-        """Asyncpg copy_records_to_table of the same rows, batches of 5,000: the raw ceiling."""
+        """Asyncpg copy_records_to_table of the same rows (the fleet's minute records), 5,000 at a time."""
         await self.reset_database()
+        n_rows = min(n_rows, COPY_MAX_ROWS) // READINGS_PER_MESSAGE * READINGS_PER_MESSAGE
         conn = await asyncpg.connect(self.db_url)
         try:
             ids = {r["id"]: r["sid"] for r in await conn.fetch("SELECT id, sid FROM stations")}
-            pids = {r["code"]: r["pid"] for r in await conn.fetch("SELECT code, pid FROM parameters")}
-            t0 = datetime.now(UTC) - timedelta(hours=1)
-            now = datetime.now(UTC)
-            rows: list[tuple[Any, ...]] = []
-            for i in range(n_rows // READINGS_PER_MESSAGE):
-                _, station = self.stations[i % len(self.stations)]
-                ts = t0 + timedelta(microseconds=i)
-                rows.extend((ids[station], pids[c], 0, ts, 10.0 + k, "N", now) for k, c in enumerate(BENCH_CODES))
-            started = time.perf_counter()
-            for i in range(0, len(rows), COPY_BATCH):
+            pids = list(await conn.fetchval(SELECT_PIDS, BENCH_CODES))
+            sids = [ids[station] for _, station in self.stations]
+            received = datetime.now(UTC)
+            minute = timedelta(minutes=1)
+            values = [10.0 + k for k in range(READINGS_PER_MESSAGE)]
+
+            def batches() -> Iterator[list[tuple[Any, ...]]]:
+                # built as sent, so that an hour-long run's millions of rows never sit in memory
+                rows: list[tuple[Any, ...]] = []
+                for i in range(n_rows // READINGS_PER_MESSAGE):
+                    sid, ts = sids[i % len(sids)], self.start + minute * (i // len(sids))
+                    rows += [(sid, pid, 1, ts, v, "N", received) for pid, v in zip(pids, values, strict=True)]
+                    if len(rows) >= COPY_BATCH:
+                        yield rows
+                        rows = []
+                if rows:
+                    yield rows
+
+            seconds = 0.0
+            for batch in batches():
+                started = time.perf_counter()
                 await conn.copy_records_to_table(
-                    "readings",
-                    records=rows[i : i + COPY_BATCH],
-                    columns=("sid", "pid", "iv", "ts", "value", "flag", "received_at"),
+                    "readings", records=batch, columns=("sid", "pid", "iv", "ts", "value", "flag", "received_at")
                 )
-            seconds = time.perf_counter() - started
-            stored = await _count(conn)
+                seconds += time.perf_counter() - started
+            stored = await _count(conn, self.start)
         finally:
             await conn.close()
         return RunResult(
             name="copy",
-            published=len(rows),
+            published=n_rows,
             stored=stored,
+            lost=n_rows - stored,
             seconds=round(seconds, 1),
-            readings_per_s=round(len(rows) / seconds),
+            readings_per_s=round(n_rows / seconds) if seconds else 0.0,
         )
 
-    def close(self) -> None:
-        """Stop the broker and remove scratch files (the scratch database is kept for inspection)."""
+    def close(self, *, keep_logs: bool = False) -> None:
+        """Stop the broker; remove scratch files unless kept (the scratch database stays for inspection)."""
         self.broker.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if keep_logs:
+            print(f"logs of the runs kept in {self.workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+async def _stop(procs: list[asyncio.subprocess.Process]) -> None:
+    """SIGTERM each process still running; SIGKILL what has not exited after the grace period."""
+    for proc in procs:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_GRACE)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+SELECT_PIDS = (
+    "SELECT array_agg(pid ORDER BY array_position($1::text[], code)) AS pids FROM parameters WHERE code = any($1)"
+)
 NAIVE_INSERT = """
-INSERT INTO readings (sid, pid, iv, ts, value, flag) VALUES ($1, $2, 0, $3, $4, 'N') ON CONFLICT DO NOTHING
+INSERT INTO readings (sid, pid, iv, ts, value, flag) VALUES ($1, $2, 1, $3, $4, 'N') ON CONFLICT DO NOTHING
 """
 
 
@@ -471,7 +526,7 @@ def run_bench(
     json_path: Path | None,
     processes: int = 2,
 ) -> int:
-    """The `parkwatch bench` command; returns 1 if any reading was lost."""
+    """The `parkwatch bench` command; returns 1 if a reading was lost or a run measured nothing."""
     latency_rate = rate or 20_000.0
     bench = Bench(settings, stations=stations, publishers=publishers, duration=duration, processes=processes)
     print(
@@ -493,10 +548,12 @@ def run_bench(
         out["copy"] = await bench.run_copy(max(out["saturated"].stored, 200_000))
         return out
 
+    failed = True
     try:
         results = asyncio.run(main())
+        failed = False
     finally:
-        bench.close()
+        bench.close(keep_logs=failed)
     sat, paced, naive, copy = results["saturated"], results["paced"], results["naive"], results["copy"]
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
     print()
@@ -511,7 +568,10 @@ def run_bench(
         ("naive: INSERT per reading", naive),
         ("asyncpg COPY, no MQTT (ceiling)", copy),
     ):
-        ratio = f"{sat.readings_per_s / r.readings_per_s:.2f}x" if r.readings_per_s and r is not sat else "1.00x"
+        if r is sat:
+            ratio = "1.00x" if sat.readings_per_s else "-"
+        else:
+            ratio = f"{sat.readings_per_s / r.readings_per_s:.2f}x" if r.readings_per_s else "-"
         lat = (r.latency_p50_s, r.latency_p99_s) if r.name in ("paced", "saturated") else (None, None)
         print(
             f"{label:<34}{_fmt(r.readings_per_s):>12}{ratio:>14}{r.lost if r.name != 'copy' else '-':>8}"
@@ -530,6 +590,20 @@ def run_bench(
     lost = sat.lost + paced.lost
     offered = (sat.published + paced.published) * READINGS_PER_MESSAGE
     print(f"readings lost by parkwatch: {lost} of {offered:,}")
+    failures = [f"{lost} reading(s) lost"] if lost else []
+    for r in (paced, sat):
+        if not r.published:
+            failures.append(f"{r.name}: nothing was published")
+        elif not r.verdicts:
+            failures.append(f"{r.name}: no hour was judged")
+        if r.stored > r.published * READINGS_PER_MESSAGE:
+            failures.append(f"{r.name}: {r.stored} readings stored of {r.published * READINGS_PER_MESSAGE} sent")
+        timed = r.extra["ingest_stats"]["delivery_latency_s"]["count"]
+        if timed < r.published:
+            # delivery samples over 60 s are dropped as back-fill: the p99 would understate them
+            print(f"{r.name}: publish → commit timed for {timed:,} of {r.published:,} messages")
+    for failure in failures:
+        print(f"FAILED: {failure}")
     doc = {
         "machine": machine,
         "broker": bench.broker.kind,
@@ -540,4 +614,4 @@ def run_bench(
     if json_path is not None:
         json_path.write_text(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         print(f"figures written to {json_path}")
-    return 1 if lost else 0
+    return 1 if failures else 0
