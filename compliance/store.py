@@ -127,23 +127,28 @@ JOIN rollup_day d ON d.sid = w.sid AND d.day = w.day
 JOIN parameters p ON p.pid = d.pid AND p.code = ANY($3::text[])
 """
 # A verdict is rewritten only when something in it changed; `revision` counts changes of the
-# verdict or of the value judged, which is what alerts and audits follow.
+# verdict or of the value judged, which is what alerts and audits follow. Its times are one
+# clock reading taken as the statement runs (the worker's transaction may have begun a while
+# before): judged_at and verdict_since of one write agree.
 UPSERT_VERDICTS = """
 INSERT INTO verdicts AS v (sid, pid, window_kind, window_start, window_end, standard, class, verdict, value,
-                           value_judged, limit_value, unit, exceedance_multiple, rule, coverage, notes, closed)
+                           value_judged, limit_value, unit, exceedance_multiple, rule, coverage, notes, closed,
+                           first_judged_at, judged_at, verdict_since)
 SELECT sid, pid, kind, ws, we, std, cls, verdict, value, judged, lim::jsonb, unit, multiple, rule::jsonb,
-       coverage::jsonb, notes::jsonb, closed
+       coverage::jsonb, notes::jsonb, closed, t.at, t.at, t.at
 FROM unnest($1::integer[], $2::smallint[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
             $7::text[], $8::text[], $9::float8[], $10::float8[], $11::text[], $12::text[], $13::float8[],
             $14::text[], $15::text[], $16::text[], $17::boolean[])
      AS u(sid, pid, kind, ws, we, std, cls, verdict, value, judged, lim, unit, multiple, rule, coverage, notes,
           closed)
+CROSS JOIN (SELECT clock_timestamp() AS at) AS t
 ON CONFLICT (sid, pid, window_kind, window_start, standard) DO UPDATE SET
     window_end = EXCLUDED.window_end, class = EXCLUDED.class, verdict = EXCLUDED.verdict,
     value = EXCLUDED.value, value_judged = EXCLUDED.value_judged, limit_value = EXCLUDED.limit_value,
     unit = EXCLUDED.unit, exceedance_multiple = EXCLUDED.exceedance_multiple, rule = EXCLUDED.rule,
-    coverage = EXCLUDED.coverage, notes = EXCLUDED.notes, closed = EXCLUDED.closed, judged_at = now(),
-    verdict_since = CASE WHEN v.verdict IS DISTINCT FROM EXCLUDED.verdict THEN clock_timestamp()
+    coverage = EXCLUDED.coverage, notes = EXCLUDED.notes, closed = EXCLUDED.closed,
+    judged_at = EXCLUDED.judged_at,
+    verdict_since = CASE WHEN v.verdict IS DISTINCT FROM EXCLUDED.verdict THEN EXCLUDED.verdict_since
                          ELSE v.verdict_since END,
     revision = v.revision + CASE WHEN (v.verdict, v.value_judged) IS DISTINCT FROM
                                       (EXCLUDED.verdict, EXCLUDED.value_judged) THEN 1 ELSE 0 END
