@@ -27,6 +27,13 @@ logger = logging.getLogger(__name__)
 
 # How long `--check` waits for the pipeline (a running `parkwatch serve`) to store and judge.
 CHECK_TIMEOUT = 300.0
+# Between looks at the pipeline's progress; two alike in a row mean it has settled.
+CHECK_POLL = 1.0
+SELECT_PROGRESS = """
+SELECT (SELECT count(*) FROM readings WHERE ts >= $1 AND ts < $2) AS stored,
+       (SELECT count(*) FROM rollup_queue) AS pending,
+       (SELECT count(*) FROM dead_letters WHERE received_at >= $3) AS letters
+"""
 # A running ingest learns of newly loaded stations through LISTEN/NOTIFY within milliseconds;
 # this pause keeps the first records from racing the notification (they would be dead letters).
 REGISTRY_SETTLE = 1.0
@@ -84,6 +91,7 @@ def run_simulate(settings: Settings, args: SimulateArgs) -> int:
                 await conn.close()
             await asyncio.sleep(REGISTRY_SETTLE)
         started = time.monotonic()
+        sent_from = datetime.now(UTC)
         tally = await run_simulation(settings, sim, fmt=args.fmt, speed=args.speed, stop=stop)
         print(
             f"sent {tally.records:,} records ({tally.expected_readings:,} readings) of {len(registry.stations)} "
@@ -92,7 +100,7 @@ def run_simulate(settings: Settings, args: SimulateArgs) -> int:
         )
         if not args.check or scenario is None:
             return 0
-        return await _check(settings, scenario, args.fmt, tally.expected_readings)
+        return await _check(settings, scenario, args.fmt, tally.expected_readings, sent_from)
 
     return asyncio.run(main())
 
@@ -115,23 +123,28 @@ def _start(args: SimulateArgs, scenario: Scenario | None) -> datetime:
     return now.replace(second=0, microsecond=0)
 
 
-async def _check(settings: Settings, scenario: Scenario, fmt: str, expected: int) -> int:
-    """Wait for the pipeline to store and judge what was sent, then compare with the scenario."""
+async def _check(settings: Settings, scenario: Scenario, fmt: str, expected: int, since: datetime) -> int:
+    """Wait for the pipeline to store and judge what was sent, then compare with the scenario.
+
+    Caught up means: the scenario's readings stored, nothing waiting to be judged, and nothing
+    new (readings, dead letters) for one poll — a rerun finds its readings stored already, and
+    must still wait for its own dead letters.
+    """
     conn = await asyncpg.connect(settings.DATABASE_URL)
     try:
         deadline = time.monotonic() + CHECK_TIMEOUT
+        last = None
         while time.monotonic() < deadline:
-            stored = await conn.fetchval(
-                "SELECT count(*) FROM readings WHERE ts >= $1 AND ts < $2", scenario.start, scenario.end
-            )
-            pending = await conn.fetchval("SELECT count(*) FROM rollup_queue")
-            if stored >= expected and not pending:
+            row = await conn.fetchrow(SELECT_PROGRESS, scenario.start, scenario.end, since)
+            state = (row["stored"], row["pending"], row["letters"]) if row is not None else None
+            if state is not None and state[0] >= expected and not state[1] and state == last:
                 break
-            await asyncio.sleep(1.0)
+            last = state
+            await asyncio.sleep(CHECK_POLL)
         else:
             print(f"parkwatch: the pipeline did not catch up within {CHECK_TIMEOUT:g}s (is `parkwatch serve` running?)")
             return 1
-        report = await check(conn, scenario, fmt=fmt)
+        report = await check(conn, scenario, fmt=fmt, since=since)
     finally:
         await conn.close()
     for problem in report.problems:

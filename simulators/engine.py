@@ -80,6 +80,10 @@ class Simulation:
         for e in self.events:
             self._by_station.setdefault(e.station, []).append(e)
         self._flat: dict[tuple[int, str], float] = {}
+        # the stamps sent by each station whose clock a scenario shifts (few; bounded by the run)
+        self._skewed: dict[str, set[datetime]] = {
+            e.station: set() for e in events or [] if e.kind == "clock_skew" and e.station is not None
+        }
 
     def __iter__(self) -> Iterator[Record | Malformed]:
         """Everything sent, in the order it is sent (late back-fill after what overtook it)."""
@@ -149,6 +153,13 @@ class Simulation:
         refused = ts < EARLIEST_TS or ts > datetime.now(UTC) + MAX_FUTURE_SKEW
         if refused:
             self.tally.refused_records += 1
+        elif station.id in self._skewed:
+            # A shifted clock can stamp a record with another record's time: parkwatch keeps the
+            # first of the two, so each stamp counts once.
+            stamps = self._skewed[station.id]
+            if ts not in stamps:
+                stamps.add(ts)
+                self.tally.expected_readings += len(values)
         else:
             self.tally.expected_readings += len(values)
         return Record(station, ts, values, now, alone=skew is not None, refused=refused)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import aiomqtt
 import orjson
 
-from ingest.hj212.codec import encode_data
+from ingest.hj212.codec import encode_data, qn_for
 from parkwatch.settings import Settings
 from schemas.readings import INTERVAL_NAMES, hj212_topic, readings_topic
 from schemas.stations import StationKind
@@ -51,20 +52,24 @@ class Sink(Protocol):
 
 def json_object(record: Record) -> dict[str, object]:
     """A record in the MQTT JSON contract."""
-    local = record.ts.astimezone(ZoneInfo(record.station.timezone))
+    zone = ZoneInfo(record.station.timezone)
+    local = record.ts.astimezone(zone)
     return {
         "station_id": record.station.id,
         "ts": local.isoformat(timespec="seconds"),
         "interval": INTERVAL_NAMES[1],
+        "sent_at": datetime.now(zone).isoformat(timespec="milliseconds"),
         "readings": [{"parameter": c, "value": v, "flag": f} for c, (v, f) in record.values.items()],
     }
 
 
 def hj212_packet(record: Record, *, flag: int = 4) -> bytes:
     """A record as an HJ 212-2017 minute-data packet (CN 2051), DataTime in the station's time."""
-    local = record.ts.astimezone(ZoneInfo(record.station.timezone))
+    zone = ZoneInfo(record.station.timezone)
+    local = record.ts.astimezone(zone)
     return encode_data(
         cn="2051",
+        qn=qn_for(datetime.now(zone)),  # the request's own time, as loggers set it (hj212.md §3)
         mn=record.station.mn or record.station.id,
         data_time=local,
         factors={c: {"Avg": v, "Min": v, "Max": v, "Flag": f} for c, (v, f) in record.values.items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -16,7 +17,8 @@ from ingest.service import IngestService
 from parkwatch.settings import Settings
 from simulators.check import check
 from simulators.engine import Simulation
-from simulators.scenario import Scenario, load_scenario
+from simulators.fleet import province
+from simulators.scenario import Event, Scenario, load_scenario
 from simulators.simulate import run_simulation
 from tests.conftest import ingest_for
 from tests.helpers import cli_env, eventually, fetchval, run_cli
@@ -135,3 +137,19 @@ def test_bad_scenario_is_refused_with_its_problem(settings: Settings, tmp_path: 
     result = run_cli("simulate", "--scenario", str(bad), env=cli_env(settings))
     assert result.returncode == 2
     assert "nowhere" in result.stderr and "not in the fleet" in result.stderr
+
+
+def test_a_clock_shifted_onto_other_records_counts_each_stamp_once() -> None:
+    """A logger 2 minutes fast for 5 minutes stamps records with times it also sends genuinely:
+    parkwatch keeps the first of each key, so the expected count holds each stamp once."""
+    registry = province(parks=1, stations_per_park=1)
+    station = registry.stations[0]
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    skew = Event(kind="clock_skew", station=station.id, start=start + timedelta(minutes=5),
+                 end=start + timedelta(minutes=10), skew="2m")  # fmt: skip
+    sim = Simulation(registry, start=start, step=timedelta(minutes=1), end=start + timedelta(minutes=20), events=[skew])
+    records = [r for r in sim if getattr(r, "station", None) is not None]
+    per_record = len(station.parameters)
+    stamps = {r.ts for r in records}  # type: ignore[union-attr]
+    assert len(records) == 20 and len(stamps) == 18  # minutes 10 and 11 are sent twice
+    assert sim.tally.expected_readings == 18 * per_record
