@@ -90,6 +90,8 @@ async def rollup_page(
     page = rows[:limit]
     results = []
     units: dict[tuple[int, int], str | None] = {}
+    # A station's parameters share their hours: each hour is formatted once, not once a parameter.
+    stamps: dict[tuple[int, datetime], tuple[str, str]] = {}
     for r in page:
         station = by_sid[r["sid"]]
         code = codes[r["pid"]]
@@ -97,12 +99,16 @@ async def rollup_page(
         if unit_key not in units:
             param = catalog().by_code.get(code)
             units[unit_key] = (param.unit_for(station.kind) or None) if param else None
-        common = {
+        t = r["t"]
+        stamp = stamps.get((station.sid, t))
+        if stamp is None:
+            stamp = stamps[(station.sid, t)] = (iso_utc(t), t.astimezone(station.tz).isoformat())
+        common: dict[str, Any] = {
             "station_id": station.id,
             "parameter": code,
             "interval": interval,
-            "ts": iso_utc(r["t"]),
-            "ts_local": r["t"].astimezone(station.tz).isoformat(),
+            "ts": stamp[0],
+            "ts_local": stamp[1],
             "value": r["avg"],
             "unit": units[unit_key],
             "min": r["vmin"],
@@ -110,7 +116,8 @@ async def rollup_page(
             "count": r["n_observed"],
             "valid_count": r["n_valid"],
         }
-        results.append({**common, **(_hour(r, station) if interval == "hour" else _day(r))})
+        common.update(_hour(r, station) if interval == "hour" else _day(r))
+        results.append(common)
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
