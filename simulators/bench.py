@@ -23,7 +23,6 @@ import multiprocessing as mp
 import os
 import platform
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from schemas.stations import StationKind
 from simulators import broker
 from simulators.broker import PrivateBroker
 from simulators.loadgen import BENCH_CODES, PublisherSpec, payload, run_publisher
+from simulators.procs import cpu_seconds, parkwatch_env, peak_rss_mb, stop
 from simulators.scratch import recreate, with_db
 
 READINGS_PER_MESSAGE = len(BENCH_CODES)
@@ -63,8 +63,6 @@ START_RATE = 30_000.0
 COPY_BATCH = 5000
 # The ceiling is measured on at most this many rows (a minute or so of COPY; stable enough).
 COPY_MAX_ROWS = 5_000_000
-# How long a parkwatch process may take to stop on SIGTERM before it is killed.
-STOP_GRACE = 60.0
 # The fleet's data start far enough back that no run reaches the present at this rate.
 MAX_READINGS_PER_S = 150_000
 # After the last reading is stored, how long the worker may take to bring verdicts current.
@@ -108,23 +106,6 @@ class RunResult:
     verdict_p50_s: float | None = None
     verdict_p99_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-
-
-def _cpu(pids: list[int]) -> float:
-    return sum(_proc_cpu_seconds(pid) for pid in pids)
-
-
-def _proc_peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def _count(conn: asyncpg.Connection, since: datetime) -> int:
@@ -238,15 +219,14 @@ class Bench:
         # persistent session (it would cost the broker, and the later runs, for nothing).
         self.prefix = f"bench{os.getpid()}-{name}"
         stats_file = self.workdir / f"{name}.json"
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")},
-            "PARKWATCH_DATABASE_URL": self.db_url,
-            "PARKWATCH_MQTT_URL": self.broker.url,
-            "PARKWATCH_TOPIC_PREFIX": self.prefix,
-            "PARKWATCH_MQTT_CLIENT_ID": f"parkwatch-bench-ingest-{name}-{os.getpid()}",
-            "PARKWATCH_SPOOL_DIR": str(self.workdir / f"spool-{name}"),
-            "PARKWATCH_LOG_LEVEL": "WARNING",
-        }
+        env = parkwatch_env(
+            PARKWATCH_DATABASE_URL=self.db_url,
+            PARKWATCH_MQTT_URL=self.broker.url,
+            PARKWATCH_TOPIC_PREFIX=self.prefix,
+            PARKWATCH_MQTT_CLIENT_ID=f"parkwatch-bench-ingest-{name}-{os.getpid()}",
+            PARKWATCH_SPOOL_DIR=str(self.workdir / f"spool-{name}"),
+            PARKWATCH_LOG_LEVEL="WARNING",
+        )
         log = (self.workdir / f"{name}.log").open("wb")
         base = (sys.executable, "-m", "parkwatch.cli", "serve")
         commands: list[tuple[str, ...]]
@@ -261,9 +241,9 @@ class Bench:
             await self._wait_subscribed(env["PARKWATCH_MQTT_CLIENT_ID"])
             result = await self._drive(name, duration=duration, rate_readings=rate_readings, consumer_pids=pids)
             await self._verdicts(result)
-            result.peak_rss_mb = round(sum(_proc_peak_rss_mb(pid) for pid in pids), 1)
+            result.peak_rss_mb = round(sum(peak_rss_mb(pid) for pid in pids), 1)
         finally:
-            await _stop(procs)
+            await stop(procs)
             log.close()
             await self._forget_session(env["PARKWATCH_MQTT_CLIENT_ID"])
         stats = json.loads(stats_file.read_text())
@@ -330,7 +310,7 @@ class Bench:
         procs, counters, rate, stop = self._publishers(offered)
         conn = await asyncpg.connect(self.db_url)
         base_inserted = await _inserted(conn)
-        cpu0 = _cpu(consumer_pids)
+        cpu0 = cpu_seconds(*consumer_pids)
         for p in procs:
             p.start()
         started = time.monotonic()
@@ -352,9 +332,9 @@ class Bench:
                         rate.value = offered / self.n_publishers
                 now = time.monotonic()
                 if mark is None and now - started >= (duration / 2 if saturate else WARMUP):
-                    mark = (now, await _inserted(conn), _cpu(consumer_pids))
+                    mark = (now, await _inserted(conn), cpu_seconds(*consumer_pids))
             if mark is not None:
-                end_mark = (time.monotonic(), await _inserted(conn), _cpu(consumer_pids))
+                end_mark = (time.monotonic(), await _inserted(conn), cpu_seconds(*consumer_pids))
             stop.value = 1
             for p in procs:
                 await asyncio.to_thread(p.join, 60)
@@ -386,7 +366,7 @@ class Bench:
             result.readings_per_s = round(rows / seconds)
             cpu = end_mark[2] - mark[2]
             result.cpu_s_per_million = round(cpu / rows * 1e6, 1) if rows else None
-        result.extra["consumer_cpu_s"] = round(_cpu(consumer_pids) - cpu0, 1)
+        result.extra["consumer_cpu_s"] = round(cpu_seconds(*consumer_pids) - cpu0, 1)
         return result
 
     async def run_naive(self, *, duration: float) -> RunResult:
@@ -404,7 +384,7 @@ class Bench:
         result = await self._drive(
             "naive", duration=duration, rate_readings=0, consumer_pids=[proc.pid or 0], start_rate=2000.0
         )
-        result.peak_rss_mb = round(_proc_peak_rss_mb(proc.pid or 0), 1)
+        result.peak_rss_mb = round(peak_rss_mb(proc.pid or 0), 1)
         proc.terminate()
         await asyncio.to_thread(proc.join, 10)
         return result
@@ -460,21 +440,6 @@ class Bench:
             print(f"logs of the runs kept in {self.workdir}", file=sys.stderr)
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-async def _stop(procs: list[asyncio.subprocess.Process]) -> None:
-    """SIGTERM each process still running; SIGKILL what has not exited after the grace period."""
-    for proc in procs:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_GRACE)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
 
 
 SELECT_PIDS = (

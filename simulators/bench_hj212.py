@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -27,11 +26,13 @@ from ingest.registry import Registry, StationInfo
 from parkwatch.settings import Settings
 from schemas.parameters import catalog
 from schemas.stations import StationKind
-from simulators.bench import _proc_cpu_seconds
 from simulators.broker import PrivateBroker, free_port
+from simulators.procs import cpu_seconds, parkwatch_env, stop
 
 WATER_FACTORS = ["w00000", "w01001", "w01018", "w21003", "w21011", "w21001", "w01012", "w01017", "w01010", "w01009"]
 DECODE_SECONDS = 3.0
+# The gateway holds nothing unacknowledged once its loggers are gone: a short wait.
+GATEWAY_STOP_GRACE = 30.0
 
 
 def minute_packet(mn: str, when: datetime, *, flag: int = 4) -> bytes:
@@ -103,14 +104,13 @@ async def gateway_throughput(settings: Settings, *, connections: int, duration: 
     broker = PrivateBroker(folder / "broker")
     broker.start()
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")},
-        "PARKWATCH_MQTT_URL": broker.url,
-        "PARKWATCH_TOPIC_PREFIX": f"benchgw{os.getpid()}",
-        "PARKWATCH_GATEWAY_PORT": str(port),
-        "PARKWATCH_DATABASE_URL": settings.DATABASE_URL,
-        "PARKWATCH_LOG_LEVEL": "WARNING",
-    }
+    env = parkwatch_env(
+        PARKWATCH_MQTT_URL=broker.url,
+        PARKWATCH_TOPIC_PREFIX=f"benchgw{os.getpid()}",
+        PARKWATCH_GATEWAY_PORT=str(port),
+        PARKWATCH_DATABASE_URL=settings.DATABASE_URL,
+        PARKWATCH_LOG_LEVEL="WARNING",
+    )
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "parkwatch.cli", "gateway", env=env)
     try:
         for _ in range(100):
@@ -123,15 +123,14 @@ async def gateway_throughput(settings: Settings, *, connections: int, duration: 
         await asyncio.sleep(0.5)  # the gateway's broker link
         latencies: list[float] = []
         counts = [0, 0]  # answered, broken connections
-        cpu0 = _proc_cpu_seconds(proc.pid)
+        cpu0 = cpu_seconds(proc.pid)
         stop_at = time.monotonic() + duration
         started = time.monotonic()
         await asyncio.gather(*(_logger(k, port, stop_at, latencies, counts) for k in range(connections)))
         elapsed = time.monotonic() - started
-        cpu = _proc_cpu_seconds(proc.pid) - cpu0
+        cpu = cpu_seconds(proc.pid) - cpu0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 30)
+        await stop([proc], GATEWAY_STOP_GRACE)
         broker.stop()
     latencies.sort()
     n = len(latencies)

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import os
 import platform
-import signal
 import statistics
 import sys
 import tempfile
@@ -46,7 +45,8 @@ from schemas.registry import ParkSpec, RegistryFile, StationSpec
 from schemas.stations import StationKind
 from simulators.broker import free_port
 from simulators.loadgen import BENCH_CODES, TYPICAL
-from simulators.scratch import recreate, with_db
+from simulators.procs import parkwatch_env, stop
+from simulators.scratch import drop, recreate, with_db
 
 CST = ZoneInfo("Asia/Shanghai")
 DAYS = 31  # the month an inspector asks for
@@ -60,6 +60,7 @@ QUERY_REPEAT = 11
 INGEST_READINGS = 200_000
 INGEST_BATCH = 5_000
 API_START_TIMEOUT = 30.0
+API_STOP_GRACE = 30.0  # the API holds no data: a short wait
 
 FILL = """
 INSERT INTO readings (sid, pid, iv, ts, value, flag, received_at)
@@ -247,12 +248,7 @@ class Scale:
 
     async def drop(self) -> None:
         """Drop the scratch database."""
-        admin = await asyncpg.connect(with_db(self.url, "postgres"))
-        try:
-            name = self.url.rsplit("/", 1)[1]
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop(self.url)
 
 
 def _summary(samples: list[float]) -> dict[str, float]:
@@ -320,12 +316,11 @@ async def _queries(scale: Scale, client: httpx.AsyncClient, step: Step) -> None:
 async def _api(scale: Scale) -> Any:
     """`parkwatch serve --only api` on the scratch database, as a subprocess."""
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")},
-        "PARKWATCH_DATABASE_URL": scale.url,
-        "PARKWATCH_API_PORT": str(port),
-        "PARKWATCH_LOG_LEVEL": "WARNING",
-    }
+    env = parkwatch_env(
+        PARKWATCH_DATABASE_URL=scale.url,
+        PARKWATCH_API_PORT=str(port),
+        PARKWATCH_LOG_LEVEL="WARNING",
+    )
     with tempfile.TemporaryFile() as log:
         proc = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "parkwatch.cli", "serve", "--only", "api"), env=env, stdout=log, stderr=log
@@ -343,14 +338,7 @@ async def _api(scale: Scale) -> Any:
                     await asyncio.sleep(0.2)
                 yield client
         finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+            await stop([proc], API_STOP_GRACE)
 
 
 def run(settings: Settings, *, sizes: list[int], json_path: Path | None, keep: bool = False) -> int:

@@ -17,14 +17,19 @@ def with_db(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
-async def recreate(url: str, *, timescale: str, registry: RegistryFile) -> None:
-    """Drop the database `url` names, migrate it afresh and load the registry."""
+async def drop(url: str) -> None:
+    """Drop the database `url` names, if it exists, whoever is connected to it."""
     name = urlsplit(url).path.lstrip("/")
     admin = await asyncpg.connect(with_db(url, "postgres"))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def recreate(url: str, *, timescale: str, registry: RegistryFile) -> None:
+    """Drop the database `url` names, migrate it afresh and load the registry."""
+    await drop(url)
     await asyncio.to_thread(migrate, url, timescale=timescale)
     conn = await asyncpg.connect(url)
     try:

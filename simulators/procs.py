@@ -1,0 +1,53 @@
+"""The benchmarks' parkwatch subprocesses: their environment, their CPU and memory, their stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+# How long a parkwatch process may take to stop on SIGTERM (it drains its last batches) before
+# it is killed.
+STOP_GRACE = 60.0
+
+
+def parkwatch_env(**variables: str) -> dict[str, str]:
+    """The environment for a parkwatch subprocess: ours without PARKWATCH_* settings, plus those given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARKWATCH_")}
+    env.update(variables)
+    return env
+
+
+def cpu_seconds(*pids: int) -> float:
+    """User and system CPU the processes have used, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / ticks
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def stop(procs: list[asyncio.subprocess.Process], grace: float = STOP_GRACE) -> None:
+    """SIGTERM each process still running; SIGKILL what has not exited after the grace period."""
+    for proc in procs:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
