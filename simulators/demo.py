@@ -17,6 +17,7 @@ from schemas.migrate import migrate
 from simulators.engine import Simulation
 from simulators.fleet import province
 from simulators.scenario import Event
+from simulators.scratch import drop, with_db
 from simulators.simulate import run_simulation
 
 logger = logging.getLogger(__name__)
@@ -29,12 +30,24 @@ HISTORY = timedelta(hours=6)
 # 3 h to 1 h before the start.
 EXCURSION_FROM, EXCURSION_TO = timedelta(hours=3), timedelta(hours=1)
 EXCURSION_SO2 = 300.0
+# The demo's database is the configured one's name with this suffix.
+DEMO_SUFFIX = "_demo"
 # With --duration, how long the demo waits for the last verdicts before stopping.
 SETTLE_TIMEOUT = 60.0
 
 
+def demo_database(settings: Settings) -> str:
+    """The demo's own database, beside the configured one: `parkwatch` → `parkwatch_demo`."""
+    return with_db(settings.DATABASE_URL, f"{settings.database_name}{DEMO_SUFFIX}")
+
+
 def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
     """The `parkwatch demo` command."""
+    # A fresh database each start: a second demo within six hours would otherwise find the first
+    # one's readings stored for the same minutes (the first value of a key stands), and show the
+    # old episode instead of its own. Never the configured database, which may hold real data.
+    settings = settings.model_copy(update={"DATABASE_URL": demo_database(settings)})
+    asyncio.run(drop(settings.DATABASE_URL))
     result = migrate(settings.DATABASE_URL, timescale=settings.TIMESCALE)
     registry = province(parks=parks)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)

@@ -9,6 +9,8 @@ import asyncpg
 import pytest
 
 from parkwatch.settings import Settings
+from simulators.demo import demo_database
+from simulators.scratch import drop
 from tests.conftest import forget_session
 from tests.helpers import cli_env, run_cli
 
@@ -17,13 +19,14 @@ pytestmark = pytest.mark.slow
 
 async def test_demo_judges_its_history(settings: Settings) -> None:
     env = {**cli_env(settings), "PARKWATCH_API_PORT": str(settings.API_PORT)}
+    demo_url = demo_database(settings)
     try:
         result = await asyncio.to_thread(run_cli, "demo", "--parks", "1", "--duration", "10", env=env, timeout=180)
     finally:
         await forget_session(settings)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "/api/v1/compliance?park_id=cs-p1&verdict=exceedance" in result.stdout
-    conn = await asyncpg.connect(settings.DATABASE_URL)
+    conn = await asyncpg.connect(demo_url)
     try:
         rows = await conn.fetch(
             """SELECT s.id, p.code, v.verdict, v.window_kind, v.notes FROM verdicts v
@@ -32,6 +35,7 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
         aqi = await conn.fetchval("SELECT count(*) FROM aqi WHERE period = '1h' AND aqi IS NOT NULL")
     finally:
         await conn.close()
+        await drop(demo_url)
     found = {(r["id"], r["code"], r["verdict"]) for r in rows}
     # the scripted SO2 excursion at the cement kiln: 300 mg/m³ at ~10.5 % O2 is ~314 at the 10 % reference
     kiln_so2 = [r["verdict"] for r in rows if r["id"] == "cs-p1-cement-k1" and r["code"] == "a21026"]
