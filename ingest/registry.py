@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 # NOTIFY channel `stations load` signals on, so a running ingest sees new stations at once.
 REGISTRY_CHANNEL = "parkwatch_registry"
+# The registry as last read from the database, kept in the spool folder so that an ingest started
+# during a database outage still validates; its presence also shows the ingest has run here before.
+REGISTRY_CACHE = "registry-cache.json"
 
 SELECT_STATIONS = """
 SELECT s.sid, s.id, s.park_id, s.kind, s.mn, s.timezone, s.pw, s.crc,

@@ -17,7 +17,7 @@ from ingest.batch import Batch, DeadLetter, Envelope
 from ingest.batcher import Batcher
 from ingest.messages import decode_message
 from ingest.mqtt import Receiver, Subscriber
-from ingest.registry import RegistryWatcher, ensure_parameters
+from ingest.registry import REGISTRY_CACHE, RegistryWatcher, ensure_parameters
 from ingest.rows import Row
 from ingest.spool import Spool, SpoolError
 from ingest.stats import STATS, IngestStats
@@ -45,7 +45,7 @@ class IngestService:
     def __init__(self, settings: Settings, *, stats: IngestStats = STATS) -> None:
         self.settings = settings
         self.stats = stats
-        self.registry = RegistryWatcher(cache_path=settings.SPOOL_DIR / "registry-cache.json")
+        self.registry = RegistryWatcher(cache_path=settings.SPOOL_DIR / REGISTRY_CACHE)
         self.spool = Spool(settings.SPOOL_DIR)
         self.store = Store(settings.DATABASE_URL)
         self.writer = DurableWriter(self.store, self.spool, stats)

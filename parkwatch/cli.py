@@ -218,9 +218,15 @@ def _components(text: str) -> set[str]:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from parkwatch.preflight import refuse_to_serve
     from parkwatch.serve import serve
 
     only = args.only or set(COMPONENTS)
+    problems = refuse_to_serve(settings, ingest="ingest" in only)
+    for problem in problems:
+        print(f"parkwatch: {problem.line()}", file=sys.stderr)
+    if problems:
+        return 1
     asyncio.run(
         serve(
             settings,
@@ -413,9 +419,19 @@ def _compliance(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from parkwatch.embedded.fallback import demo_services
+    from parkwatch.embedded.process import EmbeddedError
+    from parkwatch.preflight import ServiceUnreachableError
     from simulators.demo import run_demo
 
-    return run_demo(settings, parks=args.parks, duration=args.duration)
+    try:
+        with demo_services(settings) as services:
+            for note in services.notes:
+                print(f"parkwatch demo: {note}", flush=True)
+            return run_demo(services.settings, parks=args.parks, duration=args.duration)
+    except (ServiceUnreachableError, EmbeddedError) as exc:
+        print(f"parkwatch: {exc.line()}", file=sys.stderr)
+        return 1
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:

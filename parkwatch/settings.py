@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Loggers send at least every few minutes (minute data, heartbeats); a connection silent
     # for this long is dead on the far side and is closed.
     GATEWAY_IDLE_TIMEOUT: float = Field(default=600.0, gt=0)
+    # Where the demo keeps its embedded PostgreSQL and broker log when the real services are not
+    # there (docs/demo.md). Default: ~/.local/share/parkwatch, or /var/lib/parkwatch as root.
+    EMBEDDED_DIR: Path | None = None
 
     @field_validator("DATABASE_URL")
     @classmethod

@@ -6,15 +6,15 @@ ships, not whatever the machine's broker happens to be configured with.
 
 from __future__ import annotations
 
-import getpass
-import re
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-DEPLOY_CONF = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
+from parkwatch.brokerconf import DEPLOY_CONF, render_config
+from parkwatch.embedded.process import pick_port
+
 # How long a freshly started broker may take to listen.
 START_TIMEOUT = 10.0
 
@@ -26,26 +26,7 @@ def available() -> bool:
 
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def render_config(folder: Path, port: int, overrides: dict[str, str] | None = None) -> Path:
-    """deploy/mosquitto.conf with only the listener, the persistence folder and `overrides` changed."""
-    text = DEPLOY_CONF.read_text()
-    text = re.sub(r"^listener .*$", f"listener {port} 127.0.0.1", text, flags=re.MULTILINE)
-    text = re.sub(r"^persistence_location .*$", f"persistence_location {folder}/", text, flags=re.MULTILINE)
-    for key, value in (overrides or {}).items():
-        text, n = re.subn(rf"^{key} .*$", f"{key} {value}", text, flags=re.MULTILINE)
-        if n == 0:
-            text += f"\n{key} {value}\n"
-    # Run as whoever runs us: as root, Mosquitto would switch to its own user, which cannot
-    # write our folder.
-    text += f"\nuser {getpass.getuser()}\nlog_dest file {folder}/mosquitto.log\n"
-    path = folder / "mosquitto.conf"
-    path.write_text(text)
-    return path
+    return pick_port()
 
 
 class PrivateBroker:
@@ -65,6 +46,11 @@ class PrivateBroker:
 
     def start(self) -> None:
         """Start and wait until it accepts connections."""
+        if not available():
+            raise RuntimeError(
+                "this runs Mosquitto itself, from deploy/mosquitto.conf, to test the settings parkwatch relies on: "
+                "install the mosquitto binary (e.g. `apt install mosquitto`)"
+            )
         self.proc = subprocess.Popen(  # noqa: S603 - our own config file, a fixed binary
             ["mosquitto", "-c", str(self.conf)],  # noqa: S607 - found on PATH like any service binary
             stderr=subprocess.PIPE,

@@ -90,15 +90,13 @@ async def registry(settings: Settings) -> None:
 
 
 async def forget_session(settings: Settings) -> None:
-    """Remove the ingest's persistent session from the broker (tests leave none behind)."""
+    """Remove the ingest's persistent session from the broker (tests leave none behind).
+
+    MQTT 3.1.1, as the ingest speaks it: a clean-session connect under the same client id discards
+    the session, on Mosquitto and on the embedded broker alike.
+    """
     target = settings.mqtt
-    async with aiomqtt.Client(
-        target.host,
-        target.port,
-        identifier=settings.MQTT_CLIENT_ID,
-        protocol=aiomqtt.ProtocolVersion.V5,
-        clean_start=True,
-    ):
+    async with aiomqtt.Client(target.host, target.port, identifier=settings.MQTT_CLIENT_ID, clean_session=True):
         pass
 
 
