@@ -30,7 +30,7 @@ HISTORY = timedelta(hours=6)
 # 3 h to 1 h before the start.
 EXCURSION_FROM, EXCURSION_TO = timedelta(hours=3), timedelta(hours=1)
 EXCURSION_SO2 = 300.0
-# The demo's database is the configured one's name with this suffix.
+# The demo's database, spool folder, MQTT client id and topic prefix are the configured ones with this suffix.
 DEMO_SUFFIX = "_demo"
 # With --duration, how long the demo waits for the last verdicts before stopping.
 SETTLE_TIMEOUT = 60.0
@@ -41,12 +41,24 @@ def demo_database(settings: Settings) -> str:
     return with_db(settings.DATABASE_URL, f"{settings.database_name}{DEMO_SUFFIX}")
 
 
+def demo_settings(settings: Settings) -> dict[str, object]:
+    """What the demo changes in the settings: its own database, spool, broker session and topics."""
+    return {
+        "DATABASE_URL": demo_database(settings),
+        "SPOOL_DIR": settings.SPOOL_DIR.with_name(f"{settings.SPOOL_DIR.name}{DEMO_SUFFIX}"),
+        "MQTT_CLIENT_ID": f"{settings.MQTT_CLIENT_ID}{DEMO_SUFFIX}",
+        "TOPIC_PREFIX": f"{settings.TOPIC_PREFIX}{DEMO_SUFFIX}",
+    }
+
+
 def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
     """The `parkwatch demo` command."""
     # A fresh database each start: a second demo within six hours would otherwise find the first
     # one's readings stored for the same minutes (the first value of a key stands), and show the
-    # old episode instead of its own. Never the configured database, which may hold real data.
-    settings = settings.model_copy(update={"DATABASE_URL": demo_database(settings)})
+    # old episode instead of its own. Never the configured database, which may hold real data;
+    # nor the real ingest's spool, broker session or topics: a demo beside a real installation
+    # must neither take the real stations' messages nor leave its own for the real ingest.
+    settings = settings.model_copy(update=demo_settings(settings))
     asyncio.run(drop(settings.DATABASE_URL))
     result = migrate(settings.DATABASE_URL, timescale=settings.TIMESCALE)
     registry = province(parks=parks)

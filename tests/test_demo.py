@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from parkwatch.settings import Settings
-from simulators.demo import demo_database
+from simulators.demo import demo_database, demo_settings
 from simulators.scratch import drop
 from tests.conftest import forget_session
 from tests.helpers import cli_env, run_cli
@@ -23,7 +23,7 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
     try:
         result = await asyncio.to_thread(run_cli, "demo", "--parks", "1", "--duration", "10", env=env, timeout=180)
     finally:
-        await forget_session(settings)
+        await forget_session(settings.model_copy(update=demo_settings(settings)))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "/api/v1/compliance?park_id=cs-p1&verdict=exceedance" in result.stdout
     conn = await asyncpg.connect(demo_url)
