@@ -202,6 +202,6 @@ def _beyond(table: AqiTable, key: str, bp_name: str, values: dict[str, Fraction]
         value, above = _iaqi(values["o3_1h"], table.breakpoints["o3_1h"], table.iaqi)
         notes.append(f"O3 8 h above 800: IAQI from the 1 h value ({rule.clause.note})")
         return 500 if above else value
-    # Not defined by the standard: cap at the table's top (standards.md B4, an implementation choice).
+    # Not defined by the standard: cap at the table's top (docs/reference/standards.md B4, an implementation choice).
     notes.append(f"{key} above the last breakpoint: IAQI capped at 500")
     return 500

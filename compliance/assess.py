@@ -1,6 +1,6 @@
 """One station's dirty windows judged from its hourly rollups: daily rollups, verdicts and AQI (pure).
 
-Which window a medium is judged on (standards.md B1, B3, B6): stacks by each valid clock hour after
+Which window a medium is judged on (docs/reference/standards.md B1, B3, B6): stacks by each valid clock hour after
 oxygen correction, water outlets by the valid (flow-weighted) daily average of the local day,
 ambient air by 1 h, 24 h and the O3 daily maximum 8 h. A window short of valid data is
 insufficient_data, never compliant. Over-range values (flag T) are not valid concentrations, but a

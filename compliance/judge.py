@@ -25,7 +25,7 @@ COMPLIANT: Verdict = "compliant"
 EXCEEDANCE: Verdict = "exceedance"
 INSUFFICIENT: Verdict = "insufficient_data"
 # O2 at or above this makes the correction factor (21 - ref) / (21 - O2) meaningless: the source
-# is stopped or purging, and such hours are not judged (standards.md B5). A standard lowers it
+# is stopped or purging, and such hours are not judged (docs/reference/standards.md B5). A standard lowers it
 # with `validity: o2_max` (19.5 % for boilers and kilns); sinter and pellet plants, whose
 # reference is 16-18 %, keep the physical bound.
 O2_CEILING = 21.0

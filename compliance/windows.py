@@ -17,7 +17,7 @@ SOURCE_NAMES = {IV_RTD: "rtd", IV_MIN: "min", IV_HOUR: "hour"}
 HOUR_MIN_MINUTES = 45
 # GB 3095 Table 4: a daily (24 h) average needs ≥ 20 hourly values.
 AMBIENT_DAY_MIN_HOURS = 20
-# HJ 356-2019's minimum share of a day was not obtained (standards.md A7, [M]): 12 hours with a
+# HJ 356-2019's minimum share of a day was not obtained (docs/reference/standards.md A7, [M]): 12 hours with a
 # valid value is what an analyser measuring every 2 h gives in a full day.
 WATER_DAY_MIN_HOURS = 12
 # GB 3095 Table 4: an O3 8 h average needs ≥ 6 hourly values.

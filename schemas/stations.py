@@ -10,7 +10,7 @@ class CrcVariant(StrEnum):
 
     HJ212 = "hj212"
     # CRC-16/MODBUS printed high byte first, and printed low byte first ("swapped"): both seen
-    # from real devices (hj212.md §9.1).
+    # from real devices (docs/reference/hj212.md §9.1).
     MODBUS = "modbus"
     MODBUS_SWAPPED = "modbus-swapped"
 

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 # A fast replay must not outrun the ingest by more than the broker queues for it: past
 # max_queued_messages (1,000 in Mosquitto's default configuration) the broker drops QoS 1
-# messages it has already acknowledged (ceilings.md). So while it runs ahead of the real clock,
+# messages it has already acknowledged (docs/reference/ceilings.md). So while it runs ahead of the real clock,
 # every THROTTLE_EVERY items the replay compares what it sent with what the database holds, and
 # waits while more than BACKLOG_MESSAGES messages' worth is in flight.
 THROTTLE_EVERY = 100

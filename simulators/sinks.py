@@ -69,7 +69,7 @@ def hj212_packet(record: Record, *, flag: int = 4) -> bytes:
     local = record.ts.astimezone(zone)
     return encode_data(
         cn="2051",
-        qn=qn_for(datetime.now(zone)),  # the request's own time, as loggers set it (hj212.md §3)
+        qn=qn_for(datetime.now(zone)),  # the request's own time, as loggers set it (docs/reference/hj212.md §3)
         mn=record.station.mn or record.station.id,
         data_time=local,
         factors={c: {"Avg": v, "Min": v, "Max": v, "Flag": f} for c, (v, f) in record.values.items()},

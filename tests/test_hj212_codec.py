@@ -25,13 +25,13 @@ from tests.test_validate import make_registry
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 MN = "010000A8900016F000169DC0"
-# The standard's own example (hj212.md §1, §2): length 0101, CRC 1C80, terminated with CRLF.
+# The standard's own example (docs/reference/hj212.md §1, §2): length 0101, CRC 1C80, terminated with CRLF.
 STD_DATA = b"QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;CP=&&RtdInterval=30&&"
 STD_FRAME = b"##0101" + STD_DATA + b"1C80\r\n"
-# The 9011 reply of hj212.md §2, as published: no terminator.
+# The 9011 reply of docs/reference/hj212.md §2, as published: no terminator.
 REPLY_DATA = b"QN=20231008125115215;ST=22;CN=9011;PW=123456;MN=010000A8900016F000169DC0;Flag=4;CP=&&QnRtn=1&&"
 REPLY_FRAME = b"##0094" + REPLY_DATA + b"CC01"
-# Appendix C data segments (hj212.md §7), with the elisions written out.
+# Appendix C data segments (docs/reference/hj212.md §7), with the elisions written out.
 C_2051 = (
     "QN=20160801085000001;ST=32;CN=2051;PW=123456;MN=010000A8900016F000169DC0;Flag=5;CP=&&DataTime=20160801084000;"
     "w00000-Cou=10.5,w00000-Min=16.4,w00000-Avg=17.5,w00000-Max=20.1,w00000-Flag=N;"
@@ -431,7 +431,7 @@ def test_finding_as_json() -> None:
     assert f.as_json() == {"code": "crc_mismatch", "severity": "error", "message": "x"}
 
 
-# -- 3. real-device quirks (hj212.md §3, §4, §9) ---------------------------------------------------
+# -- 3. real-device quirks (docs/reference/hj212.md §3, §4, §9) ---------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -1194,7 +1194,7 @@ def test_as_json_is_standard_json(value: str) -> None:
 
 
 def test_qn_times_delivery_in_the_stations_zone() -> None:
-    """QN is the send time (hj212.md §3): the message carries it; a malformed QN only goes unused."""
+    """QN is the send time (docs/reference/hj212.md §3): the message carries it; a malformed QN only goes unused."""
     registry = make_registry()
     mn = "43010000000101"  # p1-out, Asia/Shanghai
     received = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)

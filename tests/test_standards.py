@@ -1,6 +1,6 @@
-"""Table-driven vectors for every standard edition and special rule, computed by hand from standards.md.
+"""Table-driven vectors for every standard edition and special rule, computed by hand from docs/reference/standards.md.
 
-Every expected number below comes from /work/shared/reference/standards.md (tables A1-A7, rules
+Every expected number below comes from docs/reference/standards.md (tables A1-A7, rules
 B1-B6), never from the code: the arithmetic is written next to a vector where it is not obvious.
 Each vector's pytest id names the clause it checks; the answer's `rule` is asserted as well.
 Pure tests: no database, no broker.
@@ -125,7 +125,7 @@ def unsure(judged: float, standard: str, table: str | None, item: str | None, **
 
 
 def vec(ident: str, doc: dict[str, Any], want: Any, bug: str | None = None) -> Any:
-    """One vector; `bug` marks a disagreement with standards.md (strict xfail)."""
+    """One vector; `bug` marks a disagreement with docs/reference/standards.md (strict xfail)."""
     marks = [pytest.mark.xfail(reason=f"BUG: {bug}", strict=True)] if bug else []
     return pytest.param(doc, want, id=ident, marks=marks)
 
@@ -173,7 +173,7 @@ def check_limit(got: dict[str, Any], want: Want) -> None:
         assert rule["confidence"] == want.confidence, rule
 
 
-# GB 18918-2002 (standards.md A1): Table 1 daily averages, mg/L; Table 2 class-1 metals.
+# GB 18918-2002 (docs/reference/standards.md A1): Table 1 daily averages, mg/L; Table 2 class-1 metals.
 G18 = "GB18918-2002"
 GB18918_VECTORS = [
     vec(
@@ -216,7 +216,7 @@ GB18918_VECTORS = [
     ),
 ]
 
-# GB 8978-1996 Table 4 (units built from 1998-01-01) and Table 1 (standards.md A2); sector "other" by default.
+# GB 8978-1996 Table 4 (units built from 1998-01-01) and Table 1 (docs/reference/standards.md A2); sector "other" by default.
 G89 = "GB8978-1996"
 GB8978_VECTORS = [
     vec(
@@ -259,7 +259,7 @@ GB8978_VECTORS = [
     ),
 ]
 
-# GB 3095-2012 Table 1/2 (standards.md A3), µg/m³ except CO mg/m³.
+# GB 3095-2012 Table 1/2 (docs/reference/standards.md A3), µg/m³ except CO mg/m³.
 A12 = "GB3095-2012"
 GB3095_2012_VECTORS = [
     vec(
@@ -301,7 +301,7 @@ GB3095_2012_VECTORS = [
     ),
 ]
 
-# GB 3095-2026 Table 1/2 (standards.md A3): transition to 2030-12-31, final from 2031-01-01.
+# GB 3095-2026 Table 1/2 (docs/reference/standards.md A3): transition to 2030-12-31, final from 2031-01-01.
 A26 = "GB3095-2026"
 GB3095_2026_VECTORS = [
     vec(
@@ -349,7 +349,7 @@ GB3095_2026_VECTORS = [
     ),
 ]
 
-# GB 4915-2013 (standards.md A5 cement, A6): kiln 10 % O2, independent-heat dryer 8 %, others as measured.
+# GB 4915-2013 (docs/reference/standards.md A5 cement, A6): kiln 10 % O2, independent-heat dryer 8 %, others as measured.
 C13 = "GB4915-2013"
 GB4915_VECTORS = [
     # 25 x (21-10)/(21-12) = 275/9 = 30.5556; (275/9 - 30)/30 = 1/54 = 0.018519
@@ -393,7 +393,7 @@ GB4915_VECTORS = [
     ),
 ]
 
-# GB 13271-2014 (standards.md A5 boilers): coal 9 % O2, oil/gas 3.5 %.
+# GB 13271-2014 (docs/reference/standards.md A5 boilers): coal 9 % O2, oil/gas 3.5 %.
 B14 = "GB13271-2014"
 GB13271_VECTORS = [
     # 40 x (21-9)/(21-12) = 53.333; (53.333 - 50)/50 = 0.066667
@@ -439,7 +439,7 @@ GB13271_VECTORS = [
     ),
 ]
 
-# GB 13223-2011 (standards.md A5 thermal power): coal 6 % O2 [S2]; PM [M]; gas turbine 15 % [M].
+# GB 13223-2011 (docs/reference/standards.md A5 thermal power): coal 6 % O2 [S2]; PM [M]; gas turbine 15 % [M].
 P11 = "GB13223-2011"
 GB13223_VECTORS = [
     vec(
@@ -476,7 +476,7 @@ GB13223_VECTORS = [
     ),
 ]
 
-# GB 28662-2012 (standards.md A5 steel): all numbers [M]; sinter 16 % O2, grate-kiln 18 % [S1].
+# GB 28662-2012 (docs/reference/standards.md A5 steel): all numbers [M]; sinter 16 % O2, grate-kiln 18 % [S1].
 S12 = "GB28662-2012"
 GB28662_VECTORS = [
     vec(
@@ -509,7 +509,7 @@ GB28662_VECTORS = [
     ),
 ]
 
-# Coal-power ultra-low (standards.md A5): 10 / 35 / 50 at 6 % O2.
+# Coal-power ultra-low (docs/reference/standards.md A5): 10 / 35 / 50 at 6 % O2.
 UP = "ULE-POWER-2015"
 ULE_POWER_VECTORS = [
     vec(
@@ -537,7 +537,7 @@ ULE_POWER_VECTORS = [
     ),
 ]
 
-# Steel ultra-low (standards.md A5): sinter head 10/35/50 at 16 % O2 [M]; other sources 10/50/200 as measured.
+# Steel ultra-low (docs/reference/standards.md A5): sinter head 10/35/50 at 16 % O2 [M]; other sources 10/50/200 as measured.
 US = "ULE-STEEL-2019"
 ULE_STEEL_VECTORS = [
     # 40 x 5/4 = 50
@@ -569,7 +569,7 @@ ULE_STEEL_VECTORS = [
     ),
 ]
 
-# Cement ultra-low (standards.md A5): kiln 10 / 35 / 50 at 10 % O2 [S1].
+# Cement ultra-low (docs/reference/standards.md A5): kiln 10 / 35 / 50 at 10 % O2 [S1].
 UC = "ULE-CEMENT-2024"
 ULE_CEMENT_VECTORS = [
     # 9 x 11/9 = 11; (11 - 10)/10 = 0.1
@@ -597,7 +597,7 @@ ULE_CEMENT_VECTORS = [
     ),
 ]
 
-# GB 18918 Table 1 item 8 note 2 (standards.md A1 ②, B1.3): > 12 C outside brackets, <= 12 C in brackets.
+# GB 18918 Table 1 item 8 note 2 (docs/reference/standards.md A1 ②, B1.3): > 12 C outside brackets, <= 12 C in brackets.
 NH3 = "8 NH3-N"
 WINTER_NH3N_VECTORS = [
     vec(
@@ -655,7 +655,7 @@ WINTER_NH3N_VECTORS = [
     ),
 ]
 
-# GB 18918 Table 1 item 9 TP by construction (EIA approval) date, 4.5 (standards.md A1 9a/9b, B1.4).
+# GB 18918 Table 1 item 9 TP by construction (EIA approval) date, 4.5 (docs/reference/standards.md A1 9a/9b, B1.4).
 TP = "9 TP"
 TP_VECTORS = [
     vec(
@@ -703,7 +703,7 @@ TP_VECTORS = [
     ),
 ]
 
-# GB 18918 Table 1 note 1 (standards.md A1 ①, B1.5): class 3, influent COD > 350 -> removal > 60 %,
+# GB 18918 Table 1 note 1 (docs/reference/standards.md A1 ①, B1.5): class 3, influent COD > 350 -> removal > 60 %,
 # influent BOD > 160 -> removal > 50 %; the answer's limit and value_judged are percentages, and a
 # removal rate has no exceedance multiple (None).
 N1 = "注①"
@@ -780,7 +780,7 @@ REMOVAL_VECTORS = [
     ),
 ]
 
-# Reference-oxygen correction (standards.md B5, A6): C x (21 - ref) / (21 - O2).
+# Reference-oxygen correction (docs/reference/standards.md B5, A6): C x (21 - ref) / (21 - O2).
 O2_VECTORS = [
     # 300 x 11/7 = 471.43; (471.43 - 400)/400 = 0.178571
     vec(
@@ -824,7 +824,7 @@ O2_VECTORS = [
     ),
 ]
 
-# Edition by date (standards.md 0.1, B9): before 2026-03-01 -> 2012, then 2026 transition, from 2031 final.
+# Edition by date (docs/reference/standards.md 0.1, B9): before 2026-03-01 -> 2012, then 2026 transition, from 2031 final.
 EDITION_VECTORS = [
     vec(
         "B9 GB3095 on 2026-02-28 -> GB 3095-2012: PM10 24 h class 2 limit 150; 130 compliant",
@@ -860,7 +860,7 @@ EDITION_VECTORS = [
     ),
 ]
 
-# Unit conversion into the limit's unit (standards.md B5: stack mg/m3 at 273 K, 101.3 kPa, dry gas).
+# Unit conversion into the limit's unit (docs/reference/standards.md B5: stack mg/m3 at 273 K, 101.3 kPa, dry gas).
 # ppm -> mg/m3 = ppm x M / 22.4 (L/mol at 273 K, 101.3 kPa); M(SO2) = 32.06 + 2 x 16.00 = 64.06,
 # M(NO2) = 14.01 + 2 x 16.00 = 46.01; tolerance 2e-3 for the molar volume's last digits.
 SO2_PPM = 64.06 / 22.4  # 2.8598 mg/m3 per ppm
@@ -938,7 +938,7 @@ LIMIT_VECTORS = (
 
 @pytest.mark.parametrize(("doc", "want"), LIMIT_VECTORS)
 def test_edition_vector(doc: dict[str, Any], want: Want) -> None:
-    """A limit of one edition, judged as standards.md tables A1-A5 say."""
+    """A limit of one edition, judged as docs/reference/standards.md tables A1-A5 say."""
     check_limit(evaluate(doc), want)
 
 
@@ -979,7 +979,7 @@ def test_unit_conversion(doc: dict[str, Any], want: Want) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# AQI questions (standards.md A4, B4)
+# AQI questions (docs/reference/standards.md A4, B4)
 # --------------------------------------------------------------------------------------------
 
 # Table of A4 categories: level, category, category (en), colour, colour (en), RGB.
@@ -1162,7 +1162,7 @@ HJ633_2026_VECTORS = [
     ),
 ]
 
-# HJ 633-2026 4.2 (standards.md A4, B4): GB/T 8170 half-to-even pre-rounding, then IAQI rounded up.
+# HJ 633-2026 4.2 (docs/reference/standards.md A4, B4): GB/T 8170 half-to-even pre-rounding, then IAQI rounded up.
 ROUNDING_VECTORS = [
     aq(
         "HJ 633-2026 4.2 GB/T 8170: PM2.5 35.4 -> 35 -> IAQI 50, no primary",
@@ -1362,7 +1362,7 @@ AQI_EDITION_VECTORS = [
     ),
 ]
 
-# HJ 633-2026 5.3 (standards.md A4): a missing pollutant is NA; AQI from the others, published only if > 100.
+# HJ 633-2026 5.3 (docs/reference/standards.md A4): a missing pollutant is NA; AQI from the others, published only if > 100.
 MISSING_VECTORS = [
     # pm25 100 -> 100 + 50/55 x 40 = 136.36 -> 137
     aq(
@@ -1543,7 +1543,7 @@ def _confidence(edition: str, parameter: str, cls: str) -> set[str]:
     return {lim.confidence for lim in standard.limits if lim.parameter == parameter and cls in lim.values}
 
 
-# standards.md A5: which shipped values are [M] (from memory), spot checks.
+# docs/reference/standards.md A5: which shipped values are [M] (from memory), spot checks.
 UNCONFIRMED = [
     *(
         pytest.param("GB28662-2012", p, c, id=f"A5 GB 28662-2012 all numbers [M]: {p} {c}")
@@ -1567,7 +1567,7 @@ UNCONFIRMED = [
 
 @pytest.mark.parametrize(("edition", "parameter", "cls"), UNCONFIRMED)
 def test_unconfirmed_values_carry_m(edition: str, parameter: str, cls: str) -> None:
-    """A value standards.md tags [M] is shipped with confidence M."""
+    """A value docs/reference/standards.md tags [M] is shipped with confidence M."""
     assert _confidence(edition, parameter, cls) == {"M"}
 
 
@@ -1581,7 +1581,7 @@ def test_unconfirmed_values_carry_m(edition: str, parameter: str, cls: str) -> N
     ],
 )
 def test_unconfirmed_settings_carry_m(edition: str, setting: str) -> None:
-    """A validity minimum standards.md leaves unconfirmed is shipped with confidence M."""
+    """A validity minimum docs/reference/standards.md leaves unconfirmed is shipped with confidence M."""
     assert catalogue().by_id[edition].validity[setting].confidence == "M"
 
 
@@ -1598,7 +1598,7 @@ def test_unconfirmed_settings_carry_m(edition: str, setting: str) -> None:
     ],
 )
 def test_reference_o2_confidence(edition: str, cls: str, expected: str) -> None:
-    """A reference O2 carries the confidence standards.md A6 gives it."""
+    """A reference O2 carries the confidence docs/reference/standards.md A6 gives it."""
     assert catalogue().by_id[edition].reference_o2[cls].confidence == expected
 
 
@@ -1632,7 +1632,7 @@ def test_no_reference_o2(edition: str, cls: str) -> None:
     assert cls not in catalogue().by_id[edition].reference_o2
 
 
-# standards.md A4, transcribed by hand: IAQI 0..500 breakpoints per indicator.
+# docs/reference/standards.md A4, transcribed by hand: IAQI 0..500 breakpoints per indicator.
 A4_COMMON = {
     "so2_24h": [0, 50, 150, 475, 800, 1600, 2100, 2620],
     "so2_1h": [0, 150, 500, 650, 800],
@@ -1659,7 +1659,7 @@ A4 = {
 
 @pytest.mark.parametrize("edition", ["HJ633-2012", "HJ633-2026"])
 def test_aqi_breakpoints(edition: str) -> None:
-    """HJ 633 Table 1 breakpoints equal standards.md A4 (SO2 24 h is not the aqi-hub table)."""
+    """HJ 633 Table 1 breakpoints equal docs/reference/standards.md A4 (SO2 24 h is not the aqi-hub table)."""
     table = catalogue().by_id[edition].aqi
     assert table is not None
     assert table.iaqi == [0, 50, 100, 150, 200, 300, 400, 500]

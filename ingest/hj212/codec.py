@@ -162,7 +162,7 @@ def encode_data(
 
 
 def encode_reply(request: Packet, *, cn: str, cp: list[list[tuple[str, str]]] | None = None) -> bytes:
-    """An answer to a packet (9011/9012/9013/9014): same QN, ST=91 (hj212.md §7).
+    """An answer to a packet (9011/9012/9013/9014): same QN, ST=91 (docs/reference/hj212.md §7).
 
     The Flag keeps the request's version bits with no answer requested (4 for 2017, 8 for 2025);
     a 2005 request, which had no Flag, gets none.
@@ -199,7 +199,7 @@ class Reassembler:
     """Collects the parts of split packets; a group completes when all PNUM parts have come.
 
     Parts are grouped by (MN, CN, DataTime): each part has its own QN (HJ 212-2017 C.49-C.50),
-    so the QN cannot be the key (hj212.md §3). Every part also stands on its own (each carries
+    so the QN cannot be the key (docs/reference/hj212.md §3). Every part also stands on its own (each carries
     DataTime), which is why the ingest stores parts as they come and never waits for a group.
     """
 

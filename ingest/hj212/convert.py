@@ -1,6 +1,6 @@
 """HJ 212 packets into the pipeline: readings, station events and the packet log (pure; no I/O).
 
-Which rows a packet gives (hj212.md §5.2, §4):
+Which rows a packet gives (docs/reference/hj212.md §5.2, §4):
 - CN 2011 real-time data → interval rtd, value = Rtd (converted value ZsRtd);
 - CN 2051 / 2061 / 2031 minute / hour / day data → interval min / hour / day, value = Avg, with
   Min, Max and Cou (and ZsAvg); DataTime is the start of the period;
@@ -29,7 +29,7 @@ INTERVAL_BY_CN = {"2011": 0, "2051": 1, "2061": 2, "2031": 3}
 EVENT_CNS = frozenset({"2021", "2041", "2081"})
 # Stored for a data flag outside table 8 (the packet's findings name it): never read as valid.
 UNKNOWN_FLAG = "?"
-# One vendor writes -99 for "no value" (hj212.md §4).
+# One vendor writes -99 for "no value" (docs/reference/hj212.md §4).
 NO_VALUE = -99.0
 # A reading whose code is not registered yet waits for an id: the service registers the code
 # (outside the catalogue) and fills it in. PENDING marks the pid slot meanwhile.
@@ -75,7 +75,7 @@ def _one(
         out.problems.append(Problem(Reason.BAD_PASSWORD, f"wrong PW for station {station.id!r}", "PW"))
         return
     cn = packet.cn or ""
-    # QN is the request's own time (hj212.md §3), a send time in the station's zone: it times
+    # QN is the request's own time (docs/reference/hj212.md §3), a send time in the station's zone: it times
     # delivery. A malformed QN is a finding already, never a reason to refuse the data.
     sent = parse_time(packet.qn) if packet.qn else None
     if sent is not None:
@@ -118,7 +118,7 @@ def _data_time(packet: Packet, key: str, station: StationInfo, received_at: date
     if naive is None:
         out.problems.append(Problem(Reason.BAD_TIMESTAMP, f"{key} is missing or not YYYYMMDDhhmmss", key))
         return None
-    # DataTime carries no zone: the station's (China Standard Time by default; hj212.md §4).
+    # DataTime carries no zone: the station's (China Standard Time by default; docs/reference/hj212.md §4).
     ts = naive.replace(tzinfo=station.tz)
     if ts < EARLIEST_TS or ts > received_at + MAX_FUTURE_SKEW:
         out.problems.append(

@@ -21,7 +21,7 @@ def _table() -> list[int]:
 
 _T: Final = _table()
 # The HJ 212 routine keeps only the register's high byte between steps, reg = T[(reg >> 8) ^ byte]
-# (hj212.md §2): an 8-bit state stepped through the high bytes of the MODBUS table.
+# (docs/reference/hj212.md §2): an 8-bit state stepped through the high bytes of the MODBUS table.
 _T_HI: Final = [t >> 8 for t in _T]
 
 

@@ -5,7 +5,7 @@ single MQTT payload or CLI line (frames()). Framing never raises: everything it 
 Finding, and whether a frame is acceptable depends on the mode (strict or lenient) and on the
 CRC routines accepted for the device (see verdict()).
 
-How a frame's end is found (hj212.md §1, §9): first where the length field says; when that
+How a frame's end is found (docs/reference/hj212.md §1, §9): first where the length field says; when that
 does not check out (a wrong or character-counted length, a non-padded field), at the first
 `&&` closing the CP that is followed by three or four hex digits and a terminator, whose CRC
 verifies. The next `##` is never used as a boundary: `-Info` logs may hold hex dumps of other
@@ -24,7 +24,7 @@ from ingest.hj212.findings import Code, Finding, Severity
 
 HEADER = b"##"
 # The length field has four digits, so a data segment is at most 9,999 bytes (real devices
-# exceed the standard's 1,024; hj212.md §1).
+# exceed the standard's 1,024; docs/reference/hj212.md §1).
 MAX_DATA = 9999
 STANDARD_MAX_DATA = 1024
 MAX_FRAME = len(HEADER) + 4 + MAX_DATA + 4 + 2

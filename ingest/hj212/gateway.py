@@ -3,7 +3,7 @@
 Data loggers speak HJ 212 over TCP and cannot be re-flashed to speak our JSON, so this server
 takes their connections, cuts frames out of each stream (resynchronising on garbage, several
 frames per read, one frame across many reads), publishes every frame as received on
-{prefix}/hj212/{MN} at QoS 1, and answers the station as the standard requires (hj212.md §7):
+{prefix}/hj212/{MN} at QoS 1, and answers the station as the standard requires (docs/reference/hj212.md §7):
 
 - a data upload whose Flag asks for an answer gets 9014, sent only after the broker has
   acknowledged the packet, so an answered packet is never lost;
@@ -42,7 +42,7 @@ from schemas.stations import CrcVariant
 
 logger = logging.getLogger(__name__)
 
-# Uploads answered with 9014 when their Flag asks (hj212.md §7): data, facility state and run
+# Uploads answered with 9014 when their Flag asks (docs/reference/hj212.md §7): data, facility state and run
 # time, restarts, instrument info; and the field's answers to platform queries, which are uploads too.
 UPLOAD_CNS = frozenset(
     {"2011", "2021", "2031", "2041", "2051", "2061", "2081", "3019", "3020", "1011", "1061", "1063", "3017", "3018",
@@ -238,7 +238,7 @@ class Gateway:
 
 
 def replies(decoded: DecodedPacket) -> list[bytes]:
-    """What the platform answers to an accepted packet that was forwarded (hj212.md §7, §5.3)."""
+    """What the platform answers to an accepted packet that was forwarded (docs/reference/hj212.md §7, §5.3)."""
     packet = decoded.packet
     cn = packet.cn or ""
     if not packet.ack_requested or cn in REPLY_CNS:

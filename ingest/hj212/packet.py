@@ -1,6 +1,6 @@
 """The HJ 212 data segment: QN;ST;CN;PW;MN;Flag;PNUM;PNO;CP=&&...&& parsed and built (no I/O).
 
-Parsing is lenient by design (hj212.md §3-4, §9): keys are found by name in any order and any
+Parsing is lenient by design (docs/reference/hj212.md §3-4, §9): keys are found by name in any order and any
 case, a comma may stand for a semicolon in the header, unknown keys and codes are kept, and
 every oddity is a Finding instead of an error, so a readable packet is never lost to a typo.
 """
@@ -20,7 +20,7 @@ from ingest.hj212.findings import Code, Finding, Severity
 HEADER_ORDER: Final = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
 _HEADER_KEYS: Final = {k.upper(): k for k in HEADER_ORDER}
 
-# HJ 212-2017 table 5, plus the 2005 codes (hj212.md §5.1).
+# HJ 212-2017 table 5, plus the 2005 codes (docs/reference/hj212.md §5.1).
 SYSTEM_CODES: Final = frozenset(
     {"21", "22", "23", "24", "25", "26", "27", "31", "32", "33", "34", "35", "36", "37", "38", "39",
      "41", "51", "52", "91"}
@@ -37,7 +37,7 @@ COMMAND_CODES: Final = frozenset(
 DATA_COMMANDS: Final = frozenset({"2011", "2021", "2031", "2041", "2051", "2061"})
 # Data flags of HJ 212-2017 table 8, and P (power failure) of 2005-era devices.
 DATA_FLAGS: Final = frozenset("NFMSDCTBP")
-# Per-factor suffixes, canonical spelling by lower case (table 4 and hj212.md §4).
+# Per-factor suffixes, canonical spelling by lower case (table 4 and docs/reference/hj212.md §4).
 SUFFIXES: Final = {
     s.lower(): s
     for s in (
@@ -134,7 +134,7 @@ class Packet:
         """Protocol edition from the Flag's version bits: '2005', '2017', '2025' or 'unknown'."""
         flag = self.flag
         if flag is None:
-            return "2005"  # 2005 devices often send no Flag at all (hj212.md §8)
+            return "2005"  # 2005 devices often send no Flag at all (docs/reference/hj212.md §8)
         return {0: "2005", 1: "2017", 2: "2025"}.get(flag >> 2, "unknown")
 
     @property
