@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from parkwatch import brokerconf
 from parkwatch.embedded.broker import EmbeddedBroker
 from parkwatch.embedded.postgres import EmbeddedPostgres, default_folder
-from parkwatch.preflight import check_broker, check_database
+from parkwatch.preflight import check_broker, check_database, database_address
 from parkwatch.settings import Settings
 
 
@@ -45,7 +45,9 @@ def demo_services(settings: Settings) -> Iterator[Services]:
         if (missing := check_database(settings)) is not None:
             if "DATABASE_URL" in explicit:
                 raise missing
-            pg = stack.enter_context(EmbeddedPostgres(embedded_folder(settings)))
+            pg = stack.enter_context(
+                EmbeddedPostgres(embedded_folder(settings), port=database_address(settings.DATABASE_URL)[1])
+            )
             services.settings = services.settings.model_copy(update={"DATABASE_URL": pg.url(settings.database_name)})
             services.notes.append(
                 f"PostgreSQL is not reachable at {missing.address}: using an embedded PostgreSQL {pg.version} "
