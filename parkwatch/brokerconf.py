@@ -100,8 +100,12 @@ class RunningBroker:
 
 
 def local_brokers(proc: Path = Path("/proc")) -> list[RunningBroker]:
-    """Mosquitto processes on this machine whose command line we may read."""
+    """Mosquitto processes in our network namespace whose command line we may read."""
     found = []
+    try:
+        our_net = (proc / "self" / "ns" / "net").readlink()
+    except OSError:
+        our_net = None
     for entry in proc.glob("[0-9]*"):
         try:
             if (entry / "comm").read_text().strip() != "mosquitto":
@@ -109,6 +113,11 @@ def local_brokers(proc: Path = Path("/proc")) -> list[RunningBroker]:
             args = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
+        try:
+            if our_net is not None and (entry / "ns" / "net").readlink() != our_net:
+                continue  # another namespace's 127.0.0.1 (a container, a test): not the broker we reach
+        except OSError:
+            pass  # another user's process: its namespace is not ours to read, assume the common case
         config = None
         for flag, value in itertools.pairwise(args):
             if flag in (b"-c", b"--config-file"):
@@ -131,22 +140,24 @@ def differences(port: int) -> tuple[RunningBroker, dict[str, tuple[str, str]]] |
     wanted = relied_on()
     if not wanted:
         return None
+    candidates = []
     for broker in local_brokers():
         try:
-            if port not in broker.ports():
-                continue
-            running = broker.settings()
+            if port in broker.ports():
+                candidates.append((broker, broker.settings()))
         except OSError:
             return None
-        diff = {}
-        for key, value in wanted.items():
-            have = running.get(key, DEFAULTS[key])
-            if key == "max_packet_size" and (have == "0" or int(have) >= int(value)):
-                continue  # larger or unlimited still lets oversized payloads reach the ingest
-            if have != value:
-                diff[key] = (have, value)
-        return broker, diff
-    return None
+    if len(candidates) != 1:
+        return None  # none, or several claiming the port: cannot tell which one answers
+    broker, running = candidates[0]
+    diff = {}
+    for key, value in wanted.items():
+        have = running.get(key, DEFAULTS[key])
+        if key == "max_packet_size" and (have == "0" or int(have) >= int(value)):
+            continue  # larger or unlimited still lets oversized payloads reach the ingest
+        if have != value:
+            diff[key] = (have, value)
+    return broker, diff
 
 
 def main(argv: Sequence[str] | None = None) -> int:

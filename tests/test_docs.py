@@ -95,7 +95,7 @@ def _commands(root: Path) -> list[tuple[str, list[str]]]:
 def test_every_parkwatch_command_in_the_docs_parses(clone: Path) -> None:
     """Each `parkwatch` command a page shows names real subcommands and options."""
     commands = _commands(clone)
-    assert len(commands) >= 10  # the docs do show commands: the extraction found them
+    assert len(commands) >= 5  # the docs do show commands: the extraction found them
     for where, args in commands:
         with pytest.raises(SystemExit) as done:
             _parser().parse_args([*args, "--help"])
