@@ -1,1 +1,1 @@
-"""Compliance alerts and operator notifications (built by the alerting issue; nothing here yet)."""
+"""Alerts: exceedances and data problems raised, followed through their lifecycle, and notified (docs/alerts.md)."""

@@ -11,8 +11,10 @@ from fastapi import FastAPI
 
 import parkwatch
 from api import errors
+from api.livefeed import LiveFeed
 from api.responses import ORJSONResponse
-from api.routes import compliance, dead_letters, health, hj212, readings, registry
+from api.routes import alerts as alert_routes
+from api.routes import compliance, dead_letters, events, health, hj212, readings, registry
 from parkwatch.settings import Settings
 
 # A request that runs longer than this is cancelled by PostgreSQL and answered 408 with advice
@@ -21,8 +23,8 @@ STATEMENT_TIMEOUT_MS = 15_000
 POOL_MAX = 10
 
 
-def create_app(settings: Settings, *, ingest: Any = None) -> FastAPI:
-    """Build the API; `ingest` is the in-process IngestService when serve runs both."""
+def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None) -> FastAPI:
+    """Build the API; `ingest` and `alerts` are the in-process services when serve runs them too."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,9 +38,11 @@ def create_app(settings: Settings, *, ingest: Any = None) -> FastAPI:
                 "application_name": "parkwatch-api",
             },
         )
+        app.state.livefeed = LiveFeed(settings.DATABASE_URL)
         try:
             yield
         finally:
+            await app.state.livefeed.close()
             await app.state.pool.close()
 
     app = FastAPI(
@@ -50,7 +54,8 @@ def create_app(settings: Settings, *, ingest: Any = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.ingest = ingest
+    app.state.alerts = alerts
     errors.install(app)
-    for module in (registry, readings, compliance, hj212, dead_letters, health):
+    for module in (registry, readings, compliance, alert_routes, events, hj212, dead_letters, health):
         app.include_router(module.router)
     return app

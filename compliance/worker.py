@@ -10,9 +10,7 @@ time (a session advisory lock); another process's worker waits as a standby.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -25,6 +23,8 @@ from compliance import store
 from compliance.assess import INFLUENT, Hours, assess, compute_days
 from compliance.profiles import Profile, Profiles
 from compliance.windows import HOUR, WATER_DAY_MIN_HOURS, day_bounds
+from parkwatch.aio import sleep_or_stop
+from parkwatch.connected import LoopPolicy, run_connected
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,6 @@ CLAIM_HOURS_PER_STATION = 48
 CLAIM_LEASE = timedelta(minutes=5)
 # Sleep between polls of an empty queue: the floor of the lag behind the ingest.
 POLL_INTERVAL = 0.5
-# How often windows that ended are marked closed.
-CLOSE_INTERVAL = 30.0
 # A standby retries the leadership lock this often.
 STANDBY_INTERVAL = 5.0
 # Reconnect backoff (with jitter) when the database is out of reach.
@@ -77,47 +75,29 @@ class ComplianceWorker:
         self.stats = WorkerStats()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until stopped, reconnecting with backoff; a standby while another worker leads."""
-        attempt = 0
-        while not stop.is_set():
-            try:
-                conn = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                attempt += 1
-                delay = min(RETRY_MAX, RETRY_BASE * 2**attempt) * random.uniform(0.5, 1.0)  # noqa: S311
-                logger.warning("compliance worker: database unreachable (%s); retrying in %.1fs", exc, delay)
-                await _sleep(stop, delay)
-                continue
-            attempt = 0
-            try:
-                await self._lead(conn, stop)
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-                logger.warning("compliance worker: connection lost (%s); reconnecting", exc)
-                await _sleep(stop, RETRY_BASE)
-            except Exception:
-                # A bug or a refused statement must not take the ingest down with it (serve runs
-                # both in one TaskGroup): the claimed hours come back after their lease.
-                self.stats.errors += 1
-                logger.exception("compliance worker: batch failed; retrying in %.0fs", RETRY_MAX)
-                await _sleep(stop, RETRY_MAX)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=5)
+        """Work until stopped, reconnecting with backoff; a standby while another worker leads.
 
-    async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
-        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
-            logger.info("compliance worker: another worker leads; standing by")
-            if await _sleep(stop, STANDBY_INTERVAL):
-                return
-        logger.info("compliance worker: leading")
-        closed_at = 0.0
+        A failed batch (a bug, a refused statement) is logged and retried after a pause; its
+        claimed hours come back after their lease.
+        """
+        await run_connected(
+            "compliance worker",
+            self.dsn,
+            stop,
+            self._work,
+            lock_key=LEADER_LOCK,
+            policy=LoopPolicy(retry_base=RETRY_BASE, retry_cap=RETRY_MAX, standby_interval=STANDBY_INTERVAL),
+            on_error=self._count_error,
+        )
+
+    def _count_error(self) -> None:
+        self.stats.errors += 1
+
+    async def _work(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
         while not stop.is_set():
             done = await self.step(conn)
-            if time.monotonic() - closed_at >= CLOSE_INTERVAL:
-                await store.close_windows(conn)
-                closed_at = time.monotonic()
             if not done:
-                await _sleep(stop, POLL_INTERVAL)
+                await sleep_or_stop(stop, POLL_INTERVAL)
 
     async def drain(self, conn: asyncpg.Connection, *, wait: bool = True) -> int | None:
         """Work until the queue is empty (tests, benchmarks, `compliance catch-up`); returns hours done.
@@ -268,11 +248,3 @@ def _ranges(p: Profile, days: set[date]) -> list[tuple[int, datetime, datetime]]
         else:
             spans.append((lo, hi))
     return [(p.sid, lo, hi) for lo, hi in spans]
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait for `seconds` or until stopped; True when stopped."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    return stop.is_set()

@@ -37,7 +37,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from ingest.writer import backoff
+from parkwatch.retry import backoff
 from parkwatch.settings import MqttTarget
 
 logger = logging.getLogger(__name__)

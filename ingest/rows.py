@@ -11,4 +11,6 @@ Row = tuple[
     int, int, int, datetime, float | None, str, datetime, float | None, float | None, float | None, float | None
 ]
 READING_COLUMNS: Final = ("sid", "pid", "iv", "ts", "value", "flag", "received_at", "vmin", "vmax", "cou", "zs")
-TS, RECEIVED_AT = 3, 6  # positions of the two timestamps
+# Positions of the two timestamps (Final: mypy types row[TS] as the datetime it is).
+TS: Final = 3
+RECEIVED_AT: Final = 6

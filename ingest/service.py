@@ -12,7 +12,6 @@ from pathlib import Path
 import asyncpg
 import paho.mqtt.client as paho
 
-from ingest import maintenance
 from ingest.batch import Batch, DeadLetter, Envelope
 from ingest.batcher import Batcher
 from ingest.messages import decode_message
@@ -21,8 +20,9 @@ from ingest.registry import REGISTRY_CACHE, RegistryWatcher, ensure_parameters
 from ingest.rows import Row
 from ingest.spool import Spool, SpoolError
 from ingest.stats import STATS, IngestStats
-from ingest.store import CONNECT_TIMEOUT, Store
-from ingest.writer import DurableWriter, backoff
+from ingest.store import CONNECT_TIMEOUT, UPSERT_HEARTBEAT, Store
+from ingest.writer import DurableWriter
+from parkwatch.retry import backoff
 from parkwatch.settings import Settings
 from schemas.readings import hj212_subscription, readings_subscription
 
@@ -207,7 +207,6 @@ class IngestService:
                 registry = tg.create_task(self._registry_loop(), name="ingest.registry")
                 writer = tg.create_task(self._write_loop(), name="ingest.writer")
                 timer = tg.create_task(self.batcher.run(), name="ingest.batch-timer")
-                housekeeping = tg.create_task(maintenance.run(self.settings.DATABASE_URL), name="ingest.maintenance")
                 # Consume only once the registry is known, or every message would be refused.
                 await _first(self.ready.wait(), stop.wait())
                 receiver = tg.create_task(self.receiver.run(), name="ingest.receiver")
@@ -224,7 +223,7 @@ class IngestService:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(5):
                         await asyncio.shield(receiver)
-                for task in (registry, writer, timer, housekeeping, receiver):
+                for task in (registry, writer, timer, receiver):
                     task.cancel()
         finally:
             await self.store.close()
@@ -232,6 +231,24 @@ class IngestService:
                 self._aux.terminate()
             self.spool.close()
             logger.info("ingest stopped")
+
+    async def heartbeat(self) -> None:
+        """Tell the database this ingest is alive, connected or not, and what its spool holds (a periodic job)."""
+        try:
+            conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError):
+            return  # an outage: the spool is filling, and the heartbeat's absence says so
+        try:
+            await conn.execute(
+                UPSERT_HEARTBEAT,
+                self.settings.MQTT_CLIENT_ID,
+                self.receiver.connected.is_set(),
+                self.spool.pending_records,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("ingest heartbeat not written: %s", exc)
+        finally:
+            await conn.close()
 
     def write_stats(self, path: Path) -> None:
         """Dump the counters as JSON (the benchmark reads them)."""

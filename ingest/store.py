@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from ingest.batch import Batch
-from ingest.rows import READING_COLUMNS
+from ingest.rows import READING_COLUMNS, RECEIVED_AT
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,22 @@ INSERT INTO rollup_queue (sid, hour)
 SELECT * FROM unnest($1::integer[], $2::timestamptz[])
 ON CONFLICT (sid, hour) DO UPDATE SET claimed_at = NULL, queued_at = now()
 WHERE rollup_queue.claimed_at IS NOT NULL
+"""
+# The latest data of the batch's stations, for offline detection (alerts/quality.py); sorted
+# keys, like QUEUE_HOURS, so two writers cannot deadlock on them.
+TOUCH_ACTIVITY = """
+INSERT INTO station_activity AS a (sid, last_received_at, last_ts)
+SELECT * FROM unnest($1::integer[], $2::timestamptz[], $3::timestamptz[])
+ON CONFLICT (sid) DO UPDATE SET
+    last_received_at = greatest(a.last_received_at, EXCLUDED.last_received_at),
+    last_ts = greatest(a.last_ts, EXCLUDED.last_ts)
+"""
+# Every ingest says it is alive, and whether it is receiving and spooling (alerts/quality.py).
+UPSERT_HEARTBEAT = """
+INSERT INTO ingest_heartbeats (instance, seen_at, broker_connected, spool_pending)
+VALUES ($1, clock_timestamp(), $2, $3)
+ON CONFLICT (instance) DO UPDATE SET seen_at = EXCLUDED.seen_at, broker_connected = EXCLUDED.broker_connected,
+    spool_pending = EXCLUDED.spool_pending
 """
 ENSURE_PARTITION = "SELECT parkwatch_ensure_partition($1)"
 SELECT_STORAGE = "SELECT value FROM parkwatch_meta WHERE key = 'storage'"
@@ -234,6 +250,13 @@ class Store:
             hours = sorted({(sid, ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)) for sid, ts in stamps})
             sids, starts = zip(*hours, strict=True)
             await conn.execute(QUEUE_HOURS, list(sids), list(starts))
+            latest: dict[int, datetime] = {}
+            for sid, ts in stamps:
+                if sid not in latest or ts > latest[sid]:
+                    latest[sid] = ts
+            received = max(r[RECEIVED_AT] for r in rows)  # one batch is received within ~100 ms
+            keys = sorted(latest)
+            await conn.execute(TOUCH_ACTIVITY, keys, [received] * len(keys), [latest[k] for k in keys])
         if fresh:
             sids, pids, ivs = zip(*fresh, strict=True)
             await conn.execute(INSERT_SERIES, list(sids), list(pids), list(ivs))

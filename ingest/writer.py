@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,27 +13,14 @@ from ingest.batch import Batch, DeadLetter
 from ingest.spool import Spool
 from ingest.stats import STATS, IngestStats
 from ingest.store import DatabaseUnavailableError, Store
+from parkwatch.retry import backoff
 from schemas.readings import Reason
 
 logger = logging.getLogger(__name__)
 
-# Retry the database after an outage with exponential backoff and jitter, capped so that a
-# returning database is noticed within about half a minute.
-RETRY_BASE = 0.5
-RETRY_CAP = 30.0
 # While replaying the spool, hand control back after this long so newly received batches are
 # still appended (and acknowledged) promptly.
 REPLAY_SLICE = 0.5
-
-
-def backoff(attempt: int, *, base: float | None = None, cap: float | None = None) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)].
-
-    Defaults are the module's RETRY_BASE and RETRY_CAP, read at call time (tests shorten them).
-    """
-    base = RETRY_BASE if base is None else base
-    cap = RETRY_CAP if cap is None else cap
-    return random.uniform(0, min(cap, base * 2 ** min(attempt, 16)))  # noqa: S311 - jitter, not crypto
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from parkwatch import __version__, logs
 from parkwatch.settings import Settings, SettingsError, load_settings
+from schemas.alerting import VERIFICATIONS
 
 EXIT_USAGE = 2
 
@@ -28,13 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="create the database if missing and apply pending migrations")
 
     serve = sub.add_parser(
-        "serve", help="run ingest, the compliance worker and the API (Ctrl-C or SIGTERM stops cleanly)"
+        "serve", help="run ingest, the compliance worker, alerts and the API (Ctrl-C or SIGTERM stops cleanly)"
     )
     serve.add_argument(
         "--only",
         type=_components,
         metavar="COMPONENTS",
-        help="run just these components, comma-separated: ingest, compliance, api",
+        help="run just these components, comma-separated: ingest, compliance, alerts, api",
     )
     serve.add_argument("--stats-file", type=Path, help="write ingest counters as JSON here on exit")
 
@@ -87,6 +88,33 @@ def _parser() -> argparse.ArgumentParser:
     he.add_argument("--qn", help="request id (default: from --time)")
     he.add_argument("--crc", choices=("auto", "hj212", "modbus", "modbus-swapped"), default="hj212")
     he.add_argument("--terminator", choices=("crlf", "lf", "none"), default="crlf")
+
+    al = sub.add_parser("alerts", help="alerts: list, show, acknowledge, verify (核实), resolve")
+    alsub = al.add_subparsers(dest="action", required=True, metavar="ACTION")
+    all_ = alsub.add_parser("list", help="alerts, newest first (open ones unless --status)")
+    all_.add_argument("--status", action="append", choices=("pending", "active", "cleared"), help="repeatable")
+    all_.add_argument("--park", help="only this park")
+    all_.add_argument("--station", action="append", help="only this station (repeatable)")
+    all_.add_argument("--limit", type=int, default=50)
+    all_.add_argument("--json", action="store_true", help="one JSON object per line")
+    als = alsub.add_parser("show", help="one alert with its timeline and notices")
+    als.add_argument("id", type=int)
+    als.add_argument("--json", action="store_true")
+    for name, text in (("ack", "acknowledge: seen, on it"), ("resolve", "close by hand (not exceedances)")):
+        act = alsub.add_parser(name, help=text)
+        act.add_argument("id", type=int)
+        act.add_argument("--by", required=True, help="who")
+        act.add_argument("--comment")
+    alv = alsub.add_parser("verify", help="核实: record what the alert was")
+    alv.add_argument("id", type=int)
+    alv.add_argument("--by", required=True, help="who")
+    alv.add_argument("--verification", required=True, choices=VERIFICATIONS)
+    alv.add_argument("--comment")
+
+    notify = sub.add_parser("notify", help="notification channels")
+    nsub = notify.add_subparsers(dest="action", required=True, metavar="ACTION")
+    nt = nsub.add_parser("test", help="send a test notice through a configured channel")
+    nt.add_argument("channel", help="a channel id from the registry file")
 
     standards = sub.add_parser("standards", help="the catalogue of discharge and air-quality standards")
     stsub = standards.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -204,7 +232,7 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-COMPONENTS = ("ingest", "compliance", "api")
+COMPONENTS = ("ingest", "compliance", "alerts", "api")
 
 
 def _components(text: str) -> set[str]:
@@ -233,6 +261,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             ingest="ingest" in only,
             api="api" in only,
             compliance="compliance" in only,
+            alerts="alerts" in only,
             stats_file=args.stats_file,
         )
     )
@@ -246,6 +275,7 @@ def _stations(settings: Settings, args: argparse.Namespace) -> int:
 async def _stations_async(settings: Settings, args: argparse.Namespace) -> int:
     import asyncpg
 
+    from alerts.config import RoutingError, load_routing
     from ingest.registry import RegistryLoadError, load_registry_file
     from schemas.registry import RegistryFileError, read_registry
 
@@ -259,8 +289,10 @@ async def _stations_async(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         conn = await asyncpg.connect(settings.DATABASE_URL)
         try:
-            counts = await load_registry_file(conn, registry)
-        except RegistryLoadError as exc:
+            async with conn.transaction():
+                counts = await load_registry_file(conn, registry)
+                counts |= await load_routing(conn, registry)
+        except (RegistryLoadError, RoutingError) as exc:
             print(f"parkwatch: {args.file}: refused, nothing loaded:", file=sys.stderr)
             for problem in exc.problems:
                 print(f"  - {problem}", file=sys.stderr)
@@ -272,7 +304,12 @@ async def _stations_async(settings: Settings, args: argparse.Namespace) -> int:
         )
         if unknown:
             print(f"note: kept extra keys verbatim for later use: {', '.join(unknown)}", file=sys.stderr)
-        print(f"loaded {counts['parks']} park(s) and {counts['stations']} station(s) from {args.file}")
+        routing = (
+            f"; {counts['channels']} alert channel(s), {counts['routes']} route(s)"
+            if registry.channels or registry.routes
+            else ""
+        )
+        print(f"loaded {counts['parks']} park(s) and {counts['stations']} station(s){routing} from {args.file}")
         return 0
     conn = await asyncpg.connect(settings.DATABASE_URL)
     try:
@@ -500,6 +537,18 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+def _alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from alerts.cli import alerts_command
+
+    return asyncio.run(alerts_command(settings, args, sys.stdout, sys.stderr))
+
+
+def _notify(settings: Settings, args: argparse.Namespace) -> int:
+    from alerts.cli import notify_test
+
+    return asyncio.run(notify_test(settings, args.channel, sys.stdout, sys.stderr))
+
+
 _COMMANDS = {
     "migrate": _migrate,
     "serve": _serve,
@@ -509,6 +558,8 @@ _COMMANDS = {
     "evaluate": _evaluate,
     "compliance": _compliance,
     "demo": _demo,
+    "alerts": _alerts,
+    "notify": _notify,
     "gateway": _gateway,
     "hj212": _hj212,
     "simulate": _simulate,

@@ -1,4 +1,4 @@
-"""Run the service: ingest, compliance worker and API in one process, each optional, stopped by SIGTERM."""
+"""Run the service: ingest, compliance worker, alerts and API in one process, each optional, stopped by SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,18 +6,27 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from alerts.service import AlertService
 from api.app import create_app
 from compliance.worker import ComplianceWorker
 from ingest.service import IngestService
+from parkwatch.jobs import Jobs, LocalJob, cluster_jobs
 from parkwatch.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# The ingest's heartbeat (ingest_heartbeats): offline detection trusts silence only while a
+# heartbeat is fresh (alerts/quality.py: two minutes), so several beats fit in that time.
+HEARTBEAT_EVERY = timedelta(seconds=30)
+# An in-loop ASGI server binds in milliseconds; a port taken or a startup error shows at once.
+STARTUP_TIMEOUT = 10.0
 
 
 class _Server(uvicorn.Server):
@@ -26,6 +35,23 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+@contextlib.asynccontextmanager
+async def serving_asgi(app: Any, host: str, port: int) -> AsyncIterator[_Server]:
+    """Serve an ASGI app in this event loop for the block (tests, the demo's notice sink)."""
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(), name=f"asgi:{port}")
+    async with asyncio.timeout(STARTUP_TIMEOUT):
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.02)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -52,6 +78,7 @@ async def serve(
     ingest: bool = True,
     api: bool = True,
     compliance: bool = True,
+    alerts: bool = True,
     stats_file: Path | None = None,
     stop: asyncio.Event | None = None,
     extra: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None,
@@ -61,9 +88,12 @@ async def serve(
     install_stop_signals(stop)
     service = IngestService(settings) if ingest else None
     worker = ComplianceWorker(settings.DATABASE_URL) if compliance else None
+    alerting = AlertService(settings) if alerts else None
+    local = [LocalJob("ingest-heartbeat", HEARTBEAT_EVERY, service.heartbeat)] if service is not None else []
+    jobs = Jobs(settings, cluster_jobs(settings), local)
     server = None
     if api:
-        app = create_app(settings, ingest=service)
+        app = create_app(settings, ingest=service, alerts=alerting)
         config = uvicorn.Config(app, host=settings.API_HOST, port=settings.API_PORT, log_config=None, lifespan="on")
         server = _Server(config)
     try:
@@ -72,6 +102,9 @@ async def serve(
                 tg.create_task(service.run(stop), name="serve.ingest")
             if worker is not None:
                 tg.create_task(worker.run(stop), name="serve.compliance")
+            if alerting is not None:
+                tg.create_task(alerting.run(stop), name="serve.alerts")
+            tg.create_task(jobs.run(stop), name="serve.jobs")
             if server is not None:
                 tg.create_task(server.serve(), name="serve.api")
                 logger.info("API on http://%s:%d (docs at /docs)", settings.API_HOST, settings.API_PORT)

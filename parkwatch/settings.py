@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     # Loggers send at least every few minutes (minute data, heartbeats); a connection silent
     # for this long is dead on the far side and is closed.
     GATEWAY_IDLE_TIMEOUT: float = Field(default=600.0, gt=0)
+    # Alerts (docs/alerts.md). Links in notices point here; default http://API_HOST:API_PORT.
+    PUBLIC_URL: str | None = None
+    # Exceedance multiple ((C - limit) / limit) from which an exceedance is major, and critical;
+    # below the first it is a warning.
+    ALERT_MAJOR_AT: float = Field(default=0.5, ge=0)
+    ALERT_CRITICAL_AT: float = Field(default=1.0, ge=0)
+    # An active alert nobody acknowledged within this many minutes goes to the escalation routes.
+    ALERT_ESCALATE_AFTER: float = Field(default=30.0, gt=0)
+    # Hours the enterprise has to explain an exceedance (情况说明) before it is overdue.
+    ALERT_EXPLANATION_HOURS: float = Field(default=24.0, gt=0)
+    # Minutes without data after which a station is offline (a station's `offline_after` in the
+    # registry overrides it).
+    ALERT_OFFLINE_AFTER: float = Field(default=10.0, gt=0)
     # Where the demo keeps its embedded PostgreSQL and broker log when the real services are not
     # there (docs/demo.md). Default: ~/.local/share/parkwatch, or /var/lib/parkwatch as root.
     EMBEDDED_DIR: Path | None = None
@@ -90,6 +103,11 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r}") from None
         return value
+
+    @property
+    def public_url(self) -> str:
+        """The base of links in notices."""
+        return (self.PUBLIC_URL or f"http://{self.API_HOST}:{self.API_PORT}").rstrip("/")
 
     @property
     def mqtt(self) -> MqttTarget:

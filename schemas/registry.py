@@ -1,4 +1,4 @@
-"""The registry file `parkwatch stations load` takes: parks and their stations (YAML or JSON)."""
+"""The registry file `parkwatch stations load` takes: parks, stations and alert routing (YAML or JSON)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas.alerting import ChannelSpec, RouteSpec
 from schemas.catalogue import CatalogError, catalogue
 from schemas.parameters import catalog
 from schemas.stations import CrcVariant, StationKind
@@ -76,6 +77,8 @@ class StationSpec(BaseModel):
     inlet: str | None = Field(default=None, pattern=ID_PATTERN)
     # Minutes one minute-data record covers (HJ 212 MinInterval): 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30.
     min_interval: int = Field(default=1, ge=1, le=60)
+    # Minutes without data after which the station is offline (default PARKWATCH_ALERT_OFFLINE_AFTER).
+    offline_after: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
 
     @field_validator("class_", mode="before")
     @classmethod
@@ -166,7 +169,8 @@ class StationSpec(BaseModel):
 
     def attrs(self) -> dict[str, Any]:
         """What is stored in stations.attrs: the compliance profile and unknown keys."""
-        return {**self.extra(), **self.profile()}
+        alerting = {"offline_after": self.offline_after} if self.offline_after is not None else {}
+        return {**self.extra(), **self.profile(), **alerting}
 
 
 def _is_vendor_code(name: str) -> bool:
@@ -180,6 +184,10 @@ class RegistryFile(BaseModel):
 
     parks: list[ParkSpec] = Field(default_factory=list)
     stations: list[StationSpec] = Field(default_factory=list)
+    # Where alert notices go (docs/alerts.md). A file that lists routes replaces every route;
+    # channels are added or updated by id.
+    channels: list[ChannelSpec] = Field(default_factory=list)
+    routes: list[RouteSpec] | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> RegistryFile:
@@ -187,6 +195,7 @@ class RegistryFile(BaseModel):
             ("park id", [p.id for p in self.parks]),
             ("station id", [s.id for s in self.stations]),
             ("station mn", [s.mn for s in self.stations if s.mn]),
+            ("channel id", [c.id for c in self.channels]),
         ):
             seen: set[str] = set()
             for value in values:

@@ -41,9 +41,26 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _services() -> None:
-    require_services()
+# Fixtures that reach the shared PostgreSQL or broker: a test using one needs the services.
+SERVICE_FIXTURES = frozenset({"template_db", "database", "settings", "empty_db_name"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `services` every test that uses a service fixture (others may declare it themselves)."""
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
+
+
+_checked: list[bool] = []
+
+
+@pytest.fixture(autouse=True)
+def _services(request: pytest.FixtureRequest) -> None:
+    """Fail loudly, once, when a test marked `services` runs without them; pure tests run anywhere."""
+    if request.node.get_closest_marker("services") is not None and not _checked:
+        require_services()
+        _checked.append(True)
 
 
 @pytest.fixture(scope="session")

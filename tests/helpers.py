@@ -16,11 +16,10 @@ import aiomqtt
 import asyncpg
 import httpx
 import orjson
-import uvicorn
 
 from api.app import create_app
 from ingest.service import IngestService
-from parkwatch.serve import _Server
+from parkwatch.serve import serving_asgi
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
 
@@ -142,18 +141,9 @@ async def running(service: IngestService, *, connected: bool = True) -> AsyncIte
 
 @asynccontextmanager
 async def serving_api(settings: Settings, ingest: IngestService | None) -> AsyncIterator[httpx.AsyncClient]:
-    """The API served over real HTTP by uvicorn in this event loop, for the block; yields a client."""
-    app = create_app(settings, ingest=ingest)
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=settings.API_PORT, log_config=None))
-    task = asyncio.create_task(server.serve(), name="test.api")
-    async with asyncio.timeout(10):
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=10) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await task
+    """The API served over real HTTP by uvicorn in this event loop, for the block; yields a client for it."""
+    async with (
+        serving_asgi(create_app(settings, ingest=ingest), "127.0.0.1", settings.API_PORT),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=10) as client,
+    ):
+        yield client

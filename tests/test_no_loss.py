@@ -18,9 +18,9 @@ import aiomqtt
 import orjson
 import pytest
 
-from ingest import writer
 from ingest.service import IngestService
 from ingest.stats import IngestStats
+from parkwatch import retry
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
 from simulators.broker import PrivateBroker
@@ -134,7 +134,7 @@ async def test_database_outage_longer_than_the_broker_queue(
 ) -> None:
     """PostgreSQL becomes unreachable (for parkwatch alone) while stations keep publishing more
     than the broker could queue; when it returns, every reading is stored exactly once."""
-    monkeypatch.setattr(writer, "RETRY_CAP", 0.5)
+    monkeypatch.setattr(retry, "RETRY_CAP", 0.5)
     # A broker queue of 100 messages: without the spool, most of the outage's 1,500 would be lost.
     broker = PrivateBroker(tmp_path / "broker", overrides={"max_queued_messages": "100"})
     broker.start()
@@ -183,7 +183,7 @@ async def outage_rig(
 ) -> AsyncIterator[tuple[PrivateBroker, TcpProxy, Settings]]:
     """A private broker, and a TCP proxy between parkwatch and PostgreSQL that the test can cut;
     yields them with settings that point parkwatch through both."""
-    monkeypatch.setattr(writer, "RETRY_CAP", 0.5)
+    monkeypatch.setattr(retry, "RETRY_CAP", 0.5)
     broker = PrivateBroker(tmp_path / "broker")
     broker.start()
     proxy = TcpProxy("127.0.0.1", 5432)

@@ -34,6 +34,7 @@ def test_split_packets_reads_back_what_was_written_in_any_chunks(length: int, ta
     )
 
 
+@pytest.mark.services
 async def test_publish_is_acknowledged_and_delivered() -> None:
     """Messages published at QoS 1 come back acknowledged and reach a subscriber, in order."""
     topic = f"test-publisher/{uuid.uuid4().hex}"

@@ -11,12 +11,12 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, Body, Query
 
+from api import params
 from api.deps import ConnDep, SettingsDep
 from api.errors import ApiError
 from api.timeparams import bounds, iso_utc
 from compliance.evaluate import evaluate
 from schemas.catalogue import CatalogError, catalogue
-from schemas.parameters import catalog
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
@@ -67,23 +67,6 @@ def _zone(stations: dict[int, asyncpg.Record], default: str) -> ZoneInfo:
     return ZoneInfo(only["timezone"] if only is not None else default)
 
 
-def _split(values: list[str] | None) -> list[str] | None:
-    out = [part.strip() for v in values or [] for part in v.split(",") if part.strip()]
-    return out or None
-
-
-def _codes(names: list[str] | None) -> list[str] | None:
-    if names is None:
-        return None
-    codes = []
-    for name in names:
-        code = catalog().resolve_any(name)
-        if code is None and name not in catalog().by_code:
-            raise ApiError(422, "unknown_parameter", f"unknown parameter code or alias: {name}")
-        codes.append(code or name)
-    return codes
-
-
 def _cursor(fp: str, key: tuple[Any, ...]) -> str:
     raw = orjson.dumps([fp, key[0].isoformat(), *key[1:]])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -128,9 +111,9 @@ async def get_compliance(
     A window is re-judged when late data change it (`revision` counts the changes); `closed` is
     false while the window is still running.
     """
-    stations = await _stations(conn, _split(station_id) or [], park_id)
+    stations = await _stations(conn, params.split(station_id) or [], park_id)
     lo, hi = bounds(start, end, _zone(stations, settings.DEFAULT_TIMEZONE))
-    codes = _codes(_split(parameter))
+    codes = params.codes(params.split(parameter))
     verdicts = list(verdict) if verdict else None
     windows = list(window) if window else None
     fp = orjson.dumps([sorted(stations), codes, verdicts, windows, lo.isoformat(), hi.isoformat()]).hex()[:24]
@@ -190,7 +173,7 @@ async def get_aqi(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """HJ 633 AQI of ambient stations: AQI, IAQI per pollutant, level, category, colour, primary pollutants."""
-    stations = await _stations(conn, _split(station_id) or [], park_id)
+    stations = await _stations(conn, params.split(station_id) or [], park_id)
     lo, hi = bounds(start, end, _zone(stations, settings.DEFAULT_TIMEZONE))
     rows = await conn.fetch(SELECT_AQI, list(stations), period, lo, hi, limit)
     return {

@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, Query
 
+from api import params
 from api.deps import ConnDep, SettingsDep
 from api.errors import ApiError
 from api.responses import ORJSONResponse
@@ -71,13 +72,6 @@ class _Station:
     id: str
     kind: StationKind
     tz: ZoneInfo
-
-
-def _split(values: list[str] | None) -> list[str]:
-    out: list[str] = []
-    for v in values or []:
-        out.extend(part.strip() for part in v.split(",") if part.strip())
-    return out
 
 
 async def _stations(conn: asyncpg.Connection, station_ids: list[str], park_id: str | None) -> list[_Station]:
@@ -159,8 +153,8 @@ async def get_readings(
     the rows are the hourly and daily rollups (local clock hours and days) with their coverage:
     what was expected, observed and valid.
     """
-    stations = await _stations(conn, _split(station_id), park_id)
-    pids = await _parameter_ids(conn, _split(parameter))
+    stations = await _stations(conn, params.split(station_id) or [], park_id)
+    pids = await _parameter_ids(conn, params.split(parameter) or [])
     tz = stations[0].tz if len(stations) == 1 else ZoneInfo(settings.DEFAULT_TIMEZONE)
     lo, hi = bounds(start, end, tz)
     iv = INTERVALS[interval] if interval else None
@@ -249,8 +243,8 @@ async def get_revisions(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """Values received for an already-stored key that differed from the stored one."""
-    stations = await _stations(conn, _split(station_id), park_id)
-    pids = await _parameter_ids(conn, _split(parameter))
+    stations = await _stations(conn, params.split(station_id) or [], park_id)
+    pids = await _parameter_ids(conn, params.split(parameter) or [])
     tz = stations[0].tz if len(stations) == 1 else ZoneInfo(settings.DEFAULT_TIMEZONE)
     lo, hi = bounds(start, end, tz)
     by_sid = {s.sid: s for s in stations}

@@ -35,7 +35,7 @@ from ingest.hj212.packet import COMMAND_CODES
 from ingest.mqtt import MqttError
 from ingest.publisher import LeanPublisher
 from ingest.store import CONNECT_TIMEOUT
-from ingest.writer import backoff
+from parkwatch.retry import backoff
 from parkwatch.settings import Settings
 from schemas.readings import hj212_topic
 from schemas.stations import CrcVariant

@@ -1,0 +1,181 @@
+"""What a notice says: title, plain text and Markdown in Chinese, and the JSON document webhooks and MQTT carry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+SEVERITY_ZH = {"advisory": "提示", "warning": "一般", "major": "较重", "critical": "严重"}
+WINDOW_ZH = {
+    "hour": "小时均值",
+    "day": "日均值",
+    "1h": "1小时平均",
+    "8h": "8小时滑动平均",
+    "24h": "24小时平均",
+}
+CLEAR_REASON_ZH = {
+    "compliant": "监测值已恢复达标",
+    "revised": "数据修正后不再超标",
+    "data_returned": "站点数据已恢复",
+    "resolved": "已人工处置",
+}
+# The heading of a notice, by family (or rule) and by what happened.
+TITLES = {
+    "raised": "{what}",
+    "activated": "{what}",
+    "severity_raised": "{what}（等级升高）",
+    "reminder": "{what}（持续中，提醒）",
+    "escalated": "{what}（未确认，升级督办）",
+    "explanation_overdue": "情况说明逾期",
+    "cleared": "{what}已解除",
+    "test": "通道测试",
+}
+WHAT = {
+    "exceedance": "超标报警",
+    "early_warning": "超标预警",
+    "data_quality.offline": "站点离线",
+    "data_quality": "数据异常",
+    "suspicious": "数据可疑",
+    "watchdog": "系统异常",
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notice, ready for any channel."""
+
+    title: str
+    text: str  # plain, one fact a line: SMS, e-mail, Feishu
+    markdown: str  # DingTalk and WeCom
+    document: dict[str, Any]  # webhook and MQTT body
+    fields: dict[str, str]  # short values for SMS templates
+
+
+def _what(rule: str, family: str) -> str:
+    return WHAT.get(rule) or WHAT.get(family, "报警")
+
+
+def _local(ts: datetime | None, zone: str) -> str:
+    return ts.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M") if ts else "—"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def render(row: asyncpg.Record, public_url: str) -> Notice:
+    """The notice of one outbox row (the dispatcher's claim: notification, event, alert, station)."""
+    zone = row["timezone"]
+    detail = _json(row["event_detail"]) or {}
+    clause = _json(row["clause"]) or {}
+    what = _what(row["rule"], row["family"])
+    title = "【parkwatch】" + TITLES.get(row["event_kind"], "{what}").format(what=what)
+    link = f"{public_url}/api/v1/alerts/{row['alert_id']}"
+    parameter = row["parameter_zh"] or row["parameter"] or ""
+    station = row["station_name"] or row["station_id"]
+    facts: list[tuple[str, str]] = [
+        ("园区", f"{row['park_name']}（{row['city']}）"),
+        ("站点", f"{station}（{row['station_id']}）"),
+    ]
+    if row["parameter"]:
+        facts.append(("因子", f"{parameter}（{row['parameter']}）"))
+    if row["family"] == "exceedance":
+        kind = (_json(row["details"]) or {}).get("window_kind", "")
+        start = detail.get("window_start")
+        end = detail.get("window_end")
+        span = (
+            f"{_local(datetime.fromisoformat(start), zone)} 至 {_local(datetime.fromisoformat(end), zone)}"
+            if start and end
+            else f"{_local(row['first_seen'], zone)} 起"
+        )
+        facts.append(("时段", f"{span}（{WINDOW_ZH.get(kind, kind)}）"))
+        value = detail.get("value", row["value"])
+        unit = row["unit"] or ""
+        line = f"{_num(value)} {unit}，限值 {_num(row['limit_value'])} {unit}".strip()
+        multiple = detail.get("exceedance_multiple", row["exceedance_multiple"])
+        if multiple is not None:
+            line += f"，超标 {multiple:.2f} 倍"
+        facts.append(("监测值", line))
+        basis = " ".join(str(clause.get(k)) for k in ("table", "item") if clause.get(k))
+        facts.append(("依据", f"{row['standard'] or ''} {basis}".strip()))
+    elif row["rule"] == "data_quality.offline":
+        facts.append(("最后数据", f"{_local(row['first_seen'], zone)} 接收"))
+    facts.append(("等级", SEVERITY_ZH.get(row["severity"], row["severity"])))
+    if row["occurrences"] and row["occurrences"] > 1:
+        facts.append(("累计", f"{row['occurrences']} 个时段"))
+    if row["event_kind"] == "cleared":
+        reason = detail.get("reason", "")
+        facts.append(("解除原因", CLEAR_REASON_ZH.get(reason, reason)))
+    if row["late"]:
+        facts.append(("说明", "数据补传或修正后发现（非实时）"))
+    facts.append(("详情", link))
+
+    text = "\n".join([title, *(f"{k}：{v}" for k, v in facts)])
+    markdown = "\n\n".join([f"### {title}", *(f"**{k}**：{v}" for k, v in facts)])
+    document = {
+        "notification_id": row["id"],
+        "idempotency_key": f"parkwatch-notification-{row['id']}",
+        "event": {
+            "id": row["event_id"],
+            "kind": row["event_kind"],
+            "at": row["event_at"].isoformat(),
+            "detail": detail,
+        },
+        "alert": {
+            "id": row["alert_id"],
+            "station_id": row["station_id"],
+            "park_id": row["park_id"],
+            "parameter": row["parameter"],
+            "rule": row["rule"],
+            "family": row["family"],
+            "status": row["status"],
+            "severity": row["severity"],
+            "first_seen": row["first_seen"].isoformat(),
+            "last_seen": row["last_seen"].isoformat(),
+            "occurrences": row["occurrences"],
+            "value": row["value"],
+            "limit": row["limit_value"],
+            "unit": row["unit"],
+            "standard": row["standard"],
+            "clause": clause,
+            "late": row["late"],
+            "url": link,
+        },
+        "message": {"title": title, "text": text},
+    }
+    fields = {
+        "station": str(station)[:30],
+        "parameter": parameter[:20],
+        "value": _num(row["value"]),
+        "limit": _num(row["limit_value"]),
+        "time": _local(row["last_seen"], zone),
+        "severity": SEVERITY_ZH.get(row["severity"], row["severity"]),
+        "kind": TITLES.get(row["event_kind"], "{what}").format(what=what)[:20],
+    }
+    return Notice(title=title, text=text, markdown=markdown, document=document, fields=fields)
+
+
+def test_notice(channel_id: str, public_url: str) -> Notice:
+    """A notice that says it is a test, for `parkwatch notify test CHANNEL`."""
+    title = "【parkwatch】通道测试"
+    text = f"{title}\n通道：{channel_id}\n这是一条测试消息，收到即表示报警通知已配置正确。\n平台：{public_url}"
+    document = {
+        "notification_id": 0,
+        "idempotency_key": f"parkwatch-test-{channel_id}",
+        "event": {"id": 0, "kind": "test", "at": None, "detail": {}},
+        "alert": {"id": 0, "park_id": "test", "status": "cleared", "station_id": None},
+        "message": {"title": title, "text": text},
+    }
+    fields = {"kind": "通道测试", "station": "测试", "parameter": "测试", "value": "0", "limit": "0", "time": "—"}
+    return Notice(title=title, text=text, markdown=text.replace("\n", "\n\n"), document=document, fields=fields)

@@ -1,0 +1,181 @@
+"""Every periodic job in one APScheduler: each cluster job run by one instance at a time, missed runs caught up.
+
+Cluster jobs (partitions, closing windows, offline stations, alert follow-up) take a PostgreSQL
+advisory lock for their run and skip a tick another instance has just run: however many
+parkwatch processes run, each job runs once per period, and when the process that ran it dies
+another one's next tick takes over. When each job last ran is kept in `scheduled_jobs`, so a
+job overdue after downtime runs at start. Local jobs (the ingest's heartbeat) run in every
+process that has the component they belong to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from alerts.followup import follow_up
+from alerts.quality import check_offline
+from compliance.store import close_windows
+from ingest.maintenance import ensure_partitions
+from parkwatch.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Periods. Partitions are created months ahead, so six hours is plenty; windows close and open
+# alerts are followed up within half a minute, which is what a notice's latency can afford.
+PARTITIONS_EVERY = timedelta(hours=6)
+CLOSE_WINDOWS_EVERY = timedelta(seconds=30)
+OFFLINE_EVERY = timedelta(seconds=30)
+FOLLOW_UP_EVERY = timedelta(seconds=30)
+# A run that started less than this share of a period ago elsewhere makes this tick skip.
+RECENT_SHARE = 0.8
+CONNECT_TIMEOUT = 5.0
+
+LAST_RUNS = "SELECT name, last_started_at FROM scheduled_jobs"
+CLAIM_RUN = """
+INSERT INTO scheduled_jobs AS j (name, last_started_at, runs) VALUES ($1, clock_timestamp(), 1)
+ON CONFLICT (name) DO UPDATE SET last_started_at = clock_timestamp(), runs = j.runs + 1
+WHERE j.last_started_at IS NULL OR j.last_started_at < clock_timestamp() - $2::interval
+RETURNING name
+"""
+FINISH_RUN = "UPDATE scheduled_jobs SET last_finished_at = clock_timestamp(), last_error = $2 WHERE name = $1"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A periodic job; a cluster job gets a connection that holds its lock for the run."""
+
+    name: str
+    every: timedelta
+    run: Callable[[asyncpg.Connection], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class LocalJob:
+    """A periodic job of this process alone."""
+
+    name: str
+    every: timedelta
+    run: Callable[[], Awaitable[object]]
+
+
+def cluster_jobs(settings: Settings) -> list[Job]:
+    """The cluster's periodic jobs."""
+    return [
+        Job("partitions", PARTITIONS_EVERY, ensure_partitions),
+        Job("close-windows", CLOSE_WINDOWS_EVERY, close_windows),
+        Job("offline-stations", OFFLINE_EVERY, lambda conn: check_offline(conn, settings)),
+        Job("alert-follow-up", FOLLOW_UP_EVERY, lambda conn: follow_up(conn, settings)),
+    ]
+
+
+def _lock_key(name: str) -> int:
+    """A stable advisory-lock key per job name (a signed 64-bit integer)."""
+    return int.from_bytes(hashlib.sha256(f"parkwatch-job:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+class Jobs:
+    """The process's scheduler."""
+
+    def __init__(self, settings: Settings, jobs: list[Job], local: list[LocalJob] | None = None) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.local = local or []
+        self.runs: dict[str, int] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Schedule every job until stopped."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        last = await self._last_runs()
+        now = datetime.now(UTC)
+        for job in self.jobs:
+            previous = last.get(job.name)
+            first = now if previous is None or previous + job.every <= now else previous + job.every
+            scheduler.add_job(
+                self.run_once,
+                "interval",
+                seconds=job.every.total_seconds(),
+                args=[job],
+                id=job.name,
+                next_run_time=first,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
+        for local in self.local:
+            scheduler.add_job(
+                self._run_local,
+                "interval",
+                seconds=local.every.total_seconds(),
+                args=[local],
+                id=local.name,
+                next_run_time=now,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
+        scheduler.start()
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+
+    async def _last_runs(self) -> dict[str, datetime]:
+        try:
+            conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            logger.warning("jobs: database unreachable at start (%s); every job runs at its first tick", exc)
+            return {}
+        try:
+            return {r["name"]: r["last_started_at"] for r in await conn.fetch(LAST_RUNS) if r["last_started_at"]}
+        except asyncpg.UndefinedTableError:
+            return {}
+        finally:
+            await conn.close()
+
+    async def run_once(self, job: Job) -> bool:
+        """Run a cluster job if no other instance holds it or ran it just now; True when it ran here."""
+        try:
+            conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            logger.warning("job %s skipped: database unreachable (%s)", job.name, exc)
+            return False
+        key = _lock_key(job.name)
+        try:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                return False
+            try:
+                if await conn.fetchval(CLAIM_RUN, job.name, job.every * RECENT_SHARE) is None:
+                    return False
+                error = None
+                try:
+                    await job.run(conn)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    logger.warning("job %s failed: %s", job.name, error)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    logger.exception("job %s failed", job.name)
+                await conn.execute(FINISH_RUN, job.name, error)
+                self.runs[job.name] = self.runs.get(job.name, 0) + 1
+                return error is None
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("job %s interrupted: %s", job.name, exc)
+            return False
+        finally:
+            await conn.close()
+
+    async def _run_local(self, job: LocalJob) -> None:
+        try:
+            await job.run()
+        except Exception:
+            logger.exception("job %s failed", job.name)
