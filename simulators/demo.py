@@ -10,12 +10,16 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from alerts.config import load_routing
 from ingest.registry import load_registry_file
+from parkwatch.embedded.process import pick_port
 from parkwatch.serve import serve
 from parkwatch.settings import Settings
 from schemas.migrate import migrate
+from schemas.registry import RegistryFile
 from simulators.engine import Simulation
 from simulators.fleet import province
+from simulators.notice_sink import NoticeSink, Secrets, serving
 from simulators.scenario import Event
 from simulators.scratch import drop, with_db
 from simulators.simulate import run_simulation
@@ -32,8 +36,15 @@ EXCURSION_FROM, EXCURSION_TO = timedelta(hours=3), timedelta(hours=1)
 EXCURSION_SO2 = 300.0
 # The demo's database, spool folder, MQTT client id and topic prefix are the configured ones with this suffix.
 DEMO_SUFFIX = "_demo"
-# With --duration, how long the demo waits for the last verdicts before stopping.
+# With --duration, how long the demo waits for the last verdicts and notices before stopping.
 SETTLE_TIMEOUT = 60.0
+# Work still in the pipeline: hours to judge, verdict changes to apply, notices to deliver.
+SETTLE_PENDING = """
+SELECT (SELECT count(*) FROM rollup_queue) + (SELECT count(*) FROM alert_inbox)
+     + (SELECT count(*) FROM notifications WHERE status IN ('queued', 'sending'))
+"""
+# The demo's webhook signs with this (a local receiver; nothing secret about it).
+DEMO_WEBHOOK_SECRET = "parkwatch-demo"  # noqa: S105
 
 
 def demo_database(settings: Settings) -> str:
@@ -74,10 +85,23 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
     )
     sim = Simulation(registry, start=now - HISTORY, step=timedelta(minutes=1), events=[excursion], seed=1)
 
+    sink = NoticeSink(secrets=Secrets(webhook=DEMO_WEBHOOK_SECRET))
+    sink_port = pick_port(settings.API_PORT + 1)
+    sink_base = f"http://127.0.0.1:{sink_port}"
+    routing = RegistryFile.model_validate(
+        {
+            "channels": [
+                {"id": "demo-webhook", "kind": "webhook", "url": f"{sink_base}/webhook", "secret": DEMO_WEBHOOK_SECRET}
+            ],
+            "routes": [{"channels": ["demo-webhook"], "min_severity": "warning"}],
+        }
+    )
+
     async def main() -> None:
         conn = await asyncpg.connect(settings.DATABASE_URL)
         try:
             await load_registry_file(conn, registry)
+            await load_routing(conn, routing)
         finally:
             await conn.close()
         base = f"http://{settings.API_HOST}:{settings.API_PORT}"
@@ -93,6 +117,9 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
                     f"{(now - EXCURSION_FROM).astimezone(ZoneInfo(kiln.timezone)):%H:%M} to "
                     f"{(now - EXCURSION_TO).astimezone(ZoneInfo(kiln.timezone)):%H:%M} local",
                     f"  API docs        {base}/docs",
+                    f"  alerts          {base}/api/v1/alerts?park_id={park}",
+                    f"  notices sent    {sink_base}/received  (a local webhook the demo runs)",
+                    f"  live events     {base}/api/v1/events  (server-sent events)",
                     f"  exceedances     {base}/api/v1/compliance?park_id={park}&verdict=exceedance",
                     f"  all verdicts    {base}/api/v1/compliance?park_id={park}",
                     f"  hourly rollups  {base}/api/v1/readings?station_id={kiln.id}&parameter=so2&interval=hour",
@@ -122,7 +149,8 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
                 await _settle(settings)
                 stop.set()
 
-        await serve(settings, extra=publisher)
+        async with serving(sink, sink_port):
+            await serve(settings, extra=publisher)
 
     asyncio.run(main())
     return 0
@@ -135,7 +163,7 @@ async def _settle(settings: Settings) -> None:
         deadline = time.monotonic() + SETTLE_TIMEOUT
         idle = 0
         while time.monotonic() < deadline and idle < 3:
-            pending = await conn.fetchval("SELECT count(*) FROM rollup_queue")
+            pending = await conn.fetchval(SETTLE_PENDING)
             idle = idle + 1 if not pending else 0
             await asyncio.sleep(1.0)
     finally:

@@ -82,6 +82,7 @@ def test_demo_on_a_bare_machine_starts_embedded_servers_and_judges(embedded_dir:
     assert first[0].startswith("parkwatch demo: PostgreSQL is not reachable at 127.0.0.1:5432: using an embedded")
     assert first[1].startswith("parkwatch demo: no MQTT broker at 127.0.0.1:1883: using an embedded broker (amqtt)")
     assert report["kiln_exceedances"] == 2, report
+    assert report["alerts"] == [[KILN, "exceedance.hour", 2]], report  # the kiln's alert fired, once
     assert report["readings"] > 0
     assert report["health"] == "ok"
     assert report["exit_status"] == 0
@@ -282,6 +283,7 @@ def _demo_driver(folder: str, api_port: str) -> dict[str, object]:
     )
     base = f"http://127.0.0.1:{api_port}"
     exceedances = 0
+    alert_rules: list[tuple[str, str, int]] = []
     readings = 0
     health = None
     deadline = time.monotonic() + VERDICT_TIMEOUT
@@ -292,6 +294,11 @@ def _demo_driver(folder: str, api_port: str) -> dict[str, object]:
                 rows = found["results"]  # type: ignore[index]
                 exceedances = sum(1 for r in rows if r["station_id"] == KILN and r["parameter"] == "a21026")
                 if exceedances >= 2:
+                    raised = _get(f"{base}/api/v1/alerts?park_id=cs-p1")["results"]  # type: ignore[index]
+                    alert_rules = [(a["station_id"], a["rule"], a["occurrences"]) for a in raised]
+                    if alert_rules != [(KILN, "exceedance.hour", 2)]:
+                        time.sleep(1)
+                        continue
                     hourly = _get(f"{base}/api/v1/readings?station_id={KILN}&parameter=so2&interval=hour")
                     readings = len(hourly["results"])  # type: ignore[index]
                     health = _get(f"{base}/healthz")["status"]  # type: ignore[index]
@@ -316,6 +323,7 @@ def _demo_driver(folder: str, api_port: str) -> dict[str, object]:
     return {
         "first_lines": lines,
         "kiln_exceedances": exceedances,
+        "alerts": alert_rules,
         "readings": readings,
         "health": health,
         "exit_status": status,

@@ -33,6 +33,11 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
                JOIN stations s USING (sid) JOIN parameters p USING (pid) WHERE v.closed"""
         )
         aqi = await conn.fetchval("SELECT count(*) FROM aqi WHERE period = '1h' AND aqi IS NOT NULL")
+        raised = await conn.fetch(
+            """SELECT a.*, s.id AS station_id, p.code FROM alerts a JOIN stations s USING (sid)
+               JOIN parameters p USING (pid)"""
+        )
+        notices = await conn.fetch("SELECT channel_id, status FROM notifications")
     finally:
         await conn.close()
         await drop(demo_url)
@@ -50,3 +55,9 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
     assert aqi >= 6  # the replayed hours at least
     notes = [json.loads(r["notes"]) for r in rows if r["verdict"] == "exceedance"]
     assert any("10 % O2" in n for ns in notes for n in ns)
+    # the episode raised one alert, of two hours, and its notice reached the demo's own webhook
+    [alert] = raised
+    assert (alert["station_id"], alert["code"], alert["rule"]) == ("cs-p1-cement-k1", "a21026", "exceedance.hour")
+    assert alert["occurrences"] == 2 and alert["status"] == "active"
+    assert [(n["channel_id"], n["status"]) for n in notices] == [("demo-webhook", "sent")]
+    assert "/api/v1/alerts?park_id=cs-p1" in result.stdout and "/received" in result.stdout
