@@ -162,9 +162,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     bench = sub.add_parser(
-        "bench", help="benchmarks: the whole path (default), hj212, compliance, or scale (cost as data grow)"
+        "bench",
+        help="benchmarks: the whole path (default), hj212, compliance, scale (data growth), alerts (notice latency)",
     )
-    bench.add_argument("target", nargs="?", choices=("ingest", "hj212", "compliance", "scale"), default="ingest")
+    bench.add_argument(
+        "target", nargs="?", choices=("ingest", "hj212", "compliance", "scale", "alerts"), default="ingest"
+    )
     bench.add_argument("--connections", type=int, default=1000, help="hj212: loggers connected to the gateway at once")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
     bench.add_argument("--stations", type=int, default=200)
@@ -510,6 +513,17 @@ def _millions(text: str) -> list[int]:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    if args.target == "alerts":
+        from simulators import bench_alerts
+
+        return bench_alerts.run(
+            settings,
+            stations=args.stations,
+            rate=args.rate,
+            duration=args.duration,
+            publishers=args.publishers,
+            json_path=args.json,
+        )
     if args.target == "scale":
         from simulators import bench_scale
 

@@ -37,6 +37,7 @@ import aiomqtt
 import asyncpg
 import orjson
 
+from alerts.config import load_routing
 from parkwatch.settings import Settings
 from schemas.registry import ParkSpec, RegistryFile, StationSpec
 from schemas.stations import StationKind
@@ -82,6 +83,11 @@ CROSS JOIN LATERAL (
     ORDER BY r.ts OFFSET $1 - 1 LIMIT 1
 ) d
 WHERE v.window_kind = 'hour' AND v.verdict <> 'insufficient_data' AND v.window_start >= $2
+"""
+# With alerts on, the run ends when verdict changes are applied and their notices delivered too.
+SELECT_PENDING_WITH_ALERTS = """
+SELECT (SELECT count(*) FROM rollup_queue) + (SELECT count(*) FROM alert_inbox)
+     + (SELECT count(*) FROM notifications WHERE status IN ('queued', 'sending'))
 """
 SELECT_VERDICT_COUNTS = """
 SELECT verdict, count(*) AS n FROM verdicts WHERE window_kind = 'hour' AND window_start >= $1 GROUP BY verdict
@@ -156,21 +162,41 @@ class Broker:
 class Bench:
     """State shared by the runs of one benchmark invocation."""
 
-    def __init__(self, settings: Settings, *, stations: int, publishers: int, duration: float, processes: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stations: int,
+        publishers: int,
+        duration: float,
+        processes: int,
+        routing: RegistryFile | None = None,
+        exceed_every: int = 0,
+    ) -> None:
         self.settings = settings
+        # With routing, the alerts component runs beside the worker and notices go where it says;
+        # every exceed_every-th station then exceeds in every third hour (simulators/loadgen.py).
+        self.routing = routing
+        self.exceeding = frozenset(
+            station for i, (_, station) in enumerate(self._fleet(stations)) if exceed_every and i % exceed_every == 0
+        )
         self.db_name = f"{settings.database_name}_bench"
         self.db_url = with_db(settings.DATABASE_URL, self.db_name)
         self.n_stations = stations
         self.n_publishers = max(1, min(publishers, stations))
         self.processes = processes
         self.prefix = f"bench{os.getpid()}"
-        self.stations = [(f"bench-p{i % 20:02d}", f"bench-s{i:04d}") for i in range(stations)]
+        self.stations = self._fleet(stations)
         minutes = MAX_READINGS_PER_S * duration / READINGS_PER_MESSAGE / stations
         days = math.ceil(minutes / 1440) + 1
         today = datetime.now(CST).replace(hour=0, minute=0, second=0, microsecond=0)
         self.start = today - timedelta(days=days)
         self.broker = Broker(settings)
         self.workdir = Path(tempfile.mkdtemp(prefix="parkwatch-bench-"))
+
+    @staticmethod
+    def _fleet(stations: int) -> list[tuple[str, str]]:
+        return [(f"bench-p{i % 20:02d}", f"bench-s{i:04d}") for i in range(stations)]
 
     async def reset_database(self) -> None:
         """Drop and re-create the scratch database with the registry of the bench fleet."""
@@ -192,6 +218,12 @@ class Bench:
             ],
         )
         await recreate(self.db_url, timescale=self.settings.TIMESCALE, registry=registry)
+        if self.routing is not None:
+            conn = await asyncpg.connect(self.db_url)
+            try:
+                await load_routing(conn, self.routing)
+            finally:
+                await conn.close()
 
     def _publishers(self, rate_msgs: float) -> tuple[list[Any], list[Any], Any, Any]:
         ctx = mp.get_context("spawn")
@@ -206,6 +238,7 @@ class Bench:
                 prefix=self.prefix,
                 stations=self.stations[i :: self.n_publishers],
                 start=self.start,
+                exceeding=self.exceeding,
             )
             sent, acked = ctx.Value("q", 0), ctx.Value("q", 0)
             counters.append((sent, acked))
@@ -230,11 +263,12 @@ class Bench:
         log = (self.workdir / f"{name}.log").open("wb")
         base = (sys.executable, "-m", "parkwatch.cli", "serve")
         commands: list[tuple[str, ...]]
+        judging = "compliance,alerts" if self.routing is not None else "compliance"
         if self.processes == 1:
-            commands = [(*base, "--only", "ingest,compliance", "--stats-file", str(stats_file))]
+            commands = [(*base, "--only", f"ingest,{judging}", "--stats-file", str(stats_file))]
         else:
             # as deployed on a multi-core host: the worker's judging off the ingest's core
-            commands = [(*base, "--only", "ingest", "--stats-file", str(stats_file)), (*base, "--only", "compliance")]
+            commands = [(*base, "--only", "ingest", "--stats-file", str(stats_file)), (*base, "--only", judging)]
         procs = [await asyncio.create_subprocess_exec(*c, env=env, stdout=log, stderr=log) for c in commands]
         pids = [p.pid for p in procs]
         try:
@@ -283,7 +317,8 @@ class Bench:
         conn = await asyncpg.connect(self.db_url)
         try:
             started = time.monotonic()
-            while await conn.fetchval("SELECT count(*) FROM rollup_queue"):
+            pending = SELECT_PENDING_WITH_ALERTS if self.routing is not None else "SELECT count(*) FROM rollup_queue"
+            while await conn.fetchval(pending):
                 if time.monotonic() - started > VERDICT_DRAIN_TIMEOUT:
                     result.extra["verdicts_not_current_after_s"] = VERDICT_DRAIN_TIMEOUT
                     break

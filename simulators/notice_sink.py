@@ -45,6 +45,7 @@ class Received:
     body: bytes
     accepted: bool
     problem: str | None = None
+    at: float = field(default_factory=time.time)  # arrival, Unix seconds (the benchmark times notices by it)
 
     def json(self) -> Any:
         """The body as JSON."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -825,3 +826,53 @@ async def test_alerts_on_the_command_line(rig: Rig) -> None:
     assert failed.returncode == 1 and "HTTP 500" in failed.stderr
     missing = await asyncio.to_thread(run_cli, "notify", "test", "nope", env=env)
     assert missing.returncode == 1 and "no channel 'nope'" in missing.stderr
+
+
+async def test_killed_alerts_process_loses_no_pending_alert_and_no_queued_notice(rig: Rig) -> None:
+    """SIGKILL `serve --only alerts` with a notice waiting to be retried and an alert pending; restart: each once."""
+    rig.sink.fail("webhook", [503] * 1000)  # the webhook is down: its notice waits in the outbox
+    await send(rig.settings, minutes(KILN, hours_ago(2), 250.0))
+    conn = await asyncpg.connect(rig.settings.DATABASE_URL)
+    env = {**cli_env(rig.settings), "PARKWATCH_LOG_LEVEL": "WARNING"}
+    command = (sys.executable, "-m", "parkwatch.cli", "serve", "--only", "alerts")
+    proc = await asyncio.create_subprocess_exec(*command, env=env)
+    try:
+        await ComplianceWorker(rig.settings.DATABASE_URL).drain(conn)
+        webhook_waiting = "SELECT status = 'queued' AND attempts >= 1 FROM notifications WHERE channel_id = 'hook'"
+        await eventually(lambda: conn.fetchval(webhook_waiting), bool, timeout=30)
+        # an exceedance judged in an hour still running: pending when the process dies
+        sid = await conn.fetchval("SELECT sid FROM stations WHERE id = $1", KILN)
+        pid = await conn.fetchval("SELECT pid FROM parameters WHERE code = 'a21002'")
+        hour = hours_ago(0)
+        await conn.execute(
+            """INSERT INTO verdicts (sid, pid, window_kind, window_start, window_end, standard, class, verdict, value,
+                                     value_judged, limit_value, unit, exceedance_multiple, rule, coverage, closed)
+               VALUES ($1, $2, 'hour', $3, $4, 'GB4915-2013', 'kiln', 'exceedance', 500, 500, '400', 'mg/m³', 0.25,
+                       '{}', '{}', false)""",
+            sid,
+            pid,
+            hour,
+            hour + timedelta(hours=1),
+        )
+        await eventually(lambda: conn.fetchval("SELECT count(*) FROM alerts WHERE status = 'pending'"), bool)
+        proc.kill()
+        await proc.wait()
+
+        rig.sink.fail("webhook", [])  # back up
+        await conn.execute("UPDATE verdicts SET closed = true WHERE pid = $1", pid)  # the hour ends while it is down
+        proc = await asyncio.create_subprocess_exec(*command, env=env)
+        await rig.sink.wait_for(2, "webhook", seconds=60)
+        outbox_busy = "SELECT count(*) FROM notifications WHERE status IN ('queued', 'sending')"
+        await eventually(lambda: conn.fetchval(outbox_busy), lambda n: n == 0, timeout=30)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+        await conn.close()
+    assert [a["status"] for a in await alerts(rig.settings)] == ["active", "active"]
+    sent = await notices(rig.settings)
+    assert {n["status"] for n in sent} == {"sent"} and len(sent) == 2 * len(ALL_CHANNELS)
+    for service in ("webhook", "dingtalk", "wecom", "feishu", "sms"):
+        keys = [r.headers.get("idempotency-key") or r.body for r in rig.sink.accepted(service)]
+        assert len(keys) == len(set(keys)) == 2, service  # each of the two alerts' notices, once
+    assert len(rig.mailbox.messages) == 2

@@ -52,3 +52,26 @@ def test_bench_scale_answers_the_same_queries_at_every_size(settings: Settings, 
         assert step["month_hourly_rows"] == 31 * 24 * 8
         assert step["park_day_rows"] == 5 * 8 * 1440
         assert step["station_hours"] > 0 and step["ingest_per_s"] > 0
+
+
+def test_bench_alerts_delivers_every_notice_once(settings: Settings, tmp_path: Path) -> None:
+    """`parkwatch bench alerts` smoke run: alerts raised under load are timed; the storm's 1,000 notices all arrive once."""
+    out = tmp_path / "alerts.json"
+    try:
+        done = run_cli(
+            *("bench", "alerts", "--duration", "8", "--stations", "20", "--rate", "4000", "--json", str(out)),
+            env=cli_env(settings),
+            timeout=600,
+        )
+    finally:
+        drop_database(f"{settings.database_name}_bench")
+        drop_database(f"{settings.database_name}_bench_storm")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    figures = json.loads(out.read_text())
+    load, storm = figures["under_load"], figures["storm"]
+    assert load["readings_lost"] == 0
+    assert load["alerts"] >= 1 and load["raise_notices_timed"] >= 1
+    assert load["duplicates"] == 0 and set(load["notices"]) == {"sent"}
+    assert storm["distinct_notices"] == storm["notices_received"] == 1000
+    assert storm["duplicates"] == 0 and storm["notices"] == {"sent": 1000}
+    assert storm["alerts_active"] == 1000
