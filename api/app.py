@@ -23,7 +23,7 @@ STATEMENT_TIMEOUT_MS = 15_000
 POOL_MAX = 10
 
 
-def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None) -> FastAPI:
+def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, watchdog: Any = None) -> FastAPI:
     """Build the API; `ingest` and `alerts` are the in-process services when serve runs them too."""
 
     @asynccontextmanager
@@ -55,6 +55,7 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None) ->
     app.state.settings = settings
     app.state.ingest = ingest
     app.state.alerts = alerts
+    app.state.watchdog = watchdog
     errors.install(app)
     for module in (registry, readings, compliance, alert_routes, events, hj212, dead_letters, health):
         app.include_router(module.router)

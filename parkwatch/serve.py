@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from alerts.service import AlertService
+from alerts.watchdog import Watchdog
 from api.app import create_app
 from compliance.worker import ComplianceWorker
 from ingest.service import IngestService
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 # The ingest's heartbeat (ingest_heartbeats): offline detection trusts silence only while a
 # heartbeat is fresh (alerts/quality.py: two minutes), so several beats fit in that time.
 HEARTBEAT_EVERY = timedelta(seconds=30)
+# The watchdog looks every 15 s; an alarm needs a minute of failure (alerts/watchdog.py).
+WATCHDOG_EVERY = timedelta(seconds=15)
 # An in-loop ASGI server binds in milliseconds; a port taken or a startup error shows at once.
 STARTUP_TIMEOUT = 10.0
 
@@ -89,11 +92,17 @@ async def serve(
     service = IngestService(settings) if ingest else None
     worker = ComplianceWorker(settings.DATABASE_URL) if compliance else None
     alerting = AlertService(settings) if alerts else None
-    local = [LocalJob("ingest-heartbeat", HEARTBEAT_EVERY, service.heartbeat)] if service is not None else []
+    roles = ",".join(
+        n for n, on in (("ingest", ingest), ("compliance", compliance), ("alerts", alerts), ("api", api)) if on
+    )
+    watchdog = Watchdog(settings, ingest=service, role=roles)
+    local = [LocalJob("watchdog", WATCHDOG_EVERY, watchdog.check)]
+    if service is not None:
+        local.append(LocalJob("ingest-heartbeat", HEARTBEAT_EVERY, service.heartbeat))
     jobs = Jobs(settings, cluster_jobs(settings), local)
     server = None
     if api:
-        app = create_app(settings, ingest=service, alerts=alerting)
+        app = create_app(settings, ingest=service, alerts=alerting, watchdog=watchdog)
         config = uvicorn.Config(app, host=settings.API_HOST, port=settings.API_PORT, log_config=None, lifespan="on")
         server = _Server(config)
     try:
@@ -114,5 +123,6 @@ async def serve(
             if server is not None:
                 server.should_exit = True
     finally:
+        await watchdog.close()
         if service is not None and stats_file is not None:
             service.write_stats(stats_file)

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # Minutes without data after which a station is offline (a station's `offline_after` in the
     # registry overrides it).
     ALERT_OFFLINE_AFTER: float = Field(default=10.0, gt=0)
+    # The watchdog's own way out (docs/alerts.md): parkwatch failing (database unreachable,
+    # ingest stalled, compliance behind) is posted here directly, needing no database.
+    WATCHDOG_WEBHOOK_URL: str | None = None
+    WATCHDOG_WEBHOOK_SECRET: str | None = None
     # Where the demo keeps its embedded PostgreSQL and broker log when the real services are not
     # there (docs/demo.md). Default: ~/.local/share/parkwatch, or /var/lib/parkwatch as root.
     EMBEDDED_DIR: Path | None = None

@@ -61,13 +61,18 @@ async def _probe_broker(request: Request, settings: Any) -> dict[str, Any]:
 
 @router.get("/healthz")
 async def healthz(request: Request, pool: PoolDep, settings: SettingsDep) -> ORJSONResponse:
-    """Database and broker connectivity (503 when either is down), plus ingest state if in-process."""
+    """Database and broker connectivity and the watchdog's alarms (503 when any is wrong), plus ingest state."""
     database, broker = await asyncio.gather(_probe_database(pool), _probe_broker(request, settings))
     body: dict[str, Any] = {
         "status": "ok" if database["ok"] and broker["ok"] else "degraded",
         "database": database,
         "broker": broker,
     }
+    watchdog = getattr(request.app.state, "watchdog", None)
+    if watchdog is not None:
+        body["watchdog"] = {"alarms": watchdog.alarms, "checks": watchdog.state()}
+        if watchdog.alarms:
+            body["status"] = "degraded"
     ingest = getattr(request.app.state, "ingest", None)
     if ingest is not None:
         body["ingest"] = {
@@ -127,4 +132,11 @@ async def metrics(request: Request) -> str:
                 lines.append(f'parkwatch_{name}{{quantile="{0.5 if q == "p50" else 0.99}"}} {value}')
         lines.append(f"parkwatch_{name}_count {snap[name]['count']}")
     lines += await _compliance_backlog(request.app.state.pool)
+    watchdog = getattr(request.app.state, "watchdog", None)
+    if watchdog is not None:
+        lines.append("# TYPE parkwatch_watchdog_alarm gauge")
+        lines += [
+            f'parkwatch_watchdog_alarm{{check="{name}"}} {0 if ok["ok"] else 1}'
+            for name, ok in watchdog.state().items()
+        ]
     return "\n".join(lines) + "\n"
