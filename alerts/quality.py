@@ -1,7 +1,8 @@
-"""Data-quality alarms: a station that stopped sending is offline, and back when its data return."""
+"""Data-quality alarms: stations gone silent, declared parameters missing, values stuck; cleared by the data."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
@@ -95,4 +96,127 @@ async def check_offline(conn: asyncpg.Connection, settings: Settings) -> tuple[i
             raised += 1
     if raised or cleared:
         logger.info("offline stations: %d alarm(s) raised, %d cleared", raised, cleared)
+    return raised, cleared
+
+
+MISSING_RULE = "data_quality.missing_parameter"
+FLATLINE_RULE = "data_quality.flatline"
+# A parameter is missing when the station sent other data in each of the latest closed hours
+# and none of it (online analysers of COD or TP report every hour or two: one empty hour is
+# normal); a value is flat when it did not move at all through those hours.
+RECENT_HOURS = 3
+# A flat hour counts only with this many valid values: a station's single hourly value, equal
+# three hours running, is not a stuck instrument.
+FLAT_MIN_VALUES = 10
+
+_HOURS = """
+hours AS (
+    SELECT generate_series(date_trunc('hour', clock_timestamp()) - make_interval(hours => $1),
+                           date_trunc('hour', clock_timestamp()) - interval '1 hour',
+                           interval '1 hour') AS hour
+)"""
+# Declared parameters absent from every one of the latest hours of a station that reported in
+# each of them, with no such alert open.
+MISSING = f"""
+WITH {_HOURS}, reporting AS (
+    SELECT r.sid FROM rollup_hour r JOIN hours h ON r.hour = h.hour GROUP BY r.sid HAVING count(DISTINCT r.hour) = $1
+)
+SELECT sp.sid, sp.pid, s.park_id, (SELECT min(hour) FROM hours) AS since
+FROM station_parameters sp JOIN reporting USING (sid) JOIN stations s USING (sid)
+WHERE NOT EXISTS (SELECT 1 FROM rollup_hour r
+                  WHERE r.sid = sp.sid AND r.pid = sp.pid AND r.hour >= (SELECT min(hour) FROM hours))
+  AND NOT EXISTS (SELECT 1 FROM alerts x
+                  WHERE x.sid = sp.sid AND x.pid = sp.pid AND x.rule = $2 AND x.status <> 'cleared')
+"""
+MISSING_BACK = """
+SELECT x.*, s.park_id FROM alerts x JOIN stations s USING (sid)
+WHERE x.rule = $1 AND x.status <> 'cleared'
+  AND EXISTS (SELECT 1 FROM rollup_hour r WHERE r.sid = x.sid AND r.pid = x.pid AND r.hour >= x.first_seen)
+FOR UPDATE OF x
+"""
+# Series whose valid values were one and the same through every one of the latest hours.
+FLAT = f"""
+WITH {_HOURS}, spans AS (
+    SELECT r.sid, r.pid, min(r.vmin) AS lo, max(r.vmax) AS hi, count(*) AS n_hours, min(r.n_valid) AS least
+    FROM rollup_hour r JOIN hours h ON r.hour = h.hour
+    WHERE r.n_valid > 0
+    GROUP BY r.sid, r.pid
+)
+SELECT f.sid, f.pid, f.lo AS value, s.park_id, (SELECT min(hour) FROM hours) AS since
+FROM spans f JOIN stations s USING (sid)
+WHERE f.n_hours = $1 AND f.lo = f.hi AND f.least >= $3
+  AND NOT EXISTS (SELECT 1 FROM rollup_hour r  -- moving again in the hour now running
+                  WHERE r.sid = f.sid AND r.pid = f.pid AND r.hour >= date_trunc('hour', clock_timestamp())
+                    AND r.n_valid > 0 AND r.vmin <> r.vmax)
+  AND NOT EXISTS (SELECT 1 FROM alerts x
+                  WHERE x.sid = f.sid AND x.pid = f.pid AND x.rule = $2 AND x.status <> 'cleared')
+"""
+# Flat series that moved again in an hour after the alert was raised.
+FLAT_BACK = """
+SELECT x.*, s.park_id FROM alerts x JOIN stations s USING (sid)
+WHERE x.rule = $1 AND x.status <> 'cleared'
+  AND EXISTS (SELECT 1 FROM rollup_hour r
+              WHERE r.sid = x.sid AND r.pid = x.pid AND r.hour >= date_trunc('hour', x.raised_at) - interval '1 hour'
+                AND r.n_valid > 0 AND r.vmin <> r.vmax)
+FOR UPDATE OF x
+"""
+
+
+async def _raise(
+    conn: asyncpg.Connection, row: asyncpg.Record, rule: str, severity: Severity, detail: dict[str, object]
+) -> bool:
+    alert, opened = await store.open_or_find(
+        conn,
+        (
+            row["sid"],
+            row["pid"],
+            rule,
+            Family.DATA_QUALITY.value,
+            "active",
+            severity.value,
+            row["since"],
+            row["since"] + timedelta(hours=RECENT_HOURS),
+            False,
+            detail.get("value"),
+            None,
+            None,
+            None,
+            None,
+            None,
+            json.dumps(detail, default=str),
+            timedelta(0),
+        ),
+    )
+    if opened:
+        event_id = await store.event(conn, alert["id"], "raised", detail)
+        await store.enqueue(conn, alert, event_id, row["park_id"])
+    return opened
+
+
+async def _clear_back(conn: asyncpg.Connection, query: str, rule: str, reason: str) -> int:
+    cleared = 0
+    for row in await conn.fetch(query, rule):
+        done = await conn.fetchrow(store.CLEAR, row["id"], reason)
+        if done is None:
+            continue
+        event_id = await store.event(conn, row["id"], "cleared", {"reason": reason})
+        await store.enqueue(conn, done, event_id, row["park_id"], resolve=True)
+        cleared += 1
+    return cleared
+
+
+async def check_series(conn: asyncpg.Connection) -> tuple[int, int]:
+    """Missing parameters and flat values over the latest closed hours; returns (raised, cleared)."""
+    raised = cleared = 0
+    async with conn.transaction():
+        cleared += await _clear_back(conn, MISSING_BACK, MISSING_RULE, "data_returned")
+        cleared += await _clear_back(conn, FLAT_BACK, FLATLINE_RULE, "values_move")
+        for row in await conn.fetch(MISSING, RECENT_HOURS, MISSING_RULE):
+            detail = {"hours": RECENT_HOURS, "since": row["since"].isoformat()}
+            raised += await _raise(conn, row, MISSING_RULE, Severity.WARNING, detail)
+        for row in await conn.fetch(FLAT, RECENT_HOURS, FLATLINE_RULE, FLAT_MIN_VALUES):
+            detail = {"hours": RECENT_HOURS, "value": row["value"], "since": row["since"].isoformat()}
+            raised += await _raise(conn, row, FLATLINE_RULE, Severity.WARNING, detail)
+    if raised or cleared:
+        logger.info("series checks: %d alarm(s) raised, %d cleared", raised, cleared)
     return raised, cleared

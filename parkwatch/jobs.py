@@ -1,6 +1,6 @@
 """Every periodic job in one APScheduler: each cluster job run by one instance at a time, missed runs caught up.
 
-Cluster jobs (partitions, closing windows, offline stations, alert follow-up) take a PostgreSQL
+Cluster jobs (partitions, closing windows, offline stations, data quality, alert follow-up) take a PostgreSQL
 advisory lock for their run and skip a tick another instance has just run: however many
 parkwatch processes run, each job runs once per period, and when the process that ran it dies
 another one's next tick takes over. When each job last ran is kept in `scheduled_jobs`, so a
@@ -21,7 +21,7 @@ import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.followup import follow_up
-from alerts.quality import check_offline
+from alerts.quality import check_offline, check_series
 from compliance.store import close_windows
 from ingest.maintenance import ensure_partitions
 from parkwatch.settings import Settings
@@ -34,6 +34,8 @@ PARTITIONS_EVERY = timedelta(hours=6)
 CLOSE_WINDOWS_EVERY = timedelta(seconds=30)
 OFFLINE_EVERY = timedelta(seconds=30)
 FOLLOW_UP_EVERY = timedelta(seconds=30)
+# Missing parameters and flat values are judged on closed hours: a few looks an hour suffice.
+DATA_QUALITY_EVERY = timedelta(minutes=5)
 # A run that started less than this share of a period ago elsewhere makes this tick skip.
 RECENT_SHARE = 0.8
 CONNECT_TIMEOUT = 5.0
@@ -72,6 +74,7 @@ def cluster_jobs(settings: Settings) -> list[Job]:
         Job("partitions", PARTITIONS_EVERY, ensure_partitions),
         Job("close-windows", CLOSE_WINDOWS_EVERY, close_windows),
         Job("offline-stations", OFFLINE_EVERY, lambda conn: check_offline(conn, settings)),
+        Job("data-quality", DATA_QUALITY_EVERY, check_series),
         Job("alert-follow-up", FOLLOW_UP_EVERY, lambda conn: follow_up(conn, settings)),
     ]
 

@@ -35,7 +35,7 @@ from alerts.config import load_routing
 from alerts.dispatcher import Dispatcher
 from alerts.engine import AlertEngine
 from alerts.followup import follow_up
-from alerts.quality import check_offline
+from alerts.quality import check_offline, check_series
 from compliance.worker import ComplianceWorker
 from ingest.registry import load_registry_file
 from ingest.service import IngestService
@@ -876,3 +876,40 @@ async def test_killed_alerts_process_loses_no_pending_alert_and_no_queued_notice
         keys = [r.headers.get("idempotency-key") or r.body for r in rig.sink.accepted(service)]
         assert len(keys) == len(set(keys)) == 2, service  # each of the two alerts' notices, once
     assert len(rig.mailbox.messages) == 2
+
+
+async def test_a_missing_parameter_and_a_stuck_value_are_data_quality_alarms(rig: Rig) -> None:
+    """Three closed hours with NOx never sent and SO2 pinned at 50.0: two alarms; the data moving again clears them."""
+    for k in (3, 2, 1):
+        objects = minutes(KILN, hours_ago(k), 50.0)
+        for i, o in enumerate(objects):
+            o["readings"] = [r for r in o["readings"] if r["parameter"] != "a21002"]
+            o["readings"][-1]["value"] = 10.0 + i % 5 / 10  # O2 moves, as a live stack's does
+        await send(rig.settings, objects)
+    conn = await asyncpg.connect(rig.settings.DATABASE_URL)
+    try:
+        await ComplianceWorker(rig.settings.DATABASE_URL).drain(conn)
+        assert await check_series(conn) == (2, 0)
+        assert await check_series(conn) == (0, 0)  # one alarm per episode
+        await deliver_all(rig, conn)
+    finally:
+        await conn.close()
+    by_rule = {a["rule"]: a for a in await alerts(rig.settings)}
+    assert set(by_rule) == {"data_quality.missing_parameter", "data_quality.flatline"}
+    nox = await fetchval(rig.settings.DATABASE_URL, "SELECT pid FROM parameters WHERE code = 'a21002'")
+    so2 = await fetchval(rig.settings.DATABASE_URL, "SELECT pid FROM parameters WHERE code = $1", SO2)
+    assert by_rule["data_quality.missing_parameter"]["pid"] == nox
+    assert by_rule["data_quality.flatline"]["pid"] == so2
+    assert json.loads(by_rule["data_quality.flatline"]["details"])["value"] == 50.0
+    assert len(rig.sink.accepted("webhook")) == 2
+
+    # the current hour brings NOx, and SO2 moves again
+    now_hour = hours_ago(0)
+    await send(rig.settings, minutes(KILN, now_hour, [50.0, 51.0, 49.5])[:3])
+    conn = await asyncpg.connect(rig.settings.DATABASE_URL)
+    try:
+        await ComplianceWorker(rig.settings.DATABASE_URL).drain(conn)
+        assert await check_series(conn) == (0, 2)
+    finally:
+        await conn.close()
+    assert {a["clear_reason"] for a in await alerts(rig.settings)} == {"data_returned", "values_move"}
