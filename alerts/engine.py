@@ -23,7 +23,7 @@ from alerts import rules, store
 from parkwatch.aio import wait_any
 from parkwatch.connected import LoopPolicy, run_connected
 from parkwatch.settings import Settings
-from schemas.alerting import Family
+from schemas.alerting import Family, Severity
 
 logger = logging.getLogger(__name__)
 
@@ -110,10 +110,56 @@ class AlertEngine:
         return len(changes)
 
     async def _apply(self, conn: asyncpg.Connection, change: asyncpg.Record) -> None:
+        await self._early_warning(conn, change)
         if change["verdict"] == "exceedance":
             await self._exceedance(conn, change)
         else:
             await self._not_exceedance(conn, change)
+
+    async def _early_warning(self, conn: asyncpg.Connection, c: asyncpg.Record) -> None:
+        """A window still running that is already over its limit: warn now; stop when it is judged or recedes."""
+        rule = rules.early_warning_rule(c["window_kind"])
+        window = _window(c)
+        if c["early_warning"] and not c["closed"]:
+            alert, opened = await store.open_or_find(
+                conn,
+                (
+                    c["sid"],
+                    c["pid"],
+                    rule,
+                    Family.EARLY_WARNING.value,
+                    "active",
+                    Severity.WARNING.value,
+                    c["window_start"],
+                    c["window_end"],
+                    False,
+                    c["value_judged"],
+                    _number(c["limit_value"]),
+                    c["unit"],
+                    c["standard"],
+                    c["rule"],
+                    c["exceedance_multiple"],
+                    _details(c),
+                    timedelta(0),
+                ),
+            )
+            if opened:
+                event_id = await store.event(conn, alert["id"], "raised", window)
+                await store.enqueue(conn, alert, event_id, c["park_id"])
+            elif alert["first_seen"] != c["window_start"]:
+                await conn.execute(store.TOUCH, alert["id"], c["window_end"])
+            return
+        found = await store.find_open(conn, c["sid"], c["pid"], rule)
+        if found is None or c["window_end"] < found["last_seen"]:
+            return  # news of an earlier window than the one warned of
+        # The window it warned of is now judged (an exceedance alert takes over), ended, or back under.
+        if c["window_end"] > found["last_seen"] or c["closed"]:
+            reason = (
+                "judged" if c["verdict"] == "exceedance" and c["window_end"] == found["last_seen"] else "window_ended"
+            )
+        else:
+            reason = "judged" if c["verdict"] == "exceedance" else "receded"
+        await self._clear(conn, found, c["park_id"], reason, {**window, "verdict": c["verdict"]})
 
     async def _exceedance(self, conn: asyncpg.Connection, c: asyncpg.Record) -> None:
         s = self.settings

@@ -20,6 +20,10 @@ WINDOW_ZH = {
 }
 CLEAR_REASON_ZH = {
     "compliant": "监测值已恢复达标",
+    "judged": "时段已判定（见超标报警）",
+    "receded": "滚动均值已回落至限值以下",
+    "window_ended": "时段已结束",
+    "values_move": "监测值恢复波动",
     "revised": "数据修正后不再超标",
     "data_returned": "站点数据已恢复",
     "resolved": "已人工处置",
@@ -90,7 +94,7 @@ def render(row: asyncpg.Record, public_url: str) -> Notice:
     ]
     if row["parameter"]:
         facts.append(("因子", f"{parameter}（{row['parameter']}）"))
-    if row["family"] == "exceedance":
+    if row["family"] in ("exceedance", "early_warning"):
         kind = (_json(row["details"]) or {}).get("window_kind", "")
         start = detail.get("window_start")
         end = detail.get("window_end")

@@ -27,6 +27,11 @@ def exceedance_rule(window_kind: str) -> str:
     return f"exceedance.{window_kind}"
 
 
+def early_warning_rule(window_kind: str) -> str:
+    """The early warning of a kind of window (a stack hour, a water day) still running."""
+    return f"early_warning.{window_kind}"
+
+
 def family_of(rule: str) -> Family:
     """The family a rule belongs to: its first part."""
     return Family(rule.split(".", 1)[0])

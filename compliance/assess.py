@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -32,6 +32,8 @@ from compliance.judge import (
 from compliance.profiles import Profile
 from compliance.windows import (
     AMBIENT_DAY_MIN_HOURS,
+    EARLY_WARNING_HOURS,
+    EARLY_WARNING_MINUTES,
     HOUR,
     HOUR_MIN_MINUTES,
     MOVING_24H_MIN_HOURS,
@@ -200,7 +202,15 @@ class _Judge:
                 )
             else:
                 j = self._valid_or_lower(ask, h, rule)
-            self._verdict(ask, t, t + HOUR, j, coverage)
+            early = False
+            if t + HOUR > self.now and j.verdict != EXCEEDANCE and h.valid_minutes >= EARLY_WARNING_MINUTES:
+                # the hour so far, corrected with its O2 so far
+                o2_now = o2_hour.avg if o2_hour is not None and o2_hour.valid_minutes >= EARLY_WARNING_MINUTES else None
+                if reference is None or o2_now is not None:
+                    early = self._running_over(replace(ask, ctx=replace(ctx, o2_pct=o2_now)), h.avg)
+                if early:
+                    j.notes.append(f"early warning: the mean of the hour's {h.valid_minutes} valid minutes is over")
+            self._verdict(ask, t, t + HOUR, j, coverage, early=early)
 
     def _valid_or_lower(self, ask: _Ask, h: HourStat, rule: HourRule) -> Judgement:
         j = self._judge(ask, h.avg) if rule.valid(h) and h.avg is not None else None
@@ -256,7 +266,15 @@ class _Judge:
                 if code == "w21003" and water_temp is not None:
                     j.notes.append(f"water temperature {water_temp:g} °C (daily average of {WATER_TEMP})")
                 self._lower_bound_day(ask, d, j)
-            self._verdict(ask, start, end, j, coverage)
+            early = False
+            if end > self.now and j.verdict != EXCEEDANCE and d.hours_valid >= EARLY_WARNING_HOURS:
+                if self._is_range(ask):
+                    early = self._range_day(ask, d).verdict == EXCEEDANCE
+                else:
+                    early = self._running_over(ask, d.avg_flow_weighted if d.avg_flow_weighted is not None else d.avg)
+                if early:
+                    j.notes.append(f"early warning: the mean of the day's {d.hours_valid} valid hours is over")
+            self._verdict(ask, start, end, j, coverage, early=early)
 
     def _range_day(self, ask: _Ask, d: DayStat) -> Judgement:
         """pH: every valid hour's average must lie in the range; the day is judged on its extremes."""
@@ -471,7 +489,13 @@ class _Judge:
         parameter = catalog().by_code.get(code)
         return parameter.unit_for(self.p.kind) if parameter is not None else None
 
-    def _verdict(self, ask: _Ask, start: datetime, end: datetime, j: Judgement, coverage: dict[str, Any]) -> None:
+    def _running_over(self, ask: _Ask, value: float | None) -> bool:
+        """True when a window still running is already over its limit: an early warning."""
+        return value is not None and self._judge(ask, value).verdict == EXCEEDANCE
+
+    def _verdict(
+        self, ask: _Ask, start: datetime, end: datetime, j: Judgement, coverage: dict[str, Any], *, early: bool = False
+    ) -> None:
         pid = self.pids.get(ask.code)
         if pid is None:
             return
@@ -494,6 +518,7 @@ class _Judge:
                 json.dumps(coverage),
                 json.dumps(j.notes, ensure_ascii=False),
                 end <= self.now,
+                early,
             )
         )
 

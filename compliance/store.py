@@ -133,31 +133,31 @@ JOIN parameters p ON p.pid = d.pid AND p.code = ANY($3::text[])
 UPSERT_VERDICTS = """
 INSERT INTO verdicts AS v (sid, pid, window_kind, window_start, window_end, standard, class, verdict, value,
                            value_judged, limit_value, unit, exceedance_multiple, rule, coverage, notes, closed,
-                           first_judged_at, judged_at, verdict_since)
+                           early_warning, first_judged_at, judged_at, verdict_since)
 SELECT sid, pid, kind, ws, we, std, cls, verdict, value, judged, lim::jsonb, unit, multiple, rule::jsonb,
-       coverage::jsonb, notes::jsonb, closed, t.at, t.at, t.at
+       coverage::jsonb, notes::jsonb, closed, early, t.at, t.at, t.at
 FROM unnest($1::integer[], $2::smallint[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::text[],
             $7::text[], $8::text[], $9::float8[], $10::float8[], $11::text[], $12::text[], $13::float8[],
-            $14::text[], $15::text[], $16::text[], $17::boolean[])
+            $14::text[], $15::text[], $16::text[], $17::boolean[], $18::boolean[])
      AS u(sid, pid, kind, ws, we, std, cls, verdict, value, judged, lim, unit, multiple, rule, coverage, notes,
-          closed)
+          closed, early)
 CROSS JOIN (SELECT clock_timestamp() AS at) AS t
 ON CONFLICT (sid, pid, window_kind, window_start, standard) DO UPDATE SET
     window_end = EXCLUDED.window_end, class = EXCLUDED.class, verdict = EXCLUDED.verdict,
     value = EXCLUDED.value, value_judged = EXCLUDED.value_judged, limit_value = EXCLUDED.limit_value,
     unit = EXCLUDED.unit, exceedance_multiple = EXCLUDED.exceedance_multiple, rule = EXCLUDED.rule,
     coverage = EXCLUDED.coverage, notes = EXCLUDED.notes, closed = EXCLUDED.closed,
-    judged_at = EXCLUDED.judged_at,
+    early_warning = EXCLUDED.early_warning, judged_at = EXCLUDED.judged_at,
     verdict_since = CASE WHEN v.verdict IS DISTINCT FROM EXCLUDED.verdict THEN EXCLUDED.verdict_since
                          ELSE v.verdict_since END,
     revision = v.revision + CASE WHEN (v.verdict, v.value_judged) IS DISTINCT FROM
                                       (EXCLUDED.verdict, EXCLUDED.value_judged) THEN 1 ELSE 0 END
 WHERE (v.window_end, v.class, v.verdict, v.value, v.value_judged, v.limit_value, v.unit,
-       v.exceedance_multiple, v.rule, v.coverage, v.notes, v.closed)
+       v.exceedance_multiple, v.rule, v.coverage, v.notes, v.closed, v.early_warning)
       IS DISTINCT FROM
       (EXCLUDED.window_end, EXCLUDED.class, EXCLUDED.verdict, EXCLUDED.value, EXCLUDED.value_judged,
        EXCLUDED.limit_value, EXCLUDED.unit, EXCLUDED.exceedance_multiple, EXCLUDED.rule, EXCLUDED.coverage,
-       EXCLUDED.notes, EXCLUDED.closed)
+       EXCLUDED.notes, EXCLUDED.closed, EXCLUDED.early_warning)
 """
 UPSERT_AQI = """
 INSERT INTO aqi AS a (sid, period, window_start, window_end, standard, aqi, level, category, color,
@@ -179,7 +179,8 @@ WHERE (a.standard, a.aqi, a.iaqi, a.concentrations, a.notes, a.closed) IS DISTIN
       (EXCLUDED.standard, EXCLUDED.aqi, EXCLUDED.iaqi, EXCLUDED.concentrations, EXCLUDED.notes, EXCLUDED.closed)
 """
 # Windows that ended since they were judged: their verdict stands, now final.
-CLOSE_VERDICTS = "UPDATE verdicts SET closed = true WHERE NOT closed AND window_end <= now()"
+# A window that has ended has a final verdict and no more early warning.
+CLOSE_VERDICTS = "UPDATE verdicts SET closed = true, early_warning = false WHERE NOT closed AND window_end <= now()"
 CLOSE_AQI = "UPDATE aqi SET closed = true WHERE NOT closed AND window_end <= now()"
 
 

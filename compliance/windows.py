@@ -20,6 +20,11 @@ AMBIENT_DAY_MIN_HOURS = 20
 # HJ 356-2019's minimum share of a day was not obtained (docs/reference/standards.md A7, [M]): 12 hours with a
 # valid value is what an analyser measuring every 2 h gives in a full day.
 WATER_DAY_MIN_HOURS = 12
+# Early warnings (docs/alerts.md), not a regulator's rule: a stack hour still running whose
+# mean over at least a quarter of an hour of valid minutes is already over its limit, and a
+# water day still running whose mean over at least two valid hours is.
+EARLY_WARNING_MINUTES = 15
+EARLY_WARNING_HOURS = 2
 # GB 3095 Table 4: an O3 8 h average needs ≥ 6 hourly values.
 O3_8H_MIN_HOURS = 6
 # The O3 daily maximum 8 h is taken over the 8 h windows that start 00:00 … 16:00 (end 08:00 …
