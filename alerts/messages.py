@@ -24,6 +24,7 @@ CLEAR_REASON_ZH = {
     "receded": "滚动均值已回落至限值以下",
     "window_ended": "时段已结束",
     "values_move": "监测值恢复波动",
+    "pattern_ended": "可疑模式已不再出现",
     "revised": "数据修正后不再超标",
     "data_returned": "站点数据已恢复",
     "resolved": "已人工处置",
@@ -39,10 +40,20 @@ TITLES = {
     "cleared": "{what}已解除",
     "test": "通道测试",
 }
+# What a data-quality or suspicious-data alert means, in a line.
+MEANING = {
+    "data_quality.missing_parameter": "站点在报其他因子，该因子连续数小时无数据",
+    "data_quality.flatline": "该因子数值连续数小时恒定不变（疑似仪器卡滞）",
+    "suspicious.pinned_below_limit": "判定值长期贴近限值（限值九成以上）且从不超标",
+    "suspicious.flag_near_limit": "数值接近限值后，随即出现大量无效标记（校准、维护或故障）",
+    "suspicious.drop_with_flow_stop": "排放流量骤停的同一小时，浓度骤降过半",
+}
 WHAT = {
     "exceedance": "超标报警",
     "early_warning": "超标预警",
     "data_quality.offline": "站点离线",
+    "data_quality.missing_parameter": "因子缺测",
+    "data_quality.flatline": "数据恒值",
     "data_quality": "数据异常",
     "suspicious": "数据可疑",
     "watchdog": "系统异常",
@@ -115,6 +126,9 @@ def render(row: asyncpg.Record, public_url: str) -> Notice:
         facts.append(("依据", f"{row['standard'] or ''} {basis}".strip()))
     elif row["rule"] == "data_quality.offline":
         facts.append(("最后数据", f"{_local(row['first_seen'], zone)} 接收"))
+    elif row["rule"] in MEANING:
+        facts.append(("情况", MEANING[row["rule"]]))
+        facts.append(("时段", f"{_local(row['first_seen'], zone)} 至 {_local(row['last_seen'], zone)}"))
     facts.append(("等级", SEVERITY_ZH.get(row["severity"], row["severity"])))
     if row["occurrences"] and row["occurrences"] > 1:
         facts.append(("累计", f"{row['occurrences']} 个时段"))

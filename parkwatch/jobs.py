@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.followup import follow_up
 from alerts.quality import check_offline, check_series
+from alerts.suspicious import check_suspicious
 from compliance.store import close_windows
 from ingest.maintenance import ensure_partitions
 from parkwatch.settings import Settings
@@ -36,6 +37,8 @@ OFFLINE_EVERY = timedelta(seconds=30)
 FOLLOW_UP_EVERY = timedelta(seconds=30)
 # Missing parameters and flat values are judged on closed hours: a few looks an hour suffice.
 DATA_QUALITY_EVERY = timedelta(minutes=5)
+# Suspicious patterns span hours to days: four looks an hour.
+SUSPICIOUS_EVERY = timedelta(minutes=15)
 # A run that started less than this share of a period ago elsewhere makes this tick skip.
 RECENT_SHARE = 0.8
 CONNECT_TIMEOUT = 5.0
@@ -75,6 +78,7 @@ def cluster_jobs(settings: Settings) -> list[Job]:
         Job("close-windows", CLOSE_WINDOWS_EVERY, close_windows),
         Job("offline-stations", OFFLINE_EVERY, lambda conn: check_offline(conn, settings)),
         Job("data-quality", DATA_QUALITY_EVERY, check_series),
+        Job("suspicious-data", SUSPICIOUS_EVERY, check_suspicious),
         Job("alert-follow-up", FOLLOW_UP_EVERY, lambda conn: follow_up(conn, settings)),
     ]
 
