@@ -202,6 +202,14 @@ async def ensure_parameters(conn: asyncpg.Connection, codes: list[str]) -> dict[
     return {r["code"]: r["pid"] for r in await conn.fetch(SELECT_PIDS, codes)}
 
 
+LIST_STATIONS = "SELECT id, park_id, kind, mn, timezone FROM stations ORDER BY id"
+
+
+async def list_stations(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every registered station, by id: what `parkwatch stations list` shows."""
+    return list(await conn.fetch(LIST_STATIONS))
+
+
 async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -> dict[str, int]:
     """Upsert the file's parks and stations in one transaction; returns counts."""
     async with conn.transaction():

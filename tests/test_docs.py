@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from parkwatch.cli import _parser
+from parkwatch.cliparser import build_parser
 from parkwatch.settings import Settings
 from tests.services import free_port
 
@@ -98,7 +98,7 @@ def test_every_parkwatch_command_in_the_docs_parses(clone: Path) -> None:
     assert len(commands) >= 5  # the docs do show commands: the extraction found them
     for where, args in commands:
         with pytest.raises(SystemExit) as done:
-            _parser().parse_args([*args, "--help"])
+            build_parser().parse_args([*args, "--help"])
         assert done.value.code == 0, where
 
 
@@ -156,7 +156,7 @@ def test_deploy_files_name_real_settings_and_commands(clone: Path) -> None:
     assert len(commands) >= 6
     for args in commands:
         with pytest.raises(SystemExit) as done:
-            _parser().parse_args([*args, "--help"])
+            build_parser().parse_args([*args, "--help"])
         assert done.value.code == 0, args
 
     compose = yaml.safe_load(texts["compose.yaml"])
