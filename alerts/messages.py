@@ -24,6 +24,7 @@ CLEAR_REASON_ZH = {
     "receded": "滚动均值已回落至限值以下",
     "window_ended": "时段已结束",
     "values_move": "监测值恢复波动",
+    "data_valid_again": "数据已恢复有效",
     "pattern_ended": "可疑模式已不再出现",
     "revised": "数据修正后不再超标",
     "data_returned": "站点数据已恢复",
@@ -44,6 +45,7 @@ TITLES = {
 MEANING = {
     "data_quality.missing_parameter": "站点在报其他因子，该因子连续数小时无数据",
     "data_quality.flatline": "该因子数值连续数小时恒定不变（疑似仪器卡滞）",
+    "data_quality.invalid_flags": "该因子连续数小时以无效标记为主（故障、校准、维护、手工或通讯异常）",
     "suspicious.pinned_below_limit": "判定值长期贴近限值（限值九成以上）且从不超标",
     "suspicious.flag_near_limit": "数值接近限值后，随即出现大量无效标记（校准、维护或故障）",
     "suspicious.drop_with_flow_stop": "排放流量骤停的同一小时，浓度骤降过半",
@@ -54,6 +56,7 @@ WHAT = {
     "data_quality.offline": "站点离线",
     "data_quality.missing_parameter": "因子缺测",
     "data_quality.flatline": "数据恒值",
+    "data_quality.invalid_flags": "数据标记异常",
     "data_quality": "数据异常",
     "suspicious": "数据可疑",
     "watchdog": "系统异常",

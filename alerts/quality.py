@@ -1,4 +1,4 @@
-"""Data-quality alarms: stations gone silent, declared parameters missing, values stuck; cleared by the data."""
+"""Data-quality alarms: stations silent, parameters missing, values stuck, instruments flagged out; cleared by data."""
 
 from __future__ import annotations
 
@@ -162,8 +162,50 @@ FOR UPDATE OF x
 """
 
 
+FLAGS_RULE = "data_quality.invalid_flags"
+# Hours in a row mostly flagged invalid before it is an alarm: calibration takes minutes and
+# routine maintenance an hour or two; four hours of fault, calibration or maintenance flags is
+# an instrument out of service.
+FLAG_HOURS = 4
+# Flags that put a value out of service (HJ 212 table 8); F (the source itself stopped) is not a
+# data problem and N/T are measurements.
+OUT_OF_SERVICE = ("D", "C", "M", "S", "B", "?")
+FLAGGED = f"""
+WITH {_HOURS}, flagged AS (
+    SELECT r.sid, r.pid, count(*) AS n
+    FROM rollup_hour r JOIN hours h ON r.hour = h.hour
+    WHERE r.observed_minutes > 0 AND 2 * (r.observed_minutes - r.measured_minutes) > r.observed_minutes
+    GROUP BY r.sid, r.pid
+), worst AS (
+    SELECT f.sid, f.pid, (
+        SELECT x.flag FROM readings x
+        WHERE x.sid = f.sid AND x.pid = f.pid AND x.iv IN (0, 1) AND x.ts >= (SELECT min(hour) FROM hours)
+          AND x.flag NOT IN ('N', 'T')
+        GROUP BY x.flag ORDER BY count(*) DESC, x.flag LIMIT 1) AS flag
+    FROM flagged f WHERE f.n = $1
+)
+SELECT w.sid, w.pid, w.flag, s.park_id, (SELECT min(hour) FROM hours) AS since
+FROM worst w JOIN stations s USING (sid)
+WHERE w.flag = any($3::text[])
+  AND NOT EXISTS (SELECT 1 FROM rollup_hour r  -- valid again in the hour now running
+                  WHERE r.sid = w.sid AND r.pid = w.pid AND r.hour >= date_trunc('hour', clock_timestamp())
+                    AND r.observed_minutes > 0 AND 2 * r.measured_minutes >= r.observed_minutes)
+  AND NOT EXISTS (SELECT 1 FROM alerts x
+                  WHERE x.sid = w.sid AND x.pid = w.pid AND x.rule = $2 AND x.status <> 'cleared')
+"""
+# Flagged series whose latest closed hour is mostly valid again.
+FLAGS_BACK = """
+SELECT x.*, s.park_id FROM alerts x JOIN stations s USING (sid)
+WHERE x.rule = $1 AND x.status <> 'cleared'
+  AND EXISTS (SELECT 1 FROM rollup_hour r
+              WHERE r.sid = x.sid AND r.pid = x.pid AND r.hour >= date_trunc('hour', x.raised_at) - interval '1 hour'
+                AND r.observed_minutes > 0 AND 2 * r.measured_minutes >= r.observed_minutes)
+FOR UPDATE OF x
+"""
+
+
 async def _raise(
-    conn: asyncpg.Connection, row: asyncpg.Record, rule: str, severity: Severity, detail: dict[str, object]
+    conn: asyncpg.Connection, row: asyncpg.Record, rule: str, hours: int, detail: dict[str, object]
 ) -> bool:
     alert, opened = await store.open_or_find(
         conn,
@@ -173,9 +215,9 @@ async def _raise(
             rule,
             Family.DATA_QUALITY.value,
             "active",
-            severity.value,
+            Severity.WARNING.value,
             row["since"],
-            row["since"] + timedelta(hours=RECENT_HOURS),
+            row["since"] + timedelta(hours=hours),
             False,
             detail.get("value"),
             None,
@@ -211,12 +253,16 @@ async def check_series(conn: asyncpg.Connection) -> tuple[int, int]:
     async with conn.transaction():
         cleared += await _clear_back(conn, MISSING_BACK, MISSING_RULE, "data_returned")
         cleared += await _clear_back(conn, FLAT_BACK, FLATLINE_RULE, "values_move")
+        cleared += await _clear_back(conn, FLAGS_BACK, FLAGS_RULE, "data_valid_again")
         for row in await conn.fetch(MISSING, RECENT_HOURS, MISSING_RULE):
             detail = {"hours": RECENT_HOURS, "since": row["since"].isoformat()}
-            raised += await _raise(conn, row, MISSING_RULE, Severity.WARNING, detail)
+            raised += await _raise(conn, row, MISSING_RULE, RECENT_HOURS, detail)
         for row in await conn.fetch(FLAT, RECENT_HOURS, FLATLINE_RULE, FLAT_MIN_VALUES):
             detail = {"hours": RECENT_HOURS, "value": row["value"], "since": row["since"].isoformat()}
-            raised += await _raise(conn, row, FLATLINE_RULE, Severity.WARNING, detail)
+            raised += await _raise(conn, row, FLATLINE_RULE, RECENT_HOURS, detail)
+        for row in await conn.fetch(FLAGGED, FLAG_HOURS, FLAGS_RULE, list(OUT_OF_SERVICE)):
+            detail = {"hours": FLAG_HOURS, "flag": row["flag"], "since": row["since"].isoformat()}
+            raised += await _raise(conn, row, FLAGS_RULE, FLAG_HOURS, detail)
     if raised or cleared:
         logger.info("series checks: %d alarm(s) raised, %d cleared", raised, cleared)
     return raised, cleared

@@ -913,3 +913,34 @@ async def test_a_missing_parameter_and_a_stuck_value_are_data_quality_alarms(rig
     finally:
         await conn.close()
     assert {a["clear_reason"] for a in await alerts(rig.settings)} == {"data_returned", "values_move"}
+
+
+async def test_four_hours_of_fault_flags_is_an_instrument_out_of_service(rig: Rig) -> None:
+    """SO2 flagged D (fault) through the four latest closed hours: an alarm naming the flag; valid again: cleared.
+
+    Calibration (C) for a few minutes, or the source itself stopped (F), are not alarms.
+    """
+    for k in (4, 3, 2, 1):
+        objects = minutes(KILN, hours_ago(k), [80.0 + i % 3 for i in range(60)])
+        for i, o in enumerate(objects):
+            o["readings"][0]["flag"] = "D" if i < 50 else "N"  # 50 of 60 minutes in fault
+            o["readings"][1]["flag"] = "F" if i < 50 else "N"  # NOx: the kiln stopped, not a fault
+            o["readings"][1]["value"] = 100.0 + i % 7  # NOx moves: not a flatline either
+            o["readings"][2]["value"] = 10.0 + i % 5 / 10
+        await send(rig.settings, objects)
+    conn = await asyncpg.connect(rig.settings.DATABASE_URL)
+    try:
+        await ComplianceWorker(rig.settings.DATABASE_URL).drain(conn)
+        assert await check_series(conn) == (1, 0)
+        [alert] = await alerts(rig.settings)
+        assert alert["rule"] == "data_quality.invalid_flags"
+        assert json.loads(alert["details"])["flag"] == "D"
+        await deliver_all(rig, conn)
+        assert "数据标记异常" in rig.sink.accepted("dingtalk")[0].json()["markdown"]["title"]
+        await send(rig.settings, minutes(KILN, hours_ago(0), [80.0, 81.0])[:2])  # valid again, this hour
+        await ComplianceWorker(rig.settings.DATABASE_URL).drain(conn)
+        assert await check_series(conn) == (0, 1)
+    finally:
+        await conn.close()
+    [alert] = await alerts(rig.settings)
+    assert alert["status"] == "cleared" and alert["clear_reason"] == "data_valid_again"
