@@ -60,9 +60,12 @@ def _parse(payload: bytes) -> tuple[Any, Problem | None]:
     # Decoded as UTF-8 first: json.loads would otherwise sniff UTF-16/32, which the contract
     # does not allow. Deep nesting that orjson refused must not crash the stdlib parser.
     try:
-        return json.loads(payload.decode("utf-8")), None
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        doc = json.loads(payload.decode("utf-8"))
+        # orjson also refuses lone UTF-16 surrogates ("\ud800"), which no database text can hold.
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
         return None, Problem(Reason.INVALID_JSON, f"not valid JSON: {first_error}")
+    return doc, None
 
 
 def parse_ts(text: str, station: StationInfo) -> datetime:
@@ -95,6 +98,12 @@ def decode(
     if len(payload) > MAX_PAYLOAD_BYTES:
         out.problems.append(
             Problem(Reason.TOO_LARGE, f"payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+        )
+        return out
+    if b"\\u0000" in payload:
+        # PostgreSQL's text refuses NUL: refuse it here, with a reason, not at the database.
+        out.problems.append(
+            Problem(Reason.SCHEMA, "the payload contains a NUL character (\\u0000), which no field may hold")
         )
         return out
     doc, problem = _parse(payload)

@@ -103,6 +103,28 @@ BAD_INPUTS: list[tuple[str, str, str, bytes | dict | list]] = [
         b'{"station_id": "p1-out", "ts": "%s", "readings": [{"parameter": "cod", "value": 1e999}]}'
         % NOW.isoformat().encode(),
     ),
+    # what PostgreSQL's text cannot hold is refused here, not at the database (no batch bisection)
+    (
+        "schema",
+        "p1",
+        "p1-out",
+        b'{"station_id": "p1-out\\u0000", "ts": "%s", "readings": [{"parameter": "cod", "value": 1}]}'
+        % NOW.isoformat().encode(),
+    ),
+    (
+        "schema",
+        "p1",
+        "p1-out",
+        b'{"station_id": "p1-out", "ts": "%s", "readings": [{"parameter": "cod", "value": 1, "unit": "mg/L\\u0000"}]}'
+        % NOW.isoformat().encode(),
+    ),
+    (
+        "invalid_json",
+        "p1",
+        "p1-out",
+        b'{"station_id": "p1-out", "ts": "%s", "readings": [{"parameter": "\\ud800", "value": NaN}]}'
+        % NOW.isoformat().encode(),
+    ),
     ("too_large", "p1", "p1-out", b"[" + b" " * (256 * 1024) + b"]"),
 ]
 

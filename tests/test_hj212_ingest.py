@@ -297,3 +297,30 @@ async def test_packets_and_events_through_the_api(
         ("facility_state", "SB1", 2.0, "2026-11-21T10:00:00+08:00")
     ]
     assert (await api.get("/api/v1/stations/nope/events")).status_code == 404
+
+
+async def test_a_nul_byte_is_refused_at_validation_not_by_the_database(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """Packets with a NUL byte (CRC and length right) are dead letters at once; the batch around them is stored."""
+
+    def with_nul(minute: int) -> bytes:
+        segment = build_segment(
+            cn="2051",
+            mn=OUT_MN,
+            st="32",
+            pw="123456",
+            qn=f"20261120{minute:02d}0000000",
+            flag=4,
+            cp=[[("DataTime", f"202611200{8}{minute:02d}00")], [("w01018-Avg", "1\x002"), ("w01018-Flag", "N")]],
+        )
+        return frame_segment(segment)
+
+    await _publish(settings, OUT_MN, *[with_nul(m) for m in range(20)], _minute(30), _minute(31))
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 6)
+    rows = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason, problems FROM dead_letters"), lambda r: len(r) == 20
+    )
+    assert {r["reason"] for r in rows} == {"invalid_frame"}
+    assert all(json.loads(r["problems"])[0]["at"] == "nul_byte" for r in rows)
+    assert ingest.stats.dead_letters.get("rejected_by_database", 0) == 0

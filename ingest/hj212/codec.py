@@ -35,8 +35,9 @@ class DecodedPacket:
         )
 
     def valid(self, *, strict: bool = False, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,)) -> bool:
-        """True when the frame is accepted for ingestion in this mode."""
-        return self.frame.valid(strict=strict, accept=accept)
+        """True when the frame is accepted for ingestion in this mode (and its text is readable)."""
+        text_ok = not any(f.severity is Severity.ERROR for f in self.text_findings)
+        return text_ok and self.frame.valid(strict=strict, accept=accept)
 
     def as_json(
         self, *, strict: bool = False, accept: Iterable[CrcVariant] = (CrcVariant.HJ212,), detect: bool = True
@@ -93,7 +94,14 @@ def records(packet: Packet) -> list[dict[str, Any]]:
 
 
 def decode_text(data: bytes) -> tuple[str, list[Finding]]:
-    """Data segment bytes as text: UTF-8, else GB18030 (Windows-era loggers), never failing."""
+    """Data segment bytes as text: UTF-8, else GB18030 (Windows-era loggers), never failing.
+
+    A NUL byte makes the packet invalid: no logger sends one, and PostgreSQL refuses text that
+    holds it, so it is refused here, with its bytes kept as a dead letter, not at the database.
+    """
+    if b"\x00" in data:
+        nul = [Finding(Code.NUL_BYTE, Severity.ERROR, "the data segment contains a NUL byte")]
+        return data.replace(b"\x00", b"").decode("utf-8", errors="replace"), nul
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError:

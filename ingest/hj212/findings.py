@@ -39,6 +39,7 @@ class Code(StrEnum):
     LF_TERMINATOR = "lf_terminator"
     TEXT_GB18030 = "text_gb18030"
     TEXT_UNDECODABLE = "text_undecodable"
+    NUL_BYTE = "nul_byte"
     # header fields
     MISSING_QN = "missing_qn"
     QN_MALFORMED = "qn_malformed"
