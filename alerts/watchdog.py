@@ -48,11 +48,13 @@ CHECK_ZH = {
     "ingest_stalled": "数据接收停滞",
     "compliance_backlog": "合规判定积压",
     "outbox_stuck": "通知发送积压",
+    "compliance_failures": "部分站点数据无法判定",
 }
 BACKLOG = """
 SELECT extract(epoch FROM clock_timestamp() - min(queued_at))::float8 AS compliance_lag,
        (SELECT extract(epoch FROM clock_timestamp() - min(created_at))::float8 FROM notifications
-        WHERE status IN ('queued', 'sending')) AS outbox_lag
+        WHERE status IN ('queued', 'sending')) AS outbox_lag,
+       (SELECT count(*) FROM compliance_failures WHERE resolved_at IS NULL) AS failures
 FROM rollup_queue
 """
 
@@ -101,7 +103,10 @@ class Watchdog:
         lags = await self._database(observed)
         self._ingest(observed)
         if lags is not None:
-            compliance, outbox = lags
+            compliance, outbox, failures = lags
+            observed["compliance_failures"] = (
+                f"{failures} set-aside failure(s): `parkwatch compliance rejudge` once fixed" if failures else None
+            )
             observed["compliance_backlog"] = (
                 f"oldest dirty hour waiting {compliance:.0f} s" if compliance and compliance > BACKLOG_LIMIT else None
             )
@@ -128,7 +133,7 @@ class Watchdog:
             await self._announce(name, raised)
         return changes
 
-    async def _database(self, observed: dict[str, str | None]) -> tuple[float | None, float | None] | None:
+    async def _database(self, observed: dict[str, str | None]) -> tuple[float | None, float | None, int] | None:
         try:
             conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=PROBE_TIMEOUT)
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -142,7 +147,7 @@ class Watchdog:
         finally:
             await conn.close()
         observed["database"] = None
-        return (row["compliance_lag"], row["outbox_lag"]) if row is not None else (None, None)
+        return (row["compliance_lag"], row["outbox_lag"], row["failures"]) if row is not None else (None, None, 0)
 
     def _ingest(self, observed: dict[str, str | None]) -> None:
         if self.ingest is None:

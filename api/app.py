@@ -21,6 +21,9 @@ from parkwatch.settings import Settings
 # (OpenAQ does the same at 6 s); a 10,000-row page takes well under a second.
 STATEMENT_TIMEOUT_MS = 15_000
 POOL_MAX = 10
+HEALTH_POOL_MAX = 2
+# A health probe or a metrics scrape answers within a second or says why not.
+HEALTH_STATEMENT_TIMEOUT_MS = 2_000
 
 
 def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, watchdog: Any = None) -> FastAPI:
@@ -38,11 +41,23 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
                 "application_name": "parkwatch-api",
             },
         )
+        # /healthz and /metrics have connections of their own: under a flood of inspectors'
+        # queries an orchestrator must not read a busy pool as a database that is down.
+        app.state.health_pool = await asyncpg.create_pool(
+            settings.DATABASE_URL,
+            min_size=0,
+            max_size=HEALTH_POOL_MAX,
+            server_settings={
+                "statement_timeout": str(HEALTH_STATEMENT_TIMEOUT_MS),
+                "application_name": "parkwatch-health",
+            },
+        )
         app.state.livefeed = LiveFeed(settings.DATABASE_URL)
         try:
             yield
         finally:
             await app.state.livefeed.close()
+            await app.state.health_pool.close()
             await app.state.pool.close()
 
     app = FastAPI(

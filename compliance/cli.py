@@ -128,6 +128,12 @@ async def catch_up(dsn: str) -> tuple[int | None, float]:
         await conn.close()
 
 
+# Hours set aside by the worker for these stations are judged again with the rest.
+RESOLVE_FAILURES = (
+    "UPDATE compliance_failures SET resolved_at = now() WHERE sid = any($1::integer[]) AND resolved_at IS NULL"
+)
+
+
 async def rejudge(dsn: str, *, stations: list[str] | None, park: str | None, start: datetime, end: datetime) -> int:
     """Queue the hours of the chosen stations again (after a profile or standard change); returns how many."""
     conn = await asyncpg.connect(dsn)
@@ -141,6 +147,7 @@ async def rejudge(dsn: str, *, stations: list[str] | None, park: str | None, sta
                 current = [s.id for s in catalogue().editions(ident)] if ident else []
                 await conn.execute(DELETE_STALE, r["sid"], current, start, end)
             status = await conn.execute(REQUEUE, stations, park, start, end)
+            await conn.execute(RESOLVE_FAILURES, [r["sid"] for r in rows])
     finally:
         await conn.close()
     return int(status.split()[-1])

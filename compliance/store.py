@@ -41,7 +41,12 @@ DELETE FROM rollup_queue WHERE (sid, hour) IN (
     FOR UPDATE OF q SKIP LOCKED
 )
 """
-QUEUE_STATE = "SELECT count(*) AS depth, min(queued_at) AS oldest FROM rollup_queue"
+QUEUE_STATE = """
+SELECT count(*) AS depth, min(queued_at) AS oldest,
+       (SELECT count(*) FROM compliance_failures WHERE resolved_at IS NULL) AS failures
+FROM rollup_queue
+"""
+SET_ASIDE = "INSERT INTO compliance_failures (sid, hours, error) VALUES ($1, $2, $3)"
 
 # One local clock hour per (station, hour start, minutes per minute-record). Each series of the
 # station is read through its primary key (sid, pid, iv, ts): never a scan of a station's month.

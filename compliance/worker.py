@@ -23,6 +23,7 @@ from compliance import store
 from compliance.assess import INFLUENT, Hours, assess, compute_days
 from compliance.profiles import Profile, Profiles
 from compliance.windows import HOUR, WATER_DAY_MIN_HOURS, day_bounds
+from ingest.store import is_unavailable
 from parkwatch.aio import sleep_or_stop
 from parkwatch.connected import LoopPolicy, run_connected
 
@@ -57,6 +58,7 @@ class WorkerStats:
     last_batch_seconds: float = 0.0
     busy_seconds: float = 0.0
     errors: int = 0
+    set_aside: int = 0  # hours that could not be judged (compliance_failures)
 
 
 def local_hours(utc_hour: datetime, tz: Any) -> set[datetime]:
@@ -130,8 +132,16 @@ class ComplianceWorker:
         await self.profiles.refresh(conn)
         if any(sid not in self.profiles.by_sid for sid, _ in claimed):
             await self.profiles.refresh(conn, force=True)
-        async with conn.transaction():
-            written = await self._recompute(conn, claimed)
+        try:
+            async with conn.transaction():
+                written = await self._recompute(conn, claimed)
+        except asyncpg.PostgresError as exc:
+            if is_unavailable(exc):
+                raise
+            # One station's data (an overflow, a value the SQL refuses) must not stop the others:
+            # judge station by station, and set aside the hours that fail on their own.
+            logger.warning("compliance batch failed (%s); judging its %d stations one by one", exc, len(claimed))
+            written = await self._isolate(conn, claimed)
         await store.release(conn, claimed, stamp)
         elapsed = time.perf_counter() - started
         s = self.stats
@@ -143,6 +153,36 @@ class ComplianceWorker:
         s.busy_seconds += elapsed
         logger.debug("compliance batch: %d hours, %d verdicts in %.3fs", len(claimed), written[0], elapsed)
         return len(claimed)
+
+    async def _isolate(self, conn: asyncpg.Connection, claimed: list[tuple[int, datetime]]) -> tuple[int, int]:
+        """Recompute each station's hours in a transaction of its own; record the hours that fail."""
+        by_station: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
+        for sid, hour in claimed:
+            by_station[sid].append((sid, hour))
+        verdicts = aqi = 0
+        for sid, hours in sorted(by_station.items()):
+            try:
+                async with conn.transaction():
+                    v, a = await self._recompute(conn, hours)
+            except asyncpg.PostgresError as exc:
+                if is_unavailable(exc):
+                    raise
+                self.stats.errors += 1
+                self.stats.set_aside += len(hours)
+                station = self.profiles.by_sid.get(sid)
+                logger.error(
+                    "compliance worker: %d hour(s) of station %s set aside, their data cannot be judged: %s; "
+                    "`parkwatch compliance rejudge --station %s` once fixed",
+                    len(hours),
+                    station.id if station else sid,
+                    exc,
+                    station.id if station else sid,
+                )
+                await conn.execute(store.SET_ASIDE, sid, [h for _, h in hours], f"{type(exc).__name__}: {exc}"[:1000])
+                continue
+            verdicts += v
+            aqi += a
+        return verdicts, aqi
 
     async def _recompute(self, conn: asyncpg.Connection, claimed: list[tuple[int, datetime]]) -> tuple[int, int]:
         profiles = self.profiles

@@ -28,7 +28,7 @@ REGISTRY_CHANNEL = "parkwatch_registry"
 REGISTRY_CACHE = "registry-cache.json"
 
 SELECT_STATIONS = """
-SELECT s.sid, s.id, s.park_id, s.kind, s.mn, s.timezone, s.pw, s.crc,
+SELECT s.sid, s.id, s.park_id, s.kind, s.mn, s.timezone, s.pw, s.crc, coalesce(s.attrs->'ranges', '{}') AS ranges,
        coalesce(array_agg(p.code ORDER BY p.code) FILTER (WHERE p.code IS NOT NULL), '{}') AS codes,
        coalesce(jsonb_object_agg(p.code, sp.unit) FILTER (WHERE sp.unit IS NOT NULL), '{}') AS units
 FROM stations s
@@ -100,6 +100,7 @@ class StationInfo:
     report_units: dict[str, str]
     pw: str | None = None
     crc: CrcVariant = CrcVariant.HJ212
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # instrument ranges by code
     _slots: dict[str, ParamSlot | None] = field(default_factory=dict)
     _factors: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -107,6 +108,9 @@ class StationInfo:
     def from_record(cls, r: Mapping[str, Any] | asyncpg.Record) -> StationInfo:
         """Build from a SELECT_STATIONS row or its cached JSON form (the same keys)."""
         units = r["units"]
+        ranges = r.get("ranges")  # absent from caches written before instrument ranges existed
+        if isinstance(ranges, str):
+            ranges = json.loads(ranges)
         return cls(
             sid=r["sid"],
             id=r["id"],
@@ -118,6 +122,7 @@ class StationInfo:
             report_units=units if isinstance(units, dict) else json.loads(units),
             pw=r["pw"],
             crc=CrcVariant(r["crc"]),
+            ranges={code: (float(lo), float(hi)) for code, (lo, hi) in (ranges or {}).items()},
         )
 
     def as_record(self) -> dict[str, Any]:
@@ -133,6 +138,7 @@ class StationInfo:
             "units": self.report_units,
             "pw": self.pw,
             "crc": self.crc.value,
+            "ranges": {code: list(r) for code, r in self.ranges.items()},
         }
 
     def slot(self, name: str, pids: dict[str, int]) -> ParamSlot | None:

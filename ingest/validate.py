@@ -12,6 +12,7 @@ import orjson
 
 from ingest.registry import Registry, StationInfo
 from ingest.rows import Row
+from schemas import ranges
 from schemas.readings import (
     DEFAULT_FLAG,
     EARLIEST_TS,
@@ -286,4 +287,8 @@ def _decode_object(
                     Problem(Reason.NON_FINITE, f"value of {name} overflows once converted", f"{at}.readings[{j}].value")
                 )
                 continue
+        why = ranges.problem(slot.code, number, station.ranges)
+        if why is not None:
+            problems.append(Problem(Reason.OUT_OF_RANGE, f"value of {name}: {why}", f"{at}.readings[{j}].value"))
+            continue
         rows.append((sid, slot.pid, iv, ts, number, flag.upper(), received_at, None, None, None, None))

@@ -40,6 +40,9 @@ class Reason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     NON_FINITE = "non_finite"
     TOO_LARGE = "too_large"
+    # A value no instrument can report (the physical range of its quantity, the station's
+    # instrument range, or a magnitude beyond any measurement): schemas/ranges.py.
+    OUT_OF_RANGE = "out_of_range"
     # HJ 212: a frame the station's configuration does not accept (CRC, framing), and a wrong
     # access password.
     INVALID_FRAME = "invalid_frame"

@@ -79,6 +79,9 @@ class StationSpec(BaseModel):
     min_interval: int = Field(default=1, ge=1, le=60)
     # Minutes without data after which the station is offline (default PARKWATCH_ALERT_OFFLINE_AFTER).
     offline_after: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
+    # The instruments' measuring ranges, code → [low, high] in the stored unit: a value outside
+    # is refused as out_of_range (schemas/ranges.py).
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
     @field_validator("class_", mode="before")
     @classmethod
@@ -117,6 +120,15 @@ class StationSpec(BaseModel):
                 raise ValueError(f"unit {unit!r} of {name!r} is not a unit parkwatch knows")
             units[code] = unit
         self.units = units
+        ranges = {}
+        for name, (low, high) in self.ranges.items():
+            code = catalog().resolve(name, self.kind) or name
+            if code not in codes:
+                raise ValueError(f"ranges names {name!r}, which is not among the station's parameters")
+            if not low < high:
+                raise ValueError(f"range of {name!r} must be [low, high] with low < high")
+            ranges[code] = (low, high)
+        self.ranges = ranges
         self._check_profile()
         return self
 
@@ -170,7 +182,8 @@ class StationSpec(BaseModel):
     def attrs(self) -> dict[str, Any]:
         """What is stored in stations.attrs: the compliance profile and unknown keys."""
         alerting = {"offline_after": self.offline_after} if self.offline_after is not None else {}
-        return {**self.extra(), **self.profile(), **alerting}
+        ranges = {"ranges": {code: list(r) for code, r in self.ranges.items()}} if self.ranges else {}
+        return {**self.extra(), **self.profile(), **alerting, **ranges}
 
 
 def _is_vendor_code(name: str) -> bool:

@@ -227,7 +227,7 @@ async def test_health_degraded_when_services_are_unreachable(settings: Settings)
         readings = await client.get("/api/v1/readings", params={"station_id": "x"})
     assert resp.status_code == 503
     body = resp.json()
-    assert body["status"] == "degraded"
+    assert body["status"] == "down"
     assert body["database"]["ok"] is False and body["broker"]["ok"] is False
     assert readings.status_code == 503
     assert readings.json()["error"] == "database_unavailable"

@@ -125,6 +125,13 @@ BAD_INPUTS: list[tuple[str, str, str, bytes | dict | list]] = [
         b'{"station_id": "p1-out", "ts": "%s", "readings": [{"parameter": "\\ud800", "value": NaN}]}'
         % NOW.isoformat().encode(),
     ),
+    # finite, so once accepted: two of them overflowed the hourly average and stopped judging
+    (
+        "out_of_range",
+        "p1",
+        "p1-out",
+        {"station_id": "p1-out", "ts": NOW.isoformat(), "readings": [{"parameter": "cod", "value": 1.7e308}]},
+    ),
     ("too_large", "p1", "p1-out", b"[" + b" " * (256 * 1024) + b"]"),
 ]
 

@@ -707,3 +707,52 @@ async def test_one_worker_at_a_time(settings: Settings, pipeline: IngestService)
     finally:
         await leader.close()
         await other.close()
+
+
+async def test_one_stations_unjudgeable_data_never_stops_another(settings: Settings, pipeline: IngestService) -> None:
+    """Values stored before the edge refused them (two of 1.7e308 overflow an hourly mean) are set aside, station
+    by station: the kiln's hours in the same batch are judged, and the failure shows until `rejudge` clears it."""
+    h8 = DAY.replace(hour=8)
+    await send(settings, "cp-kiln", [obj("cp-kiln", t, "min", {"a21026": 100, "a19001": 10}) for t in minutes(h8, 60)])
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        sid = await conn.fetchval("SELECT sid FROM stations WHERE id = 'cp-kiln10'")
+        pid = await conn.fetchval("SELECT pid FROM parameters WHERE code = 'a21026'")
+        await conn.execute(
+            """INSERT INTO readings (sid, pid, iv, ts, value, flag) VALUES ($1, $2, 1, $3, 1.7e308, 'N'),
+               ($1, $2, 1, $3 + interval '10 minutes', 1.7e308, 'N')""",
+            sid,
+            pid,
+            h8,
+        )
+        await conn.execute("INSERT INTO series (sid, pid, iv) VALUES ($1, $2, 1) ON CONFLICT DO NOTHING", sid, pid)
+        await conn.execute(
+            "INSERT INTO rollup_queue (sid, hour) VALUES ($1, date_trunc('hour', $2::timestamptz))", sid, h8
+        )
+        worker = ComplianceWorker(settings.DATABASE_URL)
+        await worker.drain(conn)
+        failures = await conn.fetch("SELECT sid, error, resolved_at FROM compliance_failures")
+        assert await conn.fetchval("SELECT count(*) FROM rollup_queue") == 0  # nothing left to fail at every lease
+    finally:
+        await conn.close()
+    so2 = (await verdicts(settings, "cp-kiln", "a21026", "hour"))[h8]
+    assert so2["verdict"] == "compliant"  # judged, though it was claimed with the failing station
+    [failure] = failures
+    assert failure["sid"] == sid and "out of range" in failure["error"] and failure["resolved_at"] is None
+    assert worker.stats.set_aside >= 1
+
+    async with serving_api(settings, None) as api:
+        body = (await api.get("/healthz")).json()
+        metrics = (await api.get("/metrics")).text
+    assert body["status"] == "degraded" and body["compliance"]["set_aside_stations"] == 1
+    assert "parkwatch_compliance_set_aside_failures 1" in metrics
+
+    done = await asyncio.to_thread(
+        run_cli,
+        *("compliance", "rejudge", "--station", "cp-kiln10", "--start", "2025-06-01", "--end", "2025-07-01"),
+        env=cli_env(settings),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM compliance_failures WHERE resolved_at IS NULL") == 0
+    )

@@ -324,3 +324,24 @@ async def test_a_nul_byte_is_refused_at_validation_not_by_the_database(
     assert {r["reason"] for r in rows} == {"invalid_frame"}
     assert all(json.loads(r["problems"])[0]["at"] == "nul_byte" for r in rows)
     assert ingest.stats.dead_letters.get("rejected_by_database", 0) == 0
+
+
+async def test_a_value_no_instrument_can_report_is_refused_and_the_rest_of_the_packet_stored(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """COD Avg 1.7e308 in a minute packet: out_of_range for COD; NH3-N and flow of the same packet stored."""
+    packet = _minute(
+        0,
+        factors={
+            "w01018": {"Avg": 1.7e308, "Flag": "N"},
+            "w21003": {"Avg": 0.8, "Flag": "N"},
+            "w00000": {"Avg": 120.0},
+        },
+    )
+    await _publish(settings, OUT_MN, packet)
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 2)
+    [dead] = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason, problems FROM dead_letters"), lambda r: len(r) == 1
+    )
+    assert dead["reason"] == "out_of_range"
+    assert json.loads(dead["problems"])[0]["at"] == "w01018"

@@ -786,3 +786,39 @@ def test_malformed_sent_at_is_refused_like_a_bad_ts(registry: Registry, bad: Any
     problem = only_problem(run(registry, msg("p1-out", [rd("cod", 30)], sent_at=bad)))
     assert problem.reason is Reason.BAD_TIMESTAMP
     assert problem.at == ".sent_at"
+
+
+# -- out_of_range ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "code", "value"),
+    [
+        (OUT, "cod", 1.7e308),  # finite, but two of them overflow an hourly average
+        (OUT, "cod", -2e9),
+        (OUT, "ph", 14.5),
+        (OUT, "ph", -0.1),
+        (STACK, "o2", -1.0),  # would halve a corrected value (GB 4915's formula)
+        (STACK, "o2", 30.0),
+    ],
+    ids=["huge", "huge-negative", "ph-over-14", "ph-negative", "o2-negative", "o2-over-25"],
+)
+def test_values_no_instrument_can_report_are_out_of_range(
+    registry: Registry, where: tuple[str, str], code: str, value: float
+) -> None:
+    problem = only_problem(run(registry, msg(where[0], [rd(code, value)]), where))
+    assert problem.reason is Reason.OUT_OF_RANGE
+    assert problem.at == ".readings[0].value"
+
+
+def test_values_at_the_edges_of_their_ranges_are_accepted(registry: Registry) -> None:
+    assert len(run(registry, msg("p1-out", [rd("ph", 0), rd("ph", 14), rd("cod", 1e9)])).rows) == 3
+    assert len(run(registry, msg("p2-stack", [rd("o2", 0), rd("o2", 25), rd("so2", -0.3)]), STACK).rows) == 3
+
+
+def test_a_station_instrument_range_refuses_what_its_instrument_cannot_read(registry: Registry) -> None:
+    registry.stations["p1-out"].ranges["w01018"] = (0.0, 500.0)
+    out = run(registry, msg("p1-out", [rd("cod", 499.0), rd("cod", 501.0), rd("tp", 501.0)]))
+    assert len(out.rows) == 2
+    [problem] = out.problems
+    assert problem.reason is Reason.OUT_OF_RANGE and "instrument range 0 … 500" in problem.message

@@ -91,8 +91,9 @@ async def test_compliance_backlog_shows_in_healthz_and_metrics(
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}") as api,
         ):
             health = await api.get("/healthz")
-            assert health.status_code == 503
+            assert health.status_code == 200  # degraded, not down: a restart would not fix a backlog
             body = health.json()
+            assert body["status"] == "degraded"
             assert body["watchdog"]["alarms"] == ["compliance_backlog"]
             assert "oldest dirty hour waiting" in body["watchdog"]["checks"]["compliance_backlog"]["detail"]
             metrics = (await api.get("/metrics")).text

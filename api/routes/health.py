@@ -11,7 +11,7 @@ import aiomqtt
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from api.deps import PoolDep, SettingsDep
+from api.deps import SettingsDep
 from api.responses import ORJSONResponse
 from compliance.store import QUEUE_STATE
 from ingest.stats import STATS
@@ -59,20 +59,31 @@ async def _probe_broker(request: Request, settings: Any) -> dict[str, Any]:
     return result
 
 
+# Watchdog alarms that mean this process cannot do its job: a restart may help. The others
+# (compliance behind or failing on some data, notices stuck) degrade the service but restarting
+# it would not fix them, so /healthz still answers 200 with status "degraded".
+DOWN_ALARMS = frozenset({"database", "broker", "ingest_stalled"})
+
+
 @router.get("/healthz")
-async def healthz(request: Request, pool: PoolDep, settings: SettingsDep) -> ORJSONResponse:
-    """Database and broker connectivity and the watchdog's alarms (503 when any is wrong), plus ingest state."""
+async def healthz(request: Request, settings: SettingsDep) -> ORJSONResponse:
+    """Database, broker, compliance backlog and the watchdog: 503 when the service is down, "degraded" otherwise."""
+    pool = request.app.state.health_pool
     database, broker = await asyncio.gather(_probe_database(pool), _probe_broker(request, settings))
-    body: dict[str, Any] = {
-        "status": "ok" if database["ok"] and broker["ok"] else "degraded",
-        "database": database,
-        "broker": broker,
-    }
+    down = not (database["ok"] and broker["ok"])
+    body: dict[str, Any] = {"status": "down" if down else "ok", "database": database, "broker": broker}
+    backlog = await _backlog(pool)
+    if backlog is not None:
+        body["compliance"] = backlog
     watchdog = getattr(request.app.state, "watchdog", None)
     if watchdog is not None:
         body["watchdog"] = {"alarms": watchdog.alarms, "checks": watchdog.state()}
-        if watchdog.alarms:
+        if DOWN_ALARMS & set(watchdog.alarms):
+            body["status"] = "down"
+        elif watchdog.alarms and body["status"] == "ok":
             body["status"] = "degraded"
+    if backlog is not None and backlog["set_aside_stations"] and body["status"] == "ok":
+        body["status"] = "degraded"
     ingest = getattr(request.app.state, "ingest", None)
     if ingest is not None:
         body["ingest"] = {
@@ -80,23 +91,33 @@ async def healthz(request: Request, pool: PoolDep, settings: SettingsDep) -> ORJ
             "spool_pending_batches": ingest.spool.pending_records,
             "stats": ingest.stats.snapshot(),
         }
-    return ORJSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
+    return ORJSONResponse(body, status_code=503 if body["status"] == "down" else 200)
 
 
-async def _compliance_backlog(pool: Any) -> list[str]:
-    """How far the compliance worker is behind: hours waiting, and the age of the oldest (0 when none)."""
+async def _backlog(pool: Any) -> dict[str, Any] | None:
+    """How far the compliance worker is behind, and how many stations' hours it set aside; None if unknown."""
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
             async with pool.acquire() as conn:
                 row = await conn.fetchrow(QUEUE_STATE)
     except Exception:  # the database is down: /healthz says so; the counters stay available
-        return []
+        return None
     lag = 0.0 if row["oldest"] is None else max(0.0, time.time() - row["oldest"].timestamp())
+    return {"queue_hours": row["depth"], "lag_seconds": round(lag, 3), "set_aside_stations": row["failures"]}
+
+
+async def _compliance_backlog(pool: Any) -> list[str]:
+    """The compliance worker's backlog in the Prometheus text format."""
+    backlog = await _backlog(pool)
+    if backlog is None:
+        return []
     return [
         "# TYPE parkwatch_compliance_queue_hours gauge",
-        f"parkwatch_compliance_queue_hours {row['depth']}",
+        f"parkwatch_compliance_queue_hours {backlog['queue_hours']}",
         "# TYPE parkwatch_compliance_lag_seconds gauge",
-        f"parkwatch_compliance_lag_seconds {lag:.3f}",
+        f"parkwatch_compliance_lag_seconds {backlog['lag_seconds']:.3f}",
+        "# TYPE parkwatch_compliance_set_aside_failures gauge",
+        f"parkwatch_compliance_set_aside_failures {backlog['set_aside_stations']}",
     ]
 
 
@@ -131,7 +152,7 @@ async def metrics(request: Request) -> str:
             if value is not None:
                 lines.append(f'parkwatch_{name}{{quantile="{0.5 if q == "p50" else 0.99}"}} {value}')
         lines.append(f"parkwatch_{name}_count {snap[name]['count']}")
-    lines += await _compliance_backlog(request.app.state.pool)
+    lines += await _compliance_backlog(request.app.state.health_pool)
     watchdog = getattr(request.app.state, "watchdog", None)
     if watchdog is not None:
         lines.append("# TYPE parkwatch_watchdog_alarm gauge")

@@ -21,6 +21,7 @@ from ingest.hj212.packet import DATA_FLAGS, Factor, Packet, parse_time
 from ingest.registry import ParamSlot, Registry, StationInfo
 from ingest.rows import Row
 from ingest.validate import Problem
+from schemas import ranges
 from schemas.parameters import catalog
 from schemas.readings import EARLIEST_TS, MAX_FUTURE_SKEW, Reason
 from schemas.units import UnitError
@@ -165,6 +166,12 @@ def _row_of(
     scale = _scale(station, factor.code, pid)
     if scale != 1.0:
         value, zs, vmin, vmax = (None if v is None else float(f"{v * scale:.12g}") for v in (value, zs, vmin, vmax))
+    for suffix, number in (("value", value), ("ZsAvg", zs), ("Min", vmin), ("Max", vmax), ("Cou", cou)):
+        # a cumulative amount (Cou) has its own unit and scale: only its magnitude is checked
+        why = None if number is None else ranges.problem(factor.code if suffix != "Cou" else "", number, station.ranges)
+        if why is not None:
+            out.problems.append(Problem(Reason.OUT_OF_RANGE, f"{factor.code} {suffix}: {why}", factor.code))
+            return
     row: Row = (station.sid, PENDING if pid is None else pid, iv, ts, value, flag, received_at, vmin, vmax, cou, zs)
     if pid is None:
         out.unresolved.append((factor.code, row))
