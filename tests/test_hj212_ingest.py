@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -345,3 +346,35 @@ async def test_a_value_no_instrument_can_report_is_refused_and_the_rest_of_the_p
     )
     assert dead["reason"] == "out_of_range"
     assert json.loads(dead["problems"])[0]["at"] == "w01018"
+
+
+async def test_the_api_never_shows_a_station_password(
+    settings: Settings, ingest: IngestService, hj212_stations: None, api: httpx.AsyncClient
+) -> None:
+    """Packets and refused payloads are served with PW masked; the database keeps them as received."""
+    good = encode_data(
+        cn="2051",
+        mn=LOCKED_MN,
+        data_time=datetime(2026, 11, 20, 8),
+        pw="s3cr3t",
+        factors={"w01018": {"Avg": 30.0, "Flag": "N"}},
+    )
+    wrong = encode_data(
+        cn="2051",
+        mn=LOCKED_MN,
+        data_time=datetime(2026, 11, 20, 8, 1),
+        pw="guess-1",
+        factors={"w01018": {"Avg": 31.0, "Flag": "N"}},
+    )
+    await _publish(settings, LOCKED_MN, good, wrong)
+    [dead] = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT id FROM dead_letters"), lambda r: len(r) == 1
+    )
+    packets = (await api.get("/api/v1/stations/p1-secret/hj212-packets", params={"start": "2026-11-01"})).json()
+    [packet] = packets["results"]
+    assert "PW=******;" in packet["raw"] and "s3cr3t" not in packet["raw"]
+    letter = (await api.get(f"/api/v1/dead-letters/{dead['id']}")).json()
+    assert "PW=******;" in letter["payload_text"] and "guess-1" not in letter["payload_text"]
+    assert b"guess-1" not in base64.b64decode(letter["payload_base64"])
+    stored = await fetchval(settings.DATABASE_URL, "SELECT raw FROM hj212_packets")
+    assert b"PW=s3cr3t;" in bytes(stored)  # the audit trail keeps what the station sent

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from api.deps import ConnDep
 from api.errors import ApiError
 from ingest.deadletters import dead_letter_json, list_dead_letters
+from ingest.hj212.packet import mask_password
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
@@ -59,7 +60,8 @@ async def get_dead_letter(conn: ConnDep, dead_letter_id: int) -> dict[str, Any]:
     if row is None:
         raise ApiError(404, "unknown_dead_letter", f"no dead letter {dead_letter_id}")
     out = dead_letter_json(row)
-    payload = bytes(row["payload"])
+    # An HJ 212 payload carries the station's access password: shown masked, kept as received.
+    payload = mask_password(bytes(row["payload"]))
     out["payload_base64"] = base64.b64encode(payload).decode()
     try:
         out["payload_text"] = payload.decode("utf-8")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from api.deps import ConnDep
 from api.errors import ApiError
 from api.timeparams import bounds, iso_utc
+from ingest.hj212.packet import mask_password
 
 router = APIRouter(prefix="/api/v1", tags=["hj212"])
 
@@ -60,7 +61,8 @@ async def get_packets(
                 "cn": r["cn"],
                 "qn": r["qn"],
                 "data_time": r["data_time"].astimezone(tz).isoformat() if r["data_time"] else None,
-                "raw": bytes(r["raw"]).decode("utf-8", errors="replace"),
+                # the station's access password never leaves the database (the stored bytes keep it)
+                "raw": mask_password(bytes(r["raw"])).decode("utf-8", errors="replace"),
                 "findings": json.loads(r["findings"]) if isinstance(r["findings"], str) else r["findings"],
             }
             for r in rows

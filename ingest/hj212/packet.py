@@ -411,3 +411,13 @@ def build_segment(
         parts += [f"PNUM={pnum}", f"PNO={pno}"]
     body = ";".join(",".join(f"{k}={v}" for k, v in item) for item in (cp or []))
     return ";".join(parts) + f";CP=&&{body}&&"
+
+
+# The access password as it appears in a packet's header: a `PW=` key (any case, not the tail of a
+# longer key) up to the next `;`, `&` or line end.
+_PASSWORD = re.compile(rb"(?i)(?<![A-Za-z0-9_-])(PW=)[^;&\r\n]*")
+
+
+def mask_password(raw: bytes) -> bytes:
+    """The packet with its access password replaced by asterisks, fit to show (the CRC no longer matches)."""
+    return _PASSWORD.sub(rb"\1******", raw)
