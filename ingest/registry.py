@@ -37,6 +37,12 @@ LEFT JOIN parameters p ON p.pid = sp.pid
 GROUP BY s.sid
 """
 SELECT_PARAMETERS = "SELECT code, pid FROM parameters"
+# Parameter names remembered per station (known ones always), and the longest worth remembering.
+MAX_CACHED_NAMES = 512
+MAX_NAME_LENGTH = 64
+# Codes outside the HJ 212 tables registered as devices send them, at most (parameters.pid is a
+# smallint: 32,767 in all). Past it, a new code's values are refused as unknown_parameter.
+MAX_CODES_OUTSIDE_CATALOGUE = 5000
 
 UPSERT_PARK = """
 INSERT INTO parks (id, name, city, attrs) VALUES ($1, $2, $3, $4)
@@ -62,7 +68,10 @@ SELECT $1, p.pid, u.unit FROM unnest($2::text[], $3::text[]) AS u(code, unit)
 JOIN parameters p ON p.code = u.code
 """
 ENSURE_PARAMETERS = """
-INSERT INTO parameters (code, in_catalogue) SELECT unnest($1::text[]), false ON CONFLICT (code) DO NOTHING
+INSERT INTO parameters (code, in_catalogue)
+SELECT c, false FROM unnest($1::text[]) AS c
+WHERE (SELECT count(*) FROM parameters WHERE NOT in_catalogue) + cardinality($1::text[]) <= $2
+ON CONFLICT (code) DO NOTHING
 """
 SELECT_PIDS = "SELECT code, pid FROM parameters WHERE code = any($1::text[])"
 SELECT_PARK_IDS = "SELECT id FROM parks WHERE id = any($1::text[])"
@@ -154,7 +163,10 @@ class StationInfo:
         if code is not None and code in pids:
             param = catalog().by_code.get(code)
             result = ParamSlot(pid=pids[code], code=code, unit=param.unit_for(self.kind) if param else "")
-        self._slots[name] = result
+        # Names a station sends are few; unknown ones are whatever a sender makes up, so they are
+        # remembered only up to a bound (a flood of made-up names once took 689 MB).
+        if result is not None or (len(name) <= MAX_NAME_LENGTH and len(self._slots) < MAX_CACHED_NAMES):
+            self._slots[name] = result
         return result
 
     def factor(self, slot: ParamSlot, unit: str | None) -> float:
@@ -203,8 +215,8 @@ async def fetch_registry(conn: asyncpg.Connection) -> Registry:
 
 
 async def ensure_parameters(conn: asyncpg.Connection, codes: list[str]) -> dict[str, int]:
-    """Ids for these codes, registering unknown ones as codes outside the catalogue."""
-    await conn.execute(ENSURE_PARAMETERS, codes)
+    """Ids for these codes, registering unknown ones as codes outside the catalogue while under the bound."""
+    await conn.execute(ENSURE_PARAMETERS, codes, MAX_CODES_OUTSIDE_CATALOGUE)
     return {r["code"]: r["pid"] for r in await conn.fetch(SELECT_PIDS, codes)}
 
 

@@ -16,15 +16,16 @@ from ingest.batch import Batch, DeadLetter, Envelope
 from ingest.batcher import Batcher
 from ingest.messages import decode_message
 from ingest.mqtt import Receiver, Subscriber
-from ingest.registry import REGISTRY_CACHE, RegistryWatcher, ensure_parameters
+from ingest.registry import MAX_CODES_OUTSIDE_CATALOGUE, REGISTRY_CACHE, RegistryWatcher, ensure_parameters
 from ingest.rows import Row
 from ingest.spool import Spool, SpoolError
 from ingest.stats import STATS, IngestStats
 from ingest.store import CONNECT_TIMEOUT, UPSERT_HEARTBEAT, Store
+from ingest.validate import Problem
 from ingest.writer import DurableWriter
 from parkwatch.retry import backoff
 from parkwatch.settings import Settings
-from schemas.readings import hj212_subscription, readings_subscription
+from schemas.readings import Reason, hj212_subscription, readings_subscription
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,9 @@ class IngestService:
             topic, payload, prefix=self.settings.TOPIC_PREFIX, registry=self.registry.current, received_at=received_at
         )
         if decoded.unresolved:
-            decoded.rows += await self._resolve(decoded.unresolved)
+            rows, refused = await self._resolve(decoded.unresolved)
+            decoded.rows += rows
+            decoded.problems += refused
         dead = None
         if decoded.problems:
             dead = DeadLetter.from_problems(
@@ -100,11 +103,12 @@ class IngestService:
             )
         )
 
-    async def _resolve(self, unresolved: list[tuple[str, Row]]) -> list[Row]:
+    async def _resolve(self, unresolved: list[tuple[str, Row]]) -> tuple[list[Row], list[Problem]]:
         """Register codes an HJ 212 device sent that the registry does not know, and give their rows ids.
 
         While the database is unreachable the rows cannot get ids; their values stay in the raw
-        packet kept with the batch (hj212_packets), so nothing is lost.
+        packet kept with the batch (hj212_packets), so nothing is lost. Past the bound on codes
+        outside the catalogue, a new code's values are refused, with a problem that says so.
         """
         codes = sorted({code for code, _ in unresolved})
         try:
@@ -114,10 +118,26 @@ class IngestService:
                 pids = await ensure_parameters(self._aux, codes)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.warning("cannot register codes %s now (%s); their values stay in the packet log", codes, exc)
-            return []
+            return [], []
         self.registry.current.pids.update(pids)
-        logger.info("registered codes outside the catalogue: %s", ", ".join(codes))
-        return [(*row[:1], pids[code], *row[2:]) for code, row in unresolved if code in pids]
+        if pids:
+            logger.info("registered codes outside the catalogue: %s", ", ".join(sorted(pids)))
+        refused = [
+            Problem(
+                Reason.UNKNOWN_PARAMETER,
+                f"code {code!r} is outside the HJ 212 tables and the limit of {MAX_CODES_OUTSIDE_CATALOGUE} "
+                "such codes is reached: declare it in the station's registry entry",
+                code,
+            )
+            for code in codes
+            if code not in pids
+        ]
+        if refused:
+            logger.warning(
+                "codes not registered, the bound on codes outside the catalogue is reached: %s",
+                ", ".join(c for c in codes if c not in pids),
+            )
+        return [(*row[:1], pids[code], *row[2:]) for code, row in unresolved if code in pids], refused
 
     # -- write -----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
+import ingest.registry as registry_module
 from ingest.hj212.codec import encode_data, frame_segment
 from ingest.hj212.crc import CrcVariant
 from ingest.hj212.packet import build_segment
@@ -378,3 +379,20 @@ async def test_the_api_never_shows_a_station_password(
     assert b"guess-1" not in base64.b64decode(letter["payload_base64"])
     stored = await fetchval(settings.DATABASE_URL, "SELECT raw FROM hj212_packets")
     assert b"PW=s3cr3t;" in bytes(stored)  # the audit trail keeps what the station sent
+
+
+async def test_codes_outside_the_tables_are_registered_only_up_to_a_bound(
+    settings: Settings, ingest: IngestService, hj212_stations: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the bound, a new code's values are refused with a reason, never dropped unsaid."""
+    outside = await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM parameters WHERE NOT in_catalogue")
+    monkeypatch.setattr(registry_module, "MAX_CODES_OUTSIDE_CATALOGUE", outside + 1)
+    packet = _minute(0, factors={"w01018": {"Avg": 30.0, "Flag": "N"}, "zz0001": {"Avg": 1.0}, "zz0002": {"Avg": 2.0}})
+    await _publish(settings, OUT_MN, packet)
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 1)
+    [dead] = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason, problems FROM dead_letters"), lambda r: len(r) == 1
+    )
+    assert dead["reason"] == "unknown_parameter"
+    assert {p["at"] for p in json.loads(dead["problems"])} == {"zz0001", "zz0002"}
+    assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM parameters WHERE NOT in_catalogue") == outside

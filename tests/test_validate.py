@@ -822,3 +822,14 @@ def test_a_station_instrument_range_refuses_what_its_instrument_cannot_read(regi
     assert len(out.rows) == 2
     [problem] = out.problems
     assert problem.reason is Reason.OUT_OF_RANGE and "instrument range 0 … 500" in problem.message
+
+
+def test_made_up_parameter_names_are_remembered_only_up_to_a_bound(registry: Registry) -> None:
+    """A flood of unknown names does not grow the station's lookup cache without bound; known names stay cached."""
+    station = registry.stations["p1-out"]
+    for i in range(3000):
+        run(registry, msg("p1-out", [rd(f"made-up-{i}", 1.0)]))
+    run(registry, msg("p1-out", [rd("x" * 200_000, 1.0)]))
+    assert len(station._slots) <= 512
+    assert only_row(run(registry, msg("p1-out", [rd("cod", 1.0)])))[1] == PIDS["w01018"]
+    assert "cod" in station._slots
