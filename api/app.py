@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 import parkwatch
 from api import errors
+from api.guard import Guard, error_responses
 from api.livefeed import LiveFeed
 from api.responses import ORJSONResponse
 from api.routes import alerts as alert_routes
@@ -73,5 +74,6 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
     app.state.watchdog = watchdog
     errors.install(app)
     for module in (registry, readings, compliance, alert_routes, events, hj212, dead_letters, health):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=error_responses())
+    app.add_middleware(Guard)
     return app

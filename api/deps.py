@@ -8,6 +8,7 @@ from typing import Annotated, cast
 import asyncpg
 from fastapi import Depends, Request
 
+from api.paging import Pager, shared_secret
 from parkwatch.settings import Settings
 
 
@@ -30,6 +31,21 @@ async def get_conn(pool: Annotated[asyncpg.Pool, Depends(get_pool)]) -> AsyncIte
         yield cast("asyncpg.Connection", conn)
 
 
+async def get_pager(request: Request, pool: Annotated[asyncpg.Pool, Depends(get_pool)]) -> Pager:
+    """The signer of cursors, its secret read (or made) once per process."""
+    pager: Pager | None = getattr(request.app.state, "pager", None)
+    if pager is None:
+        settings: Settings = request.app.state.settings
+        if settings.API_SECRET:
+            secret = settings.API_SECRET
+        else:
+            async with pool.acquire() as conn:
+                secret = await shared_secret(cast("asyncpg.Connection", conn))
+        pager = request.app.state.pager = Pager(secret)
+    return pager
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+PagerDep = Annotated[Pager, Depends(get_pager)]
 ConnDep = Annotated[asyncpg.Connection, Depends(get_conn)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -6,11 +6,19 @@ import logging
 
 import asyncpg
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 
 from api.responses import ORJSONResponse
 from ingest.store import is_unavailable
 
 logger = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: a stable code to branch on, and a sentence for people."""
+
+    error: str
+    detail: str
 
 
 class ApiError(Exception):
@@ -41,6 +49,17 @@ def install(app: FastAPI) -> None:
             },
             status_code=408,
         )
+
+    async def _bad_parameter(_request: Request, exc: Exception) -> ORJSONResponse:
+        # A value the database cannot take (an integer beyond 64 bits, a date it cannot hold):
+        # the request's fault, said as such, never a 500.
+        return ORJSONResponse(
+            {"error": "bad_parameter", "detail": f"a parameter is out of range for the database: {exc}"[:300]},
+            status_code=400,
+        )
+
+    app.add_exception_handler(asyncpg.DataError, _bad_parameter)
+    app.add_exception_handler(OverflowError, _bad_parameter)
 
     async def _unavailable(_request: Request, exc: Exception) -> ORJSONResponse:
         if not is_unavailable(exc):

@@ -10,6 +10,9 @@ from schemas.readings import MAX_FUTURE_SKEW
 # With no start and no end, a query covers the last day: enough for a live look, and an
 # unbounded default would make the cheapest-looking request the most expensive one.
 DEFAULT_SPAN = timedelta(days=1)
+# Years a query may name: monitoring data begin in 2000 (schemas/readings.py); a year 1 or 9999
+# would overflow the arithmetic of a window before reaching the database.
+EARLIEST, LATEST = 1970, 2200
 
 
 def parse_instant(value: str, name: str, tz: tzinfo) -> datetime:
@@ -28,6 +31,8 @@ def parse_instant(value: str, name: str, tz: tzinfo) -> datetime:
             ) from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=tz)
+    if not EARLIEST <= ts.year <= LATEST:
+        raise ApiError(422, "bad_time", f"{name}={value!r}: years {EARLIEST} to {LATEST} only")
     return ts
 
 

@@ -16,6 +16,7 @@ import uvicorn
 from alerts.service import AlertService
 from alerts.watchdog import Watchdog
 from api.app import create_app
+from api.protocol import DeadlineH11Protocol
 from compliance.worker import ComplianceWorker
 from ingest.service import IngestService
 from parkwatch.jobs import Jobs, LocalJob, cluster_jobs
@@ -28,6 +29,10 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY = timedelta(seconds=30)
 # The watchdog looks every 15 s; an alarm needs a minute of failure (alerts/watchdog.py).
 WATCHDOG_EVERY = timedelta(seconds=15)
+# Connections the API serves at once; past it new ones get a 503 at once rather than queueing.
+API_MAX_CONNECTIONS = 1000
+# An idle keep-alive connection is closed after this long.
+API_KEEP_ALIVE = 5
 # An in-loop ASGI server binds in milliseconds; a port taken or a startup error shows at once.
 STARTUP_TIMEOUT = 10.0
 
@@ -43,7 +48,9 @@ class _Server(uvicorn.Server):
 @contextlib.asynccontextmanager
 async def serving_asgi(app: Any, host: str, port: int) -> AsyncIterator[_Server]:
     """Serve an ASGI app in this event loop for the block (tests, the demo's notice sink)."""
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, http=DeadlineH11Protocol)
+    )
     task = asyncio.create_task(server.serve(), name=f"asgi:{port}")
     async with asyncio.timeout(STARTUP_TIMEOUT):
         while not server.started:
@@ -103,7 +110,16 @@ async def serve(
     server = None
     if api:
         app = create_app(settings, ingest=service, alerts=alerting, watchdog=watchdog)
-        config = uvicorn.Config(app, host=settings.API_HOST, port=settings.API_PORT, log_config=None, lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host=settings.API_HOST,
+            port=settings.API_PORT,
+            log_config=None,
+            lifespan="on",
+            http=DeadlineH11Protocol,
+            limit_concurrency=API_MAX_CONNECTIONS,
+            timeout_keep_alive=API_KEEP_ALIVE,
+        )
         server = _Server(config)
     try:
         async with asyncio.TaskGroup() as tg:

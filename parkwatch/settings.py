@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Loggers send at least every few minutes (minute data, heartbeats); a connection silent
     # for this long is dead on the far side and is closed.
     GATEWAY_IDLE_TIMEOUT: float = Field(default=600.0, gt=0)
+    # Signs the API's paging cursors; unset, one is generated once and kept in the database, so
+    # that every API process reads the others' cursors.
+    API_SECRET: str | None = Field(default=None, min_length=16)
     # Alerts (docs/alerts.md). Links in notices point here; default http://API_HOST:API_PORT.
     PUBLIC_URL: str | None = None
     # Exceedance multiple ((C - limit) / limit) from which an exceedance is major, and critical;

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from alerts import actions, queries
 from api import paging, params
-from api.deps import ConnDep, SettingsDep
+from api.deps import ConnDep, PagerDep, SettingsDep
 from api.errors import ApiError
 from api.timeparams import parse_instant
 from schemas.alerting import VERIFICATIONS, redact
@@ -246,6 +246,7 @@ class Routing(BaseModel):
 async def list_alerts(
     conn: ConnDep,
     settings: SettingsDep,
+    pager: PagerDep,
     status: Annotated[list[Status] | None, Query(description="pending, active, cleared")] = None,
     severity: Annotated[list[SeverityName] | None, Query()] = None,
     park_id: Annotated[str | None, Query()] = None,
@@ -270,7 +271,7 @@ async def list_alerts(
     hi = parse_instant(end, "end", zone) if end else None
     rules = params.split(rule)
     fp = paging.fingerprint(status, severity, park_id, stations, codes, rules, lo, hi)
-    position = paging.decode(cursor, fp, (datetime, int)) if cursor else None
+    position = pager.decode(cursor, fp, (datetime, int)) if cursor else None
     rows = await queries.list_alerts(
         conn,
         status=status,
@@ -286,7 +287,7 @@ async def list_alerts(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = paging.encode(fp, (rows[-1]["raised_at"], rows[-1]["id"])) if more else None
+    next_cursor = pager.encode(fp, (rows[-1]["raised_at"], rows[-1]["id"])) if more else None
     return {"results": rows, "next_cursor": next_cursor}
 
 

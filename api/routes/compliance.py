@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -11,8 +10,8 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, Body, Query
 
-from api import params
-from api.deps import ConnDep, SettingsDep
+from api import paging, params
+from api.deps import ConnDep, PagerDep, SettingsDep
 from api.errors import ApiError
 from api.timeparams import bounds, iso_utc
 from compliance.evaluate import evaluate
@@ -67,28 +66,11 @@ def _zone(stations: dict[int, asyncpg.Record], default: str) -> ZoneInfo:
     return ZoneInfo(only["timezone"] if only is not None else default)
 
 
-def _cursor(fp: str, key: tuple[Any, ...]) -> str:
-    raw = orjson.dumps([fp, key[0].isoformat(), *key[1:]])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _position(cursor: str | None, fp: str) -> tuple[Any, ...]:
-    if not cursor:
-        return FIRST
-    try:
-        cfp, ts, sid, pid, kind, standard = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        position = (datetime.fromisoformat(ts), int(sid), int(pid), str(kind), str(standard))
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
-    if cfp != fp:
-        raise ApiError(400, "bad_cursor", "cursor belongs to a query with other filters; repeat the same query")
-    return position
-
-
 @router.get("/compliance")
 async def get_compliance(
     conn: ConnDep,
     settings: SettingsDep,
+    pager: PagerDep,
     station_id: Annotated[list[str] | None, Query(description="station ids (repeat or comma-separate)")] = None,
     park_id: Annotated[str | None, Query(description="every station of this park")] = None,
     parameter: Annotated[list[str] | None, Query(description="HJ 212 codes or aliases")] = None,
@@ -112,12 +94,13 @@ async def get_compliance(
     false while the window is still running.
     """
     stations = await _stations(conn, params.split(station_id) or [], park_id)
-    lo, hi = bounds(start, end, _zone(stations, settings.DEFAULT_TIMEZONE))
+    zone = _zone(stations, settings.DEFAULT_TIMEZONE)
     codes = params.codes(params.split(parameter))
     verdicts = list(verdict) if verdict else None
     windows = list(window) if window else None
-    fp = orjson.dumps([sorted(stations), codes, verdicts, windows, lo.isoformat(), hi.isoformat()]).hex()[:24]
-    position = _position(cursor, fp)
+    fp = paging.fingerprint(sorted(stations), codes, verdicts, windows, start, end, zone.key)
+    lo, hi = (pager.window(cursor, fp) if cursor else None) or bounds(start, end, zone)
+    position = pager.decode(cursor, fp, (datetime, int, int, str, str)) if cursor else FIRST
     rows = await conn.fetch(SELECT_VERDICTS, list(stations), lo, hi, codes, verdicts, windows, *position, limit + 1)
     page = rows[:limit]
     results = []
@@ -153,8 +136,8 @@ async def get_compliance(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
-        next_cursor = _cursor(
-            fp, (last["window_start"], last["sid"], last["pid"], last["window_kind"], last["standard"])
+        next_cursor = pager.encode(
+            fp, (last["window_start"], last["sid"], last["pid"], last["window_kind"], last["standard"]), (lo, hi)
         )
     return {"results": results, "next_cursor": next_cursor}
 

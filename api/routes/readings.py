@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import orjson
 from fastapi import APIRouter, Query
 
-from api import params
-from api.deps import ConnDep, SettingsDep
+from api import paging, params
+from api.deps import ConnDep, PagerDep, SettingsDep
 from api.errors import ApiError
 from api.responses import ORJSONResponse
 from api.routes.rollups import rollup_page
@@ -103,31 +100,11 @@ async def _parameter_ids(conn: asyncpg.Connection, names: list[str]) -> list[int
     return [rows[c] for c in codes]
 
 
-def _fingerprint(*parts: object) -> str:
-    return hashlib.sha256(orjson.dumps(parts, default=str)).hexdigest()[:12]
-
-
-def _encode_cursor(fp: str, sid: int, pid: int, iv: int, ts: datetime) -> str:
-    raw = orjson.dumps([fp, sid, pid, iv, ts.astimezone(UTC).isoformat()])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, fp: str) -> tuple[int, int, int, datetime]:
-    try:
-        doc = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        cfp, sid, pid, iv, ts = doc
-        parsed = datetime.fromisoformat(ts)
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
-    if cfp != fp:
-        raise ApiError(400, "bad_cursor", "cursor belongs to a query with other filters; repeat the same query")
-    return int(sid), int(pid), int(iv), parsed
-
-
 @router.get("/readings")
 async def get_readings(
     conn: ConnDep,
     settings: SettingsDep,
+    pager: PagerDep,
     station_id: Annotated[
         list[str] | None, Query(description="one or more station ids (repeat or comma-separate)")
     ] = None,
@@ -156,9 +133,9 @@ async def get_readings(
     stations = await _stations(conn, params.split(station_id) or [], park_id)
     pids = await _parameter_ids(conn, params.split(parameter) or [])
     tz = stations[0].tz if len(stations) == 1 else ZoneInfo(settings.DEFAULT_TIMEZONE)
-    lo, hi = bounds(start, end, tz)
     iv = INTERVALS[interval] if interval else None
-    fp = _fingerprint(sorted(s.sid for s in stations), pids, iv, source, lo.isoformat(), hi.isoformat())
+    fp = paging.fingerprint(sorted(s.sid for s in stations), pids, iv, source, start, end, tz.key)
+    lo, hi = (pager.window(cursor, fp) if cursor else None) or bounds(start, end, tz)
     if interval in ("hour", "day") and source == "rollup":
         rollups = await rollup_page(
             conn,
@@ -170,9 +147,10 @@ async def get_readings(
             limit=limit,
             cursor=cursor,
             fp=fp,
+            pager=pager,
         )
         return ORJSONResponse(rollups)
-    position = _decode_cursor(cursor, fp) if cursor else None
+    position = pager.decode(cursor, fp, (int, int, int, datetime)) if cursor else None
 
     by_sid = {s.sid: s for s in stations}
     series = await conn.fetch(SELECT_SERIES, list(by_sid), pids, iv)
@@ -224,7 +202,7 @@ async def get_readings(
             more_here = len(rows) > want
             more_later = any(tuple(x) > key for x in series)
             if more_here or more_later:
-                next_cursor = _encode_cursor(fp, *key, last)
+                next_cursor = pager.encode(fp, (*key, last.astimezone(UTC)), (lo, hi))
             break
     # A response, not a dict: FastAPI would validate every row through pydantic first, a fifth of
     # the time a 10,000-row page takes.

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import asyncpg
-import orjson
 
-from api.errors import ApiError
+from api.paging import Pager
 from api.timeparams import iso_utc
 from compliance.windows import HOUR_MIN_MINUTES, SOURCE_NAMES
 from schemas.parameters import catalog
@@ -51,24 +49,6 @@ class Station(Protocol):
     def tz(self) -> Any: ...
 
 
-def _cursor(fp: str, key: tuple[int, int, datetime]) -> str:
-    raw = orjson.dumps([fp, key[0], key[1], key[2].isoformat()])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _position(cursor: str | None, fp: str) -> tuple[int, int, datetime]:
-    if not cursor:
-        return FIRST
-    try:
-        cfp, sid, pid, ts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        position = (int(sid), int(pid), datetime.fromisoformat(ts))
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise ApiError(400, "bad_cursor", "cursor is not one this API issued") from None
-    if cfp != fp:
-        raise ApiError(400, "bad_cursor", "cursor belongs to a query with other filters; repeat the same query")
-    return position
-
-
 async def rollup_page(
     conn: asyncpg.Connection,
     *,
@@ -80,10 +60,11 @@ async def rollup_page(
     limit: int,
     cursor: str | None,
     fp: str,
+    pager: Pager,
 ) -> dict[str, Any]:
     """One page of hourly or daily rollups, ordered by station, parameter and time."""
     by_sid = {s.sid: s for s in stations}
-    position = _position(cursor, fp)
+    position = pager.decode(cursor, fp, (int, int, datetime)) if cursor else FIRST
     query = SELECT_HOURS if interval == "hour" else SELECT_DAYS
     rows = await conn.fetch(query, list(by_sid), pids, lo, hi, *position, limit + 1)
     codes = {r["pid"]: r["code"] for r in await conn.fetch(SELECT_CODES, list({r["pid"] for r in rows}))}
@@ -121,7 +102,7 @@ async def rollup_page(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
-        next_cursor = _cursor(fp, (last["sid"], last["pid"], last["t"]))
+        next_cursor = pager.encode(fp, (last["sid"], last["pid"], last["t"]), (lo, hi))
     return {"results": results, "next_cursor": next_cursor}
 
 
