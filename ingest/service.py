@@ -16,6 +16,7 @@ from ingest.batch import Batch, DeadLetter, Envelope
 from ingest.batcher import Batcher
 from ingest.messages import decode_message
 from ingest.mqtt import Receiver, Subscriber
+from ingest.refusallog import RefusalLog
 from ingest.registry import MAX_CODES_OUTSIDE_CATALOGUE, REGISTRY_CACHE, RegistryWatcher, ensure_parameters
 from ingest.rows import Row
 from ingest.spool import Spool, SpoolError
@@ -52,6 +53,7 @@ class IngestService:
         self.writer = DurableWriter(self.store, self.spool, stats)
         self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=WRITER_QUEUE_BATCHES)
         self.batcher = Batcher(self.queue)
+        self.refusals = RefusalLog()
         self.receiver = Receiver(
             settings.mqtt,
             client_id=settings.MQTT_CLIENT_ID,
@@ -86,7 +88,7 @@ class IngestService:
                 problems=decoded.problems,
                 station_id=decoded.station_id,
             )
-            logger.info("refused %s from %s: %s", dead.reason, topic, dead.message)
+            self.refusals.refused(topic, dead.reason, dead.message)
         self.stats.messages += 1
         self.stats.readings_offered += len(decoded.rows)
         await self.batcher.add(
@@ -250,6 +252,7 @@ class IngestService:
             if self._aux is not None:
                 self._aux.terminate()
             self.spool.close()
+            self.refusals.flush()
             logger.info("ingest stopped")
 
     async def heartbeat(self) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+from ingest.hj212.convert import convert
 from parkwatch.settings import Settings
+from simulators.bench_hj212 import BENCH_MN, WATER_FACTORS, bench_registry, minute_packet
 from tests.helpers import cli_env, run_cli
 from tests.services import drop_database
 
@@ -75,3 +78,17 @@ def test_bench_alerts_delivers_every_notice_once(settings: Settings, tmp_path: P
     assert storm["distinct_notices"] == storm["notices_received"] == 1000
     assert storm["duplicates"] == 0 and storm["notices"] == {"sent": 1000}
     assert storm["alerts_active"] == 1000
+
+
+def test_bench_hj212_packet_is_accepted_whole() -> None:
+    """The packet `parkwatch bench hj212` decodes is one a station would send: every factor becomes
+    a reading and nothing is refused (else the benchmark would time the refusal path)."""
+    message = convert(
+        minute_packet(BENCH_MN, datetime(2026, 11, 26, 8, 0)),
+        topic="t",
+        topic_mn=BENCH_MN,
+        registry=bench_registry(),
+        received_at=datetime.now(UTC),
+    )
+    assert message.problems == []
+    assert len(message.rows) == len(WATER_FACTORS)

@@ -318,6 +318,7 @@ CODE_CASES = [
     pytest.param(
         Code.TEXT_UNDECODABLE, wrap(seg(f"{DT};i11001-Info=//x//").encode().replace(b"x", b"\xff\x80")), "field", set()
     ),
+    pytest.param(Code.NUL_BYTE, wrap(seg(f"{DT};i11001-Info=//x//").encode().replace(b"x", b"\x00")), "error", set()),
     pytest.param(Code.MISSING_QN, wrap(seg(head=f"ST=32;CN=2011;PW=123456;MN={MN};Flag=4")), "field", set()),
     pytest.param(Code.QN_MALFORMED, wrap(seg(head=HEAD.replace("QN=20160801085857223", "QN=2016"))), "field", set()),
     pytest.param(Code.MISSING_ST, wrap(seg(head=HEAD.replace("ST=32;", ""))), "field", set()),

@@ -28,8 +28,8 @@ from tests.helpers import cli_env, count_readings, eventually, fetch, running
 from tests.proxy import TcpProxy
 
 STATIONS = [
-    ("p1", "p1-out", ["w01018", "w21003", "w21011", "w01001"]),
-    ("p2", "p2-out", ["w01018", "w21003", "w21011", "w01001"]),
+    ("p1", "p1-out", ["w01018", "w21003", "w21011", "w21001"]),
+    ("p2", "p2-out", ["w01018", "w21003", "w21011", "w21001"]),
 ]
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 
