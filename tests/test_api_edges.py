@@ -85,8 +85,8 @@ async def test_tampered_cursors_are_refused(settings: Settings, ingest: IngestSe
         body,  # no signature
         f"{body}.",
         f"{forged}.{signature}",  # another key, the old signature
-        f"{body}.{signature[:-1]}A",
-        f"{body}.{'A' * len(signature)}",
+        f"{body}.{signature[:-1]}{'B' if signature.endswith('A') else 'A'}",  # one character off
+        f"{body}.{'A' * len(signature)}" if signature != "A" * len(signature) else "A",
         cursor + "x",
         "not-a-cursor",
         "%00",
