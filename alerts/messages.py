@@ -29,6 +29,8 @@ CLEAR_REASON_ZH = {
     "revised": "数据修正后不再超标",
     "data_returned": "站点数据已恢复",
     "resolved": "已人工处置",
+    "values_in_range": "一小时内未再出现超量程数值",
+    "clock_on_time": "数采仪时钟已恢复准确",
 }
 # The heading of a notice, by family (or rule) and by what happened.
 TITLES = {
@@ -46,6 +48,8 @@ MEANING = {
     "data_quality.missing_parameter": "站点在报其他因子，该因子连续数小时无数据",
     "data_quality.flatline": "该因子数值连续数小时恒定不变（疑似仪器卡滞）",
     "data_quality.invalid_flags": "该因子连续数小时以无效标记为主（故障、校准、维护、手工或通讯异常）",
+    "data_quality.out_of_range": "上报数值超出仪器量程或物理可能范围，已拒收（仪器或数采仪配置异常）",
+    "data_quality.clock_drift": "数采仪时钟与平台时间偏差过大，数据时间标记不可信",
     "suspicious.pinned_below_limit": "判定值长期贴近限值（限值九成以上）且从不超标",
     "suspicious.flag_near_limit": "数值接近限值后，随即出现大量无效标记（校准、维护或故障）",
     "suspicious.drop_with_flow_stop": "排放流量骤停的同一小时，浓度骤降过半",
@@ -57,6 +61,8 @@ WHAT = {
     "data_quality.missing_parameter": "因子缺测",
     "data_quality.flatline": "数据恒值",
     "data_quality.invalid_flags": "数据标记异常",
+    "data_quality.out_of_range": "数据超量程",
+    "data_quality.clock_drift": "数采仪时钟偏差",
     "data_quality": "数据异常",
     "suspicious": "数据可疑",
     "watchdog": "系统异常",
@@ -72,6 +78,12 @@ class Notice:
     markdown: str  # DingTalk and WeCom
     document: dict[str, Any]  # webhook and MQTT body
     fields: dict[str, str]  # short values for SMS templates
+
+
+def _duration_zh(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} 小时"
+    return f"{round(seconds / 60)} 分钟"
 
 
 def _what(rule: str, family: str) -> str:
@@ -129,9 +141,16 @@ def render(row: asyncpg.Record, public_url: str) -> Notice:
         facts.append(("依据", f"{row['standard'] or ''} {basis}".strip()))
     elif row["rule"] == "data_quality.offline":
         facts.append(("最后数据", f"{_local(row['first_seen'], zone)} 接收"))
+    elif row["rule"] == "data_quality.clock_drift":
+        facts.append(("情况", MEANING[row["rule"]]))
+        drift = abs(float(detail.get("drift_seconds") or row["value"] or 0))
+        ahead = detail.get("direction") == "ahead"
+        facts.append(("时钟", f"数采仪时钟{'快' if ahead else '慢'}约 {_duration_zh(drift)}"))
     elif row["rule"] in MEANING:
         facts.append(("情况", MEANING[row["rule"]]))
         facts.append(("时段", f"{_local(row['first_seen'], zone)} 至 {_local(row['last_seen'], zone)}"))
+        if row["rule"] == "data_quality.out_of_range" and detail.get("refused"):
+            facts.append(("拒收", f"{detail['refused']} 条，例：{detail.get('example', '')}"))
     facts.append(("等级", SEVERITY_ZH.get(row["severity"], row["severity"])))
     if row["occurrences"] and row["occurrences"] > 1:
         facts.append(("累计", f"{row['occurrences']} 个时段"))

@@ -6,12 +6,12 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from ingest.batch import Batch
-from ingest.rows import READING_COLUMNS, RECEIVED_AT
+from ingest.rows import READING_COLUMNS, RECEIVED_AT, Row
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +94,22 @@ WHERE rollup_queue.claimed_at IS NOT NULL
 """
 # The latest data of the batch's stations, for offline detection (alerts/quality.py); sorted
 # keys, like QUEUE_HOURS, so two writers cannot deadlock on them.
+# The lag columns keep the least lag of the hour of receipt and of the hour before (migration
+# 0009); least() ignores the NULL lag of a batch with no real-time or minute data.
 TOUCH_ACTIVITY = """
-INSERT INTO station_activity AS a (sid, last_received_at, last_ts)
-SELECT * FROM unnest($1::integer[], $2::timestamptz[], $3::timestamptz[])
+INSERT INTO station_activity AS a (sid, last_received_at, last_ts, lag_hour, lag_min_s)
+SELECT sid, received, ts, date_trunc('hour', received), lag
+FROM unnest($1::integer[], $2::timestamptz[], $3::timestamptz[], $4::float8[]) AS t (sid, received, ts, lag)
 ON CONFLICT (sid) DO UPDATE SET
     last_received_at = greatest(a.last_received_at, EXCLUDED.last_received_at),
-    last_ts = greatest(a.last_ts, EXCLUDED.last_ts)
+    last_ts = greatest(a.last_ts, EXCLUDED.last_ts),
+    lag_hour = greatest(a.lag_hour, EXCLUDED.lag_hour),
+    lag_min_s = CASE WHEN a.lag_hour IS NULL OR a.lag_hour < EXCLUDED.lag_hour THEN EXCLUDED.lag_min_s
+                     WHEN a.lag_hour = EXCLUDED.lag_hour THEN least(a.lag_min_s, EXCLUDED.lag_min_s)
+                     ELSE a.lag_min_s END,
+    lag_prev_s = CASE WHEN a.lag_hour = EXCLUDED.lag_hour - interval '1 hour' THEN a.lag_min_s
+                      WHEN a.lag_hour IS NULL OR a.lag_hour < EXCLUDED.lag_hour THEN NULL
+                      ELSE a.lag_prev_s END
 """
 # Every ingest says it is alive, and whether it is receiving and spooling (alerts/quality.py).
 UPSERT_HEARTBEAT = """
@@ -143,6 +153,27 @@ class WriteResult:
     duplicates: int
     revisions: int
     path: str  # "copy" or "staging"
+
+
+# How long after its timestamp a real-time (0) or minute (1) datum is complete: a minute
+# value is stamped with the start of its minute (docs/reference/hj212.md).
+_LIVE_SPAN = {0: timedelta(0), 1: timedelta(minutes=1)}
+
+
+def _clock_lags(rows: list[Row], received: datetime) -> dict[int, float]:
+    """Per station, seconds from the end of its latest real-time or minute datum to the batch's receipt."""
+    latest: dict[tuple[int, int], datetime] = {}
+    for r in rows:
+        if r[2] <= 1:
+            key = (r[0], r[2])
+            seen = latest.get(key)
+            if seen is None or r[3] > seen:
+                latest[key] = r[3]
+    lags: dict[int, float] = {}
+    for (sid, iv), ts in latest.items():
+        lag = (received - ts - _LIVE_SPAN[iv]).total_seconds()
+        lags[sid] = min(lag, lags.get(sid, lag))
+    return lags
 
 
 def _month(ts: datetime) -> tuple[int, int]:
@@ -256,7 +287,10 @@ class Store:
                     latest[sid] = ts
             received = max(r[RECEIVED_AT] for r in rows)  # one batch is received within ~100 ms
             keys = sorted(latest)
-            await conn.execute(TOUCH_ACTIVITY, keys, [received] * len(keys), [latest[k] for k in keys])
+            lags = _clock_lags(rows, received)
+            await conn.execute(
+                TOUCH_ACTIVITY, keys, [received] * len(keys), [latest[k] for k in keys], [lags.get(k) for k in keys]
+            )
         if fresh:
             sids, pids, ivs = zip(*fresh, strict=True)
             await conn.execute(INSERT_SERIES, list(sids), list(pids), list(ivs))

@@ -32,10 +32,16 @@ class Problem:
     reason: Reason
     message: str
     at: str = ""
+    # The catalogue code a value problem concerns, where known: data-quality alarms count refusals
+    # per parameter (alerts/instruments.py).
+    parameter: str = ""
 
     def as_json(self) -> dict[str, str]:
         """The form stored in dead_letters.problems."""
-        return {"reason": self.reason.value, "message": self.message, "at": self.at}
+        out = {"reason": self.reason.value, "message": self.message, "at": self.at}
+        if self.parameter:
+            out["parameter"] = self.parameter
+        return out
 
 
 @dataclass(slots=True)
@@ -289,6 +295,8 @@ def _decode_object(
                 continue
         why = ranges.problem(slot.code, number, station.ranges)
         if why is not None:
-            problems.append(Problem(Reason.OUT_OF_RANGE, f"value of {name}: {why}", f"{at}.readings[{j}].value"))
+            problems.append(
+                Problem(Reason.OUT_OF_RANGE, f"value of {name}: {why}", f"{at}.readings[{j}].value", slot.code)
+            )
             continue
         rows.append((sid, slot.pid, iv, ts, number, flag.upper(), received_at, None, None, None, None))

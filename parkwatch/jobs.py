@@ -21,6 +21,7 @@ import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.followup import follow_up
+from alerts.instruments import check_instruments
 from alerts.quality import check_offline, check_series
 from alerts.suspicious import check_suspicious
 from compliance.store import close_windows
@@ -37,6 +38,8 @@ OFFLINE_EVERY = timedelta(seconds=30)
 FOLLOW_UP_EVERY = timedelta(seconds=30)
 # Missing parameters and flat values are judged on closed hours: a few looks an hour suffice.
 DATA_QUALITY_EVERY = timedelta(minutes=5)
+# A refused out-of-range value or a drifting clock is a minute-scale fact: a look a minute.
+INSTRUMENTS_EVERY = timedelta(minutes=1)
 # Suspicious patterns span hours to days: four looks an hour.
 SUSPICIOUS_EVERY = timedelta(minutes=15)
 # A run that started less than this share of a period ago elsewhere makes this tick skip.
@@ -78,6 +81,7 @@ def cluster_jobs(settings: Settings) -> list[Job]:
         Job("close-windows", CLOSE_WINDOWS_EVERY, close_windows),
         Job("offline-stations", OFFLINE_EVERY, lambda conn: check_offline(conn, settings)),
         Job("data-quality", DATA_QUALITY_EVERY, check_series),
+        Job("instruments", INSTRUMENTS_EVERY, check_instruments),
         Job("suspicious-data", SUSPICIOUS_EVERY, check_suspicious),
         Job("alert-follow-up", FOLLOW_UP_EVERY, lambda conn: follow_up(conn, settings)),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -28,13 +29,14 @@ from aiosmtpd.controller import Controller
 
 import alerts.dispatcher as dispatcher_module
 import alerts.rules as rules_module
-from alerts import store
+from alerts import instruments, store
 from alerts.channels import Context
 from alerts.channels.mqtt import Publisher
 from alerts.config import load_routing
 from alerts.dispatcher import Dispatcher
 from alerts.engine import AlertEngine
 from alerts.followup import follow_up
+from alerts.instruments import check_instruments
 from alerts.quality import check_offline, check_series
 from compliance.worker import ComplianceWorker
 from ingest.registry import load_registry_file
@@ -944,3 +946,109 @@ async def test_four_hours_of_fault_flags_is_an_instrument_out_of_service(rig: Ri
         await conn.close()
     [alert] = await alerts(rig.settings)
     assert alert["status"] == "cleared" and alert["clear_reason"] == "data_valid_again"
+
+
+# -- instruments: values no meter reports, a drifting logger clock ------------------------------
+
+
+async def test_a_value_outside_any_instruments_range_is_an_alarm_until_an_hour_passes_without(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O2 sent as 31 % (no stack has more than air's 21 %): the value is refused, the station's
+    other readings kept, and an alarm names the parameter and the refusal; it clears once the
+    window passes with none refused and data arriving."""
+    monkeypatch.setattr(instruments, "RANGE_WINDOW", timedelta(seconds=3))
+    bad = minutes(KILN, hours_ago(0), 80.0)[:1]
+    bad[0]["readings"][2]["value"] = 31.0
+    await publish(rig.settings, "al", KILN, bad)
+    await eventually(lambda: fetchval(rig.settings.DATABASE_URL, "SELECT count(*) FROM dead_letters"), lambda n: n == 1)
+    [dead] = await fetch(rig.settings.DATABASE_URL, "SELECT reason, problems FROM dead_letters")
+    assert dead["reason"] == "out_of_range"
+    assert json.loads(dead["problems"])[0]["parameter"] == O2
+    assert await fetchval(rig.settings.DATABASE_URL, "SELECT count(*) FROM readings") == 2  # SO2 and NOx kept
+    conn = await asyncpg.connect(rig.settings.DATABASE_URL)
+    try:
+        assert await check_instruments(conn) == (1, 0)
+        assert await check_instruments(conn) == (0, 0)  # one alarm per episode
+        await deliver_all(rig, conn)
+        [alert] = await alerts(rig.settings)
+        o2 = await fetchval(rig.settings.DATABASE_URL, "SELECT pid FROM parameters WHERE code = $1", O2)
+        assert alert["rule"] == "data_quality.out_of_range" and alert["pid"] == o2 and alert["status"] == "active"
+        assert json.loads(alert["details"])["refused"] == 1
+        text = rig.sink.accepted("dingtalk")[0].json()["markdown"]["text"]
+        assert "数据超量程" in text and "拒收" in text and "31" in text
+
+        await asyncio.sleep(3.5)
+        assert await check_instruments(conn) == (0, 0), "no data since: nothing says the meter is right again"
+        await send(rig.settings, minutes(KILN, hours_ago(0), 80.0)[1:2])
+        assert await check_instruments(conn) == (0, 1)
+        await deliver_all(rig, conn)
+    finally:
+        await conn.close()
+    [alert] = await alerts(rig.settings)
+    assert alert["status"] == "cleared" and alert["clear_reason"] == "values_in_range"
+    assert [r.json()["event"]["kind"] for r in rig.sink.accepted("webhook")] == ["raised", "cleared"]
+
+
+async def _an_hour_passes(settings: Settings) -> None:
+    """Move the station's clock record back an hour, as if the hour of receipt had ended."""
+    await fetch(settings.DATABASE_URL, "UPDATE station_activity SET lag_hour = lag_hour - interval '1 hour'")
+
+
+def _live(ts: datetime) -> list[dict[str, Any]]:
+    """One minute record stamped ts by the logger."""
+    return minutes(KILN, ts.replace(second=0, microsecond=0), 80.0)[:1]
+
+
+async def test_a_logger_clock_ahead_alarms_at_once_and_clears_once_on_time(rig: Rig) -> None:
+    """Minute data stamped 8 minutes ahead of receipt (still accepted: under the 10-minute
+    future limit) raise a clock-drift alarm; on-time data the next hour clear it."""
+    await send(rig.settings, _live(datetime.now(CST) + timedelta(minutes=8)))
+    conn = await asyncpg.connect(rig.settings.DATABASE_URL)
+    try:
+        assert await check_instruments(conn) == (1, 0)
+        await deliver_all(rig, conn)
+        [alert] = await alerts(rig.settings)
+        assert alert["rule"] == "data_quality.clock_drift" and alert["pid"] is None
+        detail = json.loads(alert["details"])
+        assert detail["direction"] == "ahead" and -9 * 60 < detail["drift_seconds"] < -8 * 60
+        text = rig.sink.accepted("dingtalk")[0].json()["markdown"]["text"]
+        assert re.search("数采仪时钟快约 [89] 分钟", text), text  # the minute's start, rounded
+
+        await send(rig.settings, _live(datetime.now(CST) - timedelta(minutes=2)))
+        assert await check_instruments(conn) == (0, 0), "the hour's least lag still says ahead"
+        await _an_hour_passes(rig.settings)
+        await send(rig.settings, _live(datetime.now(CST) - timedelta(minutes=1)))
+        assert await check_instruments(conn) == (0, 1)
+    finally:
+        await conn.close()
+    [alert] = await alerts(rig.settings)
+    assert alert["status"] == "cleared" and alert["clear_reason"] == "clock_on_time"
+
+
+async def test_a_clock_behind_alarms_only_when_two_hours_agree_and_backfill_is_not_drift(rig: Rig) -> None:
+    """Three hours of back-filled minutes with live data beside them are late, not drift; a logger
+    20 minutes behind through two hours of receipt is."""
+    await send(rig.settings, minutes(KILN, hours_ago(3), 80.0))  # back-fill of an outage
+    await send(rig.settings, _live(datetime.now(CST) - timedelta(minutes=2)))
+    await _an_hour_passes(rig.settings)
+    await send(rig.settings, minutes(KILN, hours_ago(2), 80.0))
+    await send(rig.settings, _live(datetime.now(CST) - timedelta(minutes=1)))
+    conn = await asyncpg.connect(rig.settings.DATABASE_URL)
+    try:
+        assert await check_instruments(conn) == (0, 0)
+        behind = datetime.now(CST) - timedelta(minutes=21)
+        await conn.execute("DELETE FROM station_activity")
+        await send(rig.settings, _live(behind))
+        assert await check_instruments(conn) == (0, 0), "one hour alone could be a back-fill"
+        await _an_hour_passes(rig.settings)
+        await send(rig.settings, _live(behind + timedelta(minutes=1)))
+        assert await check_instruments(conn) == (1, 0)
+        await deliver_all(rig, conn)
+    finally:
+        await conn.close()
+    [alert] = await alerts(rig.settings)
+    detail = json.loads(alert["details"])
+    assert detail["direction"] == "behind" and 19 * 60 < detail["drift_seconds"] < 21 * 60
+    text = rig.sink.accepted("dingtalk")[0].json()["markdown"]["text"]
+    assert re.search("数采仪时钟慢约 (19|20) 分钟", text), text

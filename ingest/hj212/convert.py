@@ -170,7 +170,9 @@ def _row_of(
         # a cumulative amount (Cou) has its own unit and scale: only its magnitude is checked
         why = None if number is None else ranges.problem(factor.code if suffix != "Cou" else "", number, station.ranges)
         if why is not None:
-            out.problems.append(Problem(Reason.OUT_OF_RANGE, f"{factor.code} {suffix}: {why}", factor.code))
+            out.problems.append(
+                Problem(Reason.OUT_OF_RANGE, f"{factor.code} {suffix}: {why}", factor.code, factor.code)
+            )
             return
     row: Row = (station.sid, PENDING if pid is None else pid, iv, ts, value, flag, received_at, vmin, vmax, cou, zs)
     if pid is None:
