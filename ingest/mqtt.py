@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -83,8 +82,9 @@ class Subscriber:
         )
         if target.username is not None:
             client.username_pw_set(target.username, target.password)
-        if target.tls:
-            client.tls_set_context(ssl.create_default_context())
+        context = target.ssl_context()
+        if context is not None:
+            client.tls_set_context(context)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe

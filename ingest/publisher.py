@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import struct
 
 from ingest import mqttwire
@@ -105,7 +104,7 @@ class LeanPublisher(asyncio.Protocol):
                 lambda: proto,
                 target.host,
                 target.port,
-                ssl=ssl.create_default_context() if target.tls else None,
+                ssl=target.ssl_context(),
             )
         except OSError as exc:
             raise MqttError(f"cannot connect to {target.host}:{target.port}: {exc}") from None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEPLOY_CONF = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
+PRODUCTION_CONF = DEPLOY_CONF.with_name("mosquitto-production.conf")
 
 # Mosquitto 2.0's defaults for the settings the no-loss guarantee depends on (mosquitto.conf(5)).
 DEFAULTS = {
@@ -27,10 +28,22 @@ DEFAULTS = {
 DEFAULT_PORT = 1883
 
 
-def render_config(folder: Path, port: int, overrides: dict[str, str] | None = None) -> Path:
-    """deploy/mosquitto.conf with only the listener, the persistence folder, the log and `overrides` changed."""
-    text = DEPLOY_CONF.read_text()
-    text = re.sub(r"^listener .*$", f"listener {port} 127.0.0.1", text, flags=re.MULTILINE)
+def render_config(
+    folder: Path,
+    port: int,
+    overrides: dict[str, str] | None = None,
+    *,
+    source: Path = DEPLOY_CONF,
+    tls_port: int | None = None,
+) -> Path:
+    """A deploy/ config with only the listeners, the persistence folder, the log and `overrides` changed.
+
+    The first listener moves to `port`, a second (the production file's TLS one) to `tls_port`;
+    both on 127.0.0.1.
+    """
+    text = source.read_text()
+    ports = iter([port, tls_port if tls_port is not None else port])
+    text = re.sub(r"^listener .*$", lambda _m: f"listener {next(ports)} 127.0.0.1", text, flags=re.MULTILINE)
     text = re.sub(r"^persistence_location .*$", f"persistence_location {folder}/", text, flags=re.MULTILINE)
     for key, value in (overrides or {}).items():
         text, n = re.subn(rf"^{key} .*$", f"{key} {value}", text, flags=re.MULTILINE)

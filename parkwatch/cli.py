@@ -360,6 +360,36 @@ def _notify(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(notify_test(settings, args.channel, sys.stdout, sys.stderr))
 
 
+def _broker_auth(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from parkwatch import brokerauth
+    from schemas.registry import RegistryFileError
+
+    try:
+        if args.registry:
+            stations = brokerauth.stations_from_file(args.registry)
+        else:
+            stations = asyncio.run(brokerauth.stations_from_database(settings.DATABASE_URL))
+        outcome = brokerauth.generate(args.out, settings.TOPIC_PREFIX, stations, rotate=args.rotate)
+    except RegistryFileError as exc:
+        print(f"parkwatch: {exc.path}: refused:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError, ValueError) as exc:
+        print(f"parkwatch: broker-auth: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{len(stations)} station(s): {len(outcome.issued)} password(s) issued, {len(outcome.kept)} kept, "
+        f"{len(outcome.removed)} removed"
+    )
+    print(f"wrote {args.out / brokerauth.PASSWD} and {args.out / brokerauth.ACL}; reload the broker (SIGHUP)")
+    if outcome.issued:
+        print(f"new passwords are in {args.out / brokerauth.CREDENTIALS}: hand them out, then delete the file")
+    return 0
+
+
 _COMMANDS = {
     "migrate": _migrate,
     "serve": _serve,
@@ -371,6 +401,7 @@ _COMMANDS = {
     "demo": _demo,
     "alerts": _alerts,
     "notify": _notify,
+    "broker-auth": _broker_auth,
     "gateway": _gateway,
     "hj212": _hj212,
     "simulate": _simulate,

@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--all", action="store_true", help="every open dead letter")
     dr.add_argument("--limit", type=int, help="at most this many")
 
+    ba = sub.add_parser(
+        "broker-auth",
+        help="write Mosquitto's password and ACL files from the registry, and the new credentials once",
+    )
+    ba.add_argument("--out", type=Path, required=True, help="folder for passwd, acl and credentials.json")
+    ba.add_argument("--registry", type=Path, help="take the stations from this file, not the database")
+    ba.add_argument("--rotate", action="append", default=[], metavar="USER", help="issue a new password (repeatable)")
+
     gateway = sub.add_parser("gateway", help="HJ 212 TCP gateway: station connections → broker (QoS 1)")
     gateway.add_argument("--host", help="address to listen on (default PARKWATCH_GATEWAY_HOST)")
     gateway.add_argument("--port", type=int, help="port to listen on (default PARKWATCH_GATEWAY_PORT)")

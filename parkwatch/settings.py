@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,16 @@ class MqttTarget(BaseModel):
     tls: bool
     username: str | None = None
     password: str | None = None
+    ca_file: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of an mqtts:// target: the system's CAs, and ca_file's if set; None for mqtt://."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context()
+        if self.ca_file is not None:
+            context.load_verify_locations(cafile=self.ca_file)
+        return context
 
 
 class Settings(BaseSettings):
@@ -35,6 +46,9 @@ class Settings(BaseSettings):
 
     DATABASE_URL: str = "postgresql://postgres@127.0.0.1:5432/parkwatch"
     MQTT_URL: str = "mqtt://127.0.0.1:1883"
+    # A CA certificate (PEM) to trust for an mqtts:// broker besides the system's: a private CA
+    # (docs/deployment.md#tls).
+    MQTT_CA_FILE: Path | None = None
     TOPIC_PREFIX: str = "parkwatch"
     API_HOST: str = "127.0.0.1"
     API_PORT: int = Field(default=8000, ge=1, le=65535)
@@ -95,6 +109,13 @@ class Settings(BaseSettings):
         parse_mqtt_url(value)
         return value
 
+    @field_validator("MQTT_CA_FILE")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
     @field_validator("TOPIC_PREFIX")
     @classmethod
     def _topic_prefix(cls, value: str) -> str:
@@ -118,8 +139,8 @@ class Settings(BaseSettings):
 
     @property
     def mqtt(self) -> MqttTarget:
-        """The broker address and credentials."""
-        return parse_mqtt_url(self.MQTT_URL)
+        """The broker address, credentials and the CA to trust."""
+        return parse_mqtt_url(self.MQTT_URL).model_copy(update={"ca_file": self.MQTT_CA_FILE})
 
     @property
     def database_name(self) -> str:

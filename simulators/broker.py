@@ -7,6 +7,7 @@ ships, not whatever the machine's broker happens to be configured with.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -32,11 +33,20 @@ def free_port() -> int:
 class PrivateBroker:
     """A Mosquitto process of our own; stop() and start() keep its persistence folder."""
 
-    def __init__(self, folder: Path, port: int | None = None, overrides: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        port: int | None = None,
+        overrides: dict[str, str] | None = None,
+        *,
+        source: Path = DEPLOY_CONF,
+        tls_port: int | None = None,
+    ) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
-        self.conf = render_config(folder, self.port, overrides)
+        self.tls_port = tls_port
+        self.conf = render_config(folder, self.port, overrides, source=source, tls_port=tls_port)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,6 +76,11 @@ class PrivateBroker:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("private mosquitto did not start listening")
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto re-reads its password and ACL files, keeping its connections."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         """Stop gracefully (it saves its persistence file)."""
