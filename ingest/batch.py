@@ -70,6 +70,9 @@ class Message:
     unresolved: list[tuple[str, Row]] = field(default_factory=list)
     station_id: str | None = None  # as the topic names it (a station id, or an HJ 212 MN)
     sent_at: datetime | None = None  # when the station sent it (JSON sent_at, HJ 212 QN), if it says
+    # The topic and payload its dead letter keeps, when not the message's own: a frame the gateway
+    # refused is kept as it would have arrived (ingest/hj212/events.py).
+    kept_as: tuple[str, bytes] | None = None
 
 
 @dataclass(slots=True)

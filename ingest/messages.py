@@ -6,14 +6,15 @@ from datetime import datetime
 
 from ingest.batch import Message
 from ingest.hj212.convert import convert
+from ingest.hj212.events import convert_event
 from ingest.registry import Registry
 from ingest.routing import parse_hj212_topic, parse_readings_topic
 from ingest.validate import Problem, decode
-from schemas.readings import Reason
+from schemas.readings import Reason, gateway_events_topic
 
 
 def decode_message(topic: str, payload: bytes, *, prefix: str, registry: Registry, received_at: datetime) -> Message:
-    """Route by topic: JSON readings ({prefix}/{park}/{station}/readings) or raw HJ 212 ({prefix}/hj212/{MN})."""
+    """Route by topic: JSON readings, raw HJ 212 ({prefix}/hj212/{MN}) or the gateway's events."""
     route = parse_readings_topic(topic, prefix)
     if route is not None:
         decoded = decode(
@@ -29,6 +30,8 @@ def decode_message(topic: str, payload: bytes, *, prefix: str, registry: Registr
     mn = parse_hj212_topic(topic, prefix)
     if mn is not None:
         return convert(payload, topic=topic, topic_mn=mn, registry=registry, received_at=received_at)
+    if topic == gateway_events_topic(prefix):
+        return convert_event(payload, prefix=prefix, registry=registry, received_at=received_at)
     return Message(
         problems=[Problem(Reason.SCHEMA, f"topic {topic!r} is neither a readings nor an HJ 212 topic", "topic")]
     )

@@ -26,7 +26,7 @@ from ingest.validate import Problem
 from ingest.writer import DurableWriter
 from parkwatch.retry import backoff
 from parkwatch.settings import Settings
-from schemas.readings import Reason, hj212_subscription, readings_subscription
+from schemas.readings import Reason, gateway_events_topic, hj212_subscription, readings_subscription
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,11 @@ class IngestService:
         self.receiver = Receiver(
             settings.mqtt,
             client_id=settings.MQTT_CLIENT_ID,
-            subscriptions=[readings_subscription(settings.TOPIC_PREFIX), hj212_subscription(settings.TOPIC_PREFIX)],
+            subscriptions=[
+                readings_subscription(settings.TOPIC_PREFIX),
+                hj212_subscription(settings.TOPIC_PREFIX),
+                gateway_events_topic(settings.TOPIC_PREFIX),
+            ],
             handler=self._on_message,
         )
         self.ready = asyncio.Event()
@@ -81,10 +85,11 @@ class IngestService:
             decoded.problems += refused
         dead = None
         if decoded.problems:
+            kept_topic, kept_payload = decoded.kept_as or (topic, payload)
             dead = DeadLetter.from_problems(
                 received_at=received_at,
-                topic=topic,
-                payload=payload,
+                topic=kept_topic,
+                payload=kept_payload,
                 problems=decoded.problems,
                 station_id=decoded.station_id,
             )

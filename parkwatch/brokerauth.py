@@ -21,7 +21,7 @@ from pathlib import Path
 
 import asyncpg
 
-from schemas.readings import HJ212_LEVEL, READINGS_SUFFIX
+from schemas.readings import GATEWAY_LEVEL, HJ212_LEVEL, READINGS_SUFFIX
 from schemas.registry import read_registry
 
 # The services' user names contain '@', which no station id may (schemas/registry.py
@@ -92,6 +92,7 @@ def render_acl(prefix: str, stations: Iterable[StationTopics]) -> str:
         f"user {INGEST_USER}",
         f"topic read {prefix}/+/+/{READINGS_SUFFIX}",
         f"topic read {prefix}/{HJ212_LEVEL}/+",
+        f"topic read {prefix}/{GATEWAY_LEVEL}/events",
         f"topic write {prefix}/+/alerts",
         f"topic write {prefix}/+/alerts/+",
         f"topic write {prefix}/watchdog/+",
@@ -99,6 +100,7 @@ def render_acl(prefix: str, stations: Iterable[StationTopics]) -> str:
         "# parkwatch gateway: forwards HJ 212 packets of the loggers whose MN and password it checked",
         f"user {GATEWAY_USER}",
         f"topic write {prefix}/{HJ212_LEVEL}/+",
+        f"topic write {prefix}/{GATEWAY_LEVEL}/events",
         f"topic write {prefix}/watchdog/+",
     ]
     for s in stations:

@@ -110,7 +110,7 @@ async def _stations_async(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await conn.close()
         unknown = sorted(
-            {k for s in registry.stations for k in s.extra()} | {k for p in registry.parks for k in p.attrs()}
+            {k for s in registry.stations for k in s.extra()} | {k for p in registry.parks for k in p.model_extra or {}}
         )
         if unknown:
             print(f"note: kept extra keys verbatim for later use: {', '.join(unknown)}", file=sys.stderr)

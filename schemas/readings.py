@@ -10,6 +10,7 @@ from typing import Final
 READINGS_SUFFIX: Final = "readings"
 # Raw HJ 212 packets (from stations, or from the TCP gateway): {prefix}/hj212/{MN} (QoS 1).
 HJ212_LEVEL: Final = "hj212"
+GATEWAY_LEVEL: Final = "gateway"
 
 # interval name → the small integer stored in readings.iv (keeps the hot table narrow).
 INTERVALS: Final[dict[str, int]] = {"rtd": 0, "min": 1, "hour": 2, "day": 3}
@@ -47,6 +48,9 @@ class Reason(StrEnum):
     # access password.
     INVALID_FRAME = "invalid_frame"
     BAD_PASSWORD = "bad_password"  # noqa: S105 - a reason code, not a secret
+    # The HJ 212 gateway refused the frame: sent from outside its park's networks, or as an MN
+    # connected from elsewhere (ingest/hj212/access.py).
+    REFUSED_BY_GATEWAY = "refused_by_gateway"
     # The database refused rows that passed validation (a bug or a schema drift); kept so that
     # nothing is lost, and replayable once fixed.
     REJECTED_BY_DATABASE = "rejected_by_database"
@@ -65,6 +69,11 @@ def readings_subscription(prefix: str) -> str:
 def hj212_topic(prefix: str, mn: str) -> str:
     """The topic raw HJ 212 packets of one device are published on."""
     return f"{prefix}/{HJ212_LEVEL}/{mn}"
+
+
+def gateway_events_topic(prefix: str) -> str:
+    """The topic the HJ 212 gateway reports refused frames and changed sources on (schemas/gateway.py)."""
+    return f"{prefix}/{GATEWAY_LEVEL}/events"
 
 
 def hj212_subscription(prefix: str) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,20 @@ MN_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 VENDOR_CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,24}$"
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """CIDR blocks (or single addresses); raises ValueError naming the bad one."""
+    out = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP network (e.g. 10.20.0.0/16)") from None
+    return tuple(out)
+
+
 class RegistryFileError(Exception):
     """The registry file cannot be read or does not validate; `problems` lists each one."""
 
@@ -43,10 +59,21 @@ class ParkSpec(BaseModel):
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1)
     city: str = Field(min_length=1)
+    # Source networks the park's data loggers may reach the HJ 212 gateway from; absent: any
+    # (docs/data-loggers.md#who-may-send-as-an-mn).
+    gateway_networks: list[str] | None = None
+
+    @field_validator("gateway_networks")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            parse_networks(value)
+        return value
 
     def attrs(self) -> dict[str, Any]:
-        """Keys beyond the known ones, kept verbatim."""
-        return dict(self.model_extra or {})
+        """What is stored in parks.attrs: the gateway's networks and keys beyond the known ones, verbatim."""
+        networks = {"gateway_networks": self.gateway_networks} if self.gateway_networks is not None else {}
+        return {**(self.model_extra or {}), **networks}
 
 
 class StationSpec(BaseModel):

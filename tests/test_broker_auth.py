@@ -33,7 +33,7 @@ from parkwatch import brokerauth
 from parkwatch.brokerauth import GATEWAY_USER, INGEST_USER, StationTopics
 from parkwatch.brokerconf import PRODUCTION_CONF, read_config
 from parkwatch.settings import Settings
-from schemas.readings import hj212_topic, readings_topic
+from schemas.readings import gateway_events_topic, hj212_topic, readings_topic
 from schemas.registry import RegistryFile
 from simulators.broker import PrivateBroker
 from tests.conftest import DATA
@@ -224,21 +224,26 @@ async def test_a_station_publishes_only_for_itself_and_reads_nothing(secured: Se
 async def test_the_services_have_their_rights_and_no_more(secured: Secured) -> None:
     """The gateway forwards HJ 212 packets for any MN but cannot write readings; the ingest
     publishes notices and the watchdog's state but cannot pose as a station."""
-    async with listening(secured.client(INGEST_USER), f"{PREFIX}/+/+/readings", f"{PREFIX}/hj212/+") as ingest:
+    events = gateway_events_topic(PREFIX)
+    async with listening(secured.client(INGEST_USER), f"{PREFIX}/+/+/readings", f"{PREFIX}/hj212/+", events) as ingest:
         await _publish_all(
             secured.client(GATEWAY_USER),
             [
                 (readings_topic(PREFIX, "pa", "a-out"), b"gateway as a station"),
                 (hj212_topic(PREFIX, "BBBB0000000000000000B001"), b"forwarded packet"),
+                (events, b"gateway event"),
             ],
         )
         await _publish_all(
             secured.client(INGEST_USER), [(readings_topic(PREFIX, "pa", "a-out"), b"ingest as a station")]
         )
-        await _publish_all(secured.client("a-out"), [(readings_topic(PREFIX, "pa", "a-out"), b"last")])
+        await _publish_all(
+            secured.client("a-out"),
+            [(events, b"a station posing as the gateway"), (readings_topic(PREFIX, "pa", "a-out"), b"last")],
+        )
         await _seen(ingest, b"last")
         await asyncio.sleep(SETTLE)
-        assert sorted(b for _, b in ingest) == [b"forwarded packet", b"last"]
+        assert sorted(b for _, b in ingest) == [b"forwarded packet", b"gateway event", b"last"]
     async with listening(secured.client("b-out"), f"{PREFIX}/pb/alerts") as b_reads:
         await _publish_all(secured.client(INGEST_USER), [(f"{PREFIX}/pb/alerts", b"notice")])
         await asyncio.sleep(SETTLE)

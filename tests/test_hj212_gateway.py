@@ -6,16 +6,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ingest.hj212 import access
 from ingest.hj212.codec import decode, encode_data, frame_segment
 from ingest.hj212.gateway import Gateway
 from ingest.hj212.packet import build_segment
 from ingest.service import IngestService
 from parkwatch.settings import Settings
 from simulators.broker import PrivateBroker
-from tests.helpers import count_readings, eventually, fetch
+from tests.helpers import cli_env, count_readings, eventually, fetch, run_cli
 
 MN = "43010000000101"  # p1-out in tests/data/registry.yaml
 
@@ -196,3 +198,106 @@ async def test_many_concurrent_loggers(settings: Settings, gateway: Gateway) -> 
 
 async def _value(v: object) -> object:
     return v
+
+
+# -- who may send as an MN ------------------------------------------------------------------
+
+
+async def _connect(gateway: Gateway, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A logger connection from a loopback address of our choice (Linux routes all of 127/8 to lo)."""
+    return await asyncio.open_connection("127.0.0.1", gateway.port, local_addr=(source, 0))
+
+
+async def _closed_by_gateway(reader: asyncio.StreamReader) -> bool:
+    async with asyncio.timeout(5):
+        return await reader.read(4096) == b""
+
+
+async def _dead_letters(settings: Settings, n: int) -> list[Any]:
+    await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT * FROM dead_letters ORDER BY id"), lambda rows: len(rows) >= n
+    )
+    return await fetch(settings.DATABASE_URL, "SELECT * FROM dead_letters ORDER BY id")
+
+
+async def test_a_logger_outside_its_parks_networks_is_refused_and_kept_for_replay(
+    settings: Settings, gateway: Gateway
+) -> None:
+    """Park p1 allows 10.0.0.0/8: a frame from 127.0.0.1 gets no answer, closes the connection and
+    is kept as a dead letter, as the frame on its HJ 212 topic; once the park allows the address,
+    `dead-letters replay` stores it."""
+    await fetch(
+        settings.DATABASE_URL, """UPDATE parks SET attrs = '{"gateway_networks": ["10.0.0.0/8"]}' WHERE id = 'p1'"""
+    )
+    await gateway.load_registry()
+    reader, writer = await _connect(gateway, "127.0.0.1")
+    frame = _upload(7)
+    writer.write(frame)
+    await writer.drain()
+    assert await _closed_by_gateway(reader), "refused: no answer, connection closed"
+    [dead] = await _dead_letters(settings, 1)
+    assert dead["reason"] == "refused_by_gateway" and dead["station_id"] == "p1-out"
+    assert dead["topic"] == f"{settings.TOPIC_PREFIX}/hj212/{MN}" and bytes(dead["payload"]) == frame
+    assert "network_not_allowed" in dead["message"] and "127.0.0.1" in dead["message"]
+    assert gateway.stats.refused == 1 and await count_readings(settings.DATABASE_URL) == 0
+
+    await fetch(
+        settings.DATABASE_URL, """UPDATE parks SET attrs = '{"gateway_networks": ["127.0.0.0/8"]}' WHERE id = 'p1'"""
+    )
+    await gateway.load_registry()
+    done = run_cli("dead-letters", "replay", "--reason", "refused_by_gateway", env=cli_env(settings))
+    assert done.returncode == 0, done.stderr
+    assert await count_readings(settings.DATABASE_URL) == 1
+    reader, writer = await _connect(gateway, "127.0.0.1")
+    writer.write(_upload(8))
+    await writer.drain()
+    assert [r["cn"] for r in await _read_replies(reader, 1)] == ["9014"]
+    writer.close()
+
+
+async def test_an_mn_connected_from_one_address_is_refused_from_another(settings: Settings, gateway: Gateway) -> None:
+    """The logger sends from 127.0.0.1; a second source sending as its MN is refused and recorded
+    while the logger keeps being answered."""
+    reader, writer = await _connect(gateway, "127.0.0.1")
+    writer.write(_upload(0))
+    await writer.drain()
+    assert [r["cn"] for r in await _read_replies(reader, 1)] == ["9014"]
+
+    f_reader, f_writer = await _connect(gateway, "127.0.0.66")
+    f_writer.write(_upload(1))
+    await f_writer.drain()
+    assert await _closed_by_gateway(f_reader)
+    [dead] = await _dead_letters(settings, 1)
+    assert "mn_connected_elsewhere" in dead["message"] and "127.0.0.66" in dead["message"]
+
+    writer.write(_upload(2))
+    await writer.drain()
+    assert len(await _read_replies(reader, 2)) >= 1
+    writer.close()
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 2)
+    values = await fetch(settings.DATABASE_URL, "SELECT value FROM readings ORDER BY ts")
+    assert [r["value"] for r in values] == [30.0, 32.0], "the second source's value was not stored"
+
+
+async def test_a_silent_logger_can_be_taken_over_and_the_new_source_is_recorded(
+    settings: Settings, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Silent past the takeover time (a 4G logger that changed address), the MN moves to the new
+    connection: the old one is closed and a source_changed station event names the new address."""
+    monkeypatch.setattr(access, "TAKEOVER_SILENCE", 0.3)
+    reader, writer = await _connect(gateway, "127.0.0.1")
+    writer.write(_upload(0))
+    await writer.drain()
+    await _read_replies(reader, 1)
+    await asyncio.sleep(0.5)
+    n_reader, n_writer = await _connect(gateway, "127.0.0.2")
+    n_writer.write(_upload(1))
+    await n_writer.drain()
+    assert [r["cn"] for r in await _read_replies(n_reader, 1)] == ["9014"]
+    assert await _closed_by_gateway(reader), "the silent connection is closed"
+    n_writer.close()
+    events = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT kind, subject FROM station_events"), lambda rows: len(rows) == 1
+    )
+    assert (events[0]["kind"], events[0]["subject"]) == ("source_changed", "127.0.0.2")
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 2)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import uuid
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from ingest.hj212.access import Access, Peer, canonical_address
 from ingest.hj212.codec import DecodedPacket, decode_frame, encode_reply
 from ingest.hj212.frame import Frame, Framer
 from ingest.hj212.packet import COMMAND_CODES
@@ -37,7 +39,9 @@ from ingest.publisher import LeanPublisher
 from ingest.store import CONNECT_TIMEOUT
 from parkwatch.retry import backoff
 from parkwatch.settings import Settings
-from schemas.readings import hj212_topic
+from schemas.gateway import gateway_event
+from schemas.readings import gateway_events_topic, hj212_topic
+from schemas.registry import Network, parse_networks
 from schemas.stations import CrcVariant
 
 logger = logging.getLogger(__name__)
@@ -59,6 +63,12 @@ REGISTRY_REFRESH = 60.0
 # A topic level may not hold MQTT wildcards or separators: such an MN goes to a fixed level.
 _TOPIC_SAFE = re.compile(r"^[^/#+\s]{1,64}$")
 UNKNOWN_MN_LEVEL = "_unknown"
+# Each configured logger: its CRC routine, and the networks its park allows (parks.attrs).
+LOGGERS = """
+SELECT s.mn, s.crc, p.attrs->'gateway_networks' AS networks
+FROM stations s JOIN parks p ON p.id = s.park_id
+WHERE s.mn IS NOT NULL
+"""
 
 
 @dataclass
@@ -72,6 +82,7 @@ class GatewayStats:
     forwarded: int = 0
     replies: int = 0
     idle_closed: int = 0
+    refused: int = 0
 
 
 class BrokerLink:
@@ -135,6 +146,7 @@ class Gateway:
         self.link = BrokerLink(settings)
         self.stats = GatewayStats()
         self.crc_by_mn: dict[str, CrcVariant] = {}
+        self.access = Access()
         self.listening = asyncio.Event()
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -159,16 +171,21 @@ class Gateway:
             await server.wait_closed()
             logger.info("HJ 212 gateway stopped")
 
+    async def load_registry(self) -> None:
+        """Read the configured loggers' CRC routines and networks (raises when the database is out of reach)."""
+        conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
+        try:
+            rows = await conn.fetch(LOGGERS)
+        finally:
+            await conn.close()
+        self.crc_by_mn = {r["mn"]: CrcVariant(r["crc"]) for r in rows}
+        self.access.networks = _networks(rows)
+
     async def _registry_loop(self) -> None:
         attempt = 0
         while True:
             try:
-                conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
-                try:
-                    rows = await conn.fetch("SELECT mn, crc FROM stations WHERE mn IS NOT NULL")
-                finally:
-                    await conn.close()
-                self.crc_by_mn = {r["mn"]: CrcVariant(r["crc"]) for r in rows}
+                await self.load_registry()
                 attempt = 0
                 await asyncio.sleep(REGISTRY_REFRESH)
             except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -182,7 +199,8 @@ class Gateway:
         task.add_done_callback(self._connections.discard)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+        peername = writer.get_extra_info("peername")
+        peer = Peer(address=canonical_address(str(peername[0])) if peername else "", close=writer.close)
         self.stats.connections += 1
         self.stats.open_connections += 1
         framer = Framer()
@@ -199,32 +217,59 @@ class Gateway:
                     if wait == SETTLE_DELAY:
                         settled = True
                         for frame in framer.settle():
-                            await self._handle(frame, writer)
+                            await self._handle(frame, writer, peer)
                         continue
                     self.stats.idle_closed += 1
-                    logger.info("gateway: closing %s after %.0f s without data", peer, self.idle_timeout)
+                    logger.info("gateway: closing %s after %.0f s without data", peername, self.idle_timeout)
                     break
                 if not data:
                     break
                 settled = False
                 for frame in framer.feed(data):
-                    await self._handle(frame, writer)
-            for frame in framer.flush():  # an unterminated last frame, or leftover bytes
-                await self._handle(frame, writer)
+                    await self._handle(frame, writer, peer)
+                    if writer.is_closing():
+                        break
+                if writer.is_closing():
+                    break
+            if not writer.is_closing():
+                for frame in framer.flush():  # an unterminated last frame, or leftover bytes
+                    await self._handle(frame, writer, peer)
         except (ConnectionError, OSError) as exc:
-            logger.info("gateway: connection %s lost (%s)", peer, exc)
+            logger.info("gateway: connection %s lost (%s)", peername, exc)
         finally:
+            self.access.release(peer)
             self.stats.open_connections -= 1
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def _handle(self, frame: Frame, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, frame: Frame, writer: asyncio.StreamWriter, peer: Peer) -> None:
         self.stats.frames += 1
         decoded = decode_frame(frame, header_only=True)  # routing and answering need no more
         packet = decoded.packet
         mn = packet.mn or ""
         level = mn if _TOPIC_SAFE.match(mn) else UNKNOWN_MN_LEVEL
+        if mn:
+            admission = self.access.admit(mn, peer)
+            if admission.refused is not None:
+                # Kept as a dead letter by the ingest, unanswered, and the connection closed.
+                self.stats.refused += 1
+                logger.warning("gateway: refused %s: %s", admission.refused.value, admission.message)
+                await self.link.publish(
+                    gateway_events_topic(self.settings.TOPIC_PREFIX),
+                    gateway_event(
+                        "refused", mn=mn, peer=peer.address, reason=admission.refused.value,
+                        message=admission.message, frame=frame.raw,
+                    ),
+                )  # fmt: skip
+                writer.close()
+                return
+            if admission.previous_source is not None:
+                logger.info("gateway: MN %s now sends from %s (was %s)", mn, peer.address, admission.previous_source)
+                await self.link.publish(
+                    gateway_events_topic(self.settings.TOPIC_PREFIX),
+                    gateway_event("source_changed", mn=mn, peer=peer.address, previous=admission.previous_source),
+                )
         await self.link.publish(hj212_topic(self.settings.TOPIC_PREFIX, level), frame.raw)
         self.stats.forwarded += 1
         accept = (self.crc_by_mn[mn],) if mn in self.crc_by_mn else ()
@@ -253,3 +298,16 @@ def replies(decoded: DecodedPacket) -> list[bytes]:
         encode_reply(packet, cn="9011", cp=[[("QnRtn", "1")]]),
         encode_reply(packet, cn="9012", cp=[[("ExeRtn", "1")]]),
     ]
+
+
+def _networks(rows: list[asyncpg.Record]) -> dict[str, tuple[Network, ...]]:
+    """MN → the networks its park allows, for the parks that set any (validated when loaded)."""
+    out: dict[str, tuple[Network, ...]] = {}
+    for r in rows:
+        if r["networks"]:
+            try:
+                out[r["mn"]] = parse_networks(json.loads(r["networks"]))
+            except (ValueError, TypeError) as exc:
+                logger.error("gateway: the networks of MN %s are unusable (%s); refusing it everywhere", r["mn"], exc)
+                out[r["mn"]] = ()
+    return out
