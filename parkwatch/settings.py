@@ -10,7 +10,7 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PARKWATCH_"
@@ -69,6 +69,15 @@ class Settings(BaseSettings):
     # Loggers send at least every few minutes (minute data, heartbeats); a connection silent
     # for this long is dead on the far side and is closed.
     GATEWAY_IDLE_TIMEOUT: float = Field(default=600.0, gt=0)
+    # A second listener, TLS, for loggers that support it (docs/deployment.md#tls): a port, and
+    # the server certificate and key in PEM (deploy/make-certs.sh writes both).
+    GATEWAY_TLS_CERT: Path | None = None
+    GATEWAY_TLS_KEY: Path | None = None
+    GATEWAY_TLS_PORT: int | None = Field(default=None, ge=0, le=65535)
+    # Connections held at once; past it a new one is closed at once. A province has thousands of
+    # loggers at most, and an idle socket costs the gateway a few kilobytes: the bound keeps a
+    # flood of idle connections from exhausting memory and file descriptors.
+    GATEWAY_MAX_CONNECTIONS: int = Field(default=5000, ge=1)
     # Signs the API's paging cursors; unset, one is generated once and kept in the database, so
     # that every API process reads the others' cursors.
     API_SECRET: str | None = Field(default=None, min_length=16)
@@ -115,6 +124,30 @@ class Settings(BaseSettings):
         if value is not None and not value.is_file():
             raise ValueError(f"no such file: {value}")
         return value
+
+    @field_validator("GATEWAY_TLS_CERT", "GATEWAY_TLS_KEY")
+    @classmethod
+    def _pem_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("GATEWAY_TLS_PORT")
+    @classmethod
+    def _gateway_tls(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and (
+            info.data.get("GATEWAY_TLS_CERT") is None or info.data.get("GATEWAY_TLS_KEY") is None
+        ):
+            raise ValueError("needs PARKWATCH_GATEWAY_TLS_CERT and PARKWATCH_GATEWAY_TLS_KEY")
+        return value
+
+    def gateway_tls_context(self) -> ssl.SSLContext | None:
+        """The gateway's TLS listener context, when one is configured."""
+        if self.GATEWAY_TLS_PORT is None or self.GATEWAY_TLS_CERT is None or self.GATEWAY_TLS_KEY is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.GATEWAY_TLS_CERT, self.GATEWAY_TLS_KEY)
+        return context
 
     @field_validator("TOPIC_PREFIX")
     @classmethod

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from parkwatch.settings import Settings
 from simulators.broker import PrivateBroker
 from tests.helpers import cli_env, count_readings, eventually, fetch, run_cli
 
+ROOT = Path(__file__).resolve().parent.parent
 MN = "43010000000101"  # p1-out in tests/data/registry.yaml
 
 
@@ -301,3 +305,64 @@ async def test_a_silent_logger_can_be_taken_over_and_the_new_source_is_recorded(
     )
     assert (events[0]["kind"], events[0]["subject"]) == ("source_changed", "127.0.0.2")
     await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 2)
+
+
+# -- TLS and the connection limit ----------------------------------------------------------
+
+
+@asynccontextmanager
+async def _gateway_with(settings: Settings, **changes: Any) -> AsyncIterator[Gateway]:
+    gw = Gateway(settings.model_copy(update=changes), host="127.0.0.1", port=0, idle_timeout=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    await asyncio.wait_for(gw.listening.wait(), 10)
+    await asyncio.wait_for(gw.link._ready.wait(), 10)
+    try:
+        yield gw
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_loggers_that_speak_tls_reach_the_gateways_tls_listener(
+    settings: Settings, ingest: IngestService, tmp_path: Path
+) -> None:
+    """deploy/make-certs.sh's certificate on the TLS port: a logger trusting the private CA is
+    answered and stored; one that does not trust it fails its handshake; the plain port still serves."""
+    certs = tmp_path / "certs"
+    subprocess.run(["bash", str(ROOT / "deploy" / "make-certs.sh"), str(certs), "127.0.0.1"], check=True)
+    async with _gateway_with(
+        settings, GATEWAY_TLS_PORT=0, GATEWAY_TLS_CERT=certs / "server.crt", GATEWAY_TLS_KEY=certs / "server.key"
+    ) as gw:
+        assert gw.tls_port
+        trusting = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.tls_port, ssl=trusting)
+        writer.write(_upload(0))
+        await writer.drain()
+        assert [r["cn"] for r in await _read_replies(reader, 1)] == ["9014"]
+        writer.close()
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await asyncio.open_connection("127.0.0.1", gw.tls_port, ssl=ssl.create_default_context())
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(_upload(1))
+        await writer.drain()
+        assert [r["cn"] for r in await _read_replies(reader, 1)] == ["9014"]
+        writer.close()
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 2)
+
+
+async def test_connections_past_the_limit_are_closed_at_once(settings: Settings, ingest: IngestService) -> None:
+    async with _gateway_with(settings, GATEWAY_MAX_CONNECTIONS=3) as gw:
+        held = [await asyncio.open_connection("127.0.0.1", gw.port) for _ in range(3)]
+        await eventually(lambda: _value(len(gw._connections)), lambda n: n == 3)
+        reader, _ = await asyncio.open_connection("127.0.0.1", gw.port)
+        assert await _closed_by_gateway(reader)
+        assert gw.stats.over_limit == 1
+        held[0][1].close()
+        await eventually(lambda: _value(len(gw._connections)), lambda n: n == 2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(_upload(0))
+        await writer.drain()
+        assert [r["cn"] for r in await _read_replies(reader, 1)] == ["9014"]
+        for _, w in [*held[1:], (reader, writer)]:
+            w.close()

@@ -49,6 +49,9 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("PARKWATCH_TOPIC_PREFIX", "parks//x", "empty levels"),
         ("PARKWATCH_DEFAULT_TIMEZONE", "Mars/Olympus", "unknown IANA time zone"),
         ("PARKWATCH_TIMESCALE", "maybe", "'auto'"),
+        ("PARKWATCH_GATEWAY_TLS_PORT", "9213", "needs PARKWATCH_GATEWAY_TLS_CERT"),
+        ("PARKWATCH_GATEWAY_TLS_CERT", "/nonexistent/server.crt", "no such file"),
+        ("PARKWATCH_MQTT_CA_FILE", "/nonexistent/ca.crt", "no such file"),
     ],
 )
 def test_bad_value_is_refused_naming_the_setting(

@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -58,6 +59,10 @@ REPLY_CNS = frozenset({"9011", "9012", "9013", "9014"})
 # buffer counts as complete. Loggers write a frame in one go; 200 ms is far above the gap
 # between a frame and its CRLF on any real link, and far below a logger's answer timeout (10 s).
 SETTLE_DELAY = 0.2
+# A TLS client that has not finished its handshake by then is a stalled or hostile one.
+TLS_HANDSHAKE = 15.0
+# At most one warning per period about connections refused over the limit.
+OVER_LIMIT_LOG_EVERY = 60.0
 # How often the MN → CRC routine map is re-read from the registry.
 REGISTRY_REFRESH = 60.0
 # A topic level may not hold MQTT wildcards or separators: such an MN goes to a fixed level.
@@ -83,6 +88,7 @@ class GatewayStats:
     replies: int = 0
     idle_closed: int = 0
     refused: int = 0
+    over_limit: int = 0
 
 
 class BrokerLink:
@@ -147,6 +153,8 @@ class Gateway:
         self.stats = GatewayStats()
         self.crc_by_mn: dict[str, CrcVariant] = {}
         self.access = Access()
+        self.tls_port: int | None = None
+        self._over_limit_logged = -OVER_LIMIT_LOG_EVERY
         self.listening = asyncio.Event()
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -154,21 +162,32 @@ class Gateway:
         """Serve until stopped; open connections are closed on the way out."""
         server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = server.sockets[0].getsockname()[1]
+        servers = [server]
         logger.info("HJ 212 gateway listening on %s:%d", self.host, self.port)
+        tls = self.settings.gateway_tls_context()
+        if tls is not None:
+            secure = await asyncio.start_server(
+                self._accept, self.host, self.settings.GATEWAY_TLS_PORT, ssl=tls, ssl_handshake_timeout=TLS_HANDSHAKE
+            )
+            self.tls_port = secure.sockets[0].getsockname()[1]
+            servers.append(secure)
+            logger.info("HJ 212 gateway listening with TLS on %s:%d", self.host, self.tls_port)
         self.listening.set()
         try:
             async with asyncio.TaskGroup() as tg:
                 link = tg.create_task(self.link.run(), name="gateway.broker")
                 registry = tg.create_task(self._registry_loop(), name="gateway.registry")
                 await stop.wait()
-                server.close()
+                for srv in servers:
+                    srv.close()
                 for task in list(self._connections):
                     task.cancel()
                 link.cancel()
                 registry.cancel()
         finally:
-            server.close()
-            await server.wait_closed()
+            for srv in servers:
+                srv.close()
+                await srv.wait_closed()
             logger.info("HJ 212 gateway stopped")
 
     async def load_registry(self) -> None:
@@ -194,6 +213,19 @@ class Gateway:
                 attempt += 1
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= self.settings.GATEWAY_MAX_CONNECTIONS:
+            self.stats.over_limit += 1
+            now = time.monotonic()
+            if now - self._over_limit_logged >= OVER_LIMIT_LOG_EVERY:
+                self._over_limit_logged = now
+                logger.warning(
+                    "gateway: %d connections open, the limit (PARKWATCH_GATEWAY_MAX_CONNECTIONS); closing new ones "
+                    "(%d so far)",
+                    len(self._connections),
+                    self.stats.over_limit,
+                )
+            writer.close()
+            return
         task = asyncio.create_task(self._serve(reader, writer), name="gateway.connection")
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
