@@ -18,6 +18,7 @@ import httpx
 import orjson
 
 from api.app import create_app
+from ingest.hj212.gateway import Gateway
 from ingest.service import IngestService
 from parkwatch.serve import serving_asgi
 from parkwatch.settings import Settings
@@ -137,6 +138,21 @@ async def running(service: IngestService, *, connected: bool = True) -> AsyncIte
     finally:
         stop.set()
         await asyncio.wait_for(task, 40)
+
+
+@asynccontextmanager
+async def running_gateway(settings: Settings, *, idle_timeout: float = 60, **changes: Any) -> AsyncIterator[Gateway]:
+    """An HJ 212 gateway on a free port (settings `changes` applied) for the block, connected to the broker."""
+    gw = Gateway(settings.model_copy(update=changes), host="127.0.0.1", port=0, idle_timeout=idle_timeout)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop), name="test.gateway")
+    try:
+        await asyncio.wait_for(gw.listening.wait(), 10)
+        await asyncio.wait_for(gw.link._ready.wait(), 10)
+        yield gw
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
 
 
 @asynccontextmanager

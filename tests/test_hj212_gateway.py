@@ -6,7 +6,6 @@ import asyncio
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from ingest.hj212.packet import build_segment
 from ingest.service import IngestService
 from parkwatch.settings import Settings
 from simulators.broker import PrivateBroker
-from tests.helpers import cli_env, count_readings, eventually, fetch, run_cli
+from tests.helpers import cli_env, count_readings, eventually, fetch, run_cli, running_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 MN = "43010000000101"  # p1-out in tests/data/registry.yaml
@@ -37,14 +36,8 @@ def _upload(minute: int, *, flag: int = 5, qn: str | None = None) -> bytes:
 @pytest.fixture
 async def gateway(settings: Settings, ingest: IngestService) -> AsyncIterator[Gateway]:
     """A gateway on a free port, forwarding to the test's broker and prefix, with a short idle timeout."""
-    gw = Gateway(settings, host="127.0.0.1", port=0, idle_timeout=1.5)
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    await asyncio.wait_for(gw.listening.wait(), 10)
-    await asyncio.wait_for(gw.link._ready.wait(), 10)
-    yield gw
-    stop.set()
-    await asyncio.wait_for(task, 10)
+    async with running_gateway(settings, idle_timeout=1.5) as gw:
+        yield gw
 
 
 async def _read_replies(reader: asyncio.StreamReader, n: int, timeout: float = 10) -> list[dict]:
@@ -310,20 +303,6 @@ async def test_a_silent_logger_can_be_taken_over_and_the_new_source_is_recorded(
 # -- TLS and the connection limit ----------------------------------------------------------
 
 
-@asynccontextmanager
-async def _gateway_with(settings: Settings, **changes: Any) -> AsyncIterator[Gateway]:
-    gw = Gateway(settings.model_copy(update=changes), host="127.0.0.1", port=0, idle_timeout=5)
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    await asyncio.wait_for(gw.listening.wait(), 10)
-    await asyncio.wait_for(gw.link._ready.wait(), 10)
-    try:
-        yield gw
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
 async def test_loggers_that_speak_tls_reach_the_gateways_tls_listener(
     settings: Settings, ingest: IngestService, tmp_path: Path
 ) -> None:
@@ -331,7 +310,7 @@ async def test_loggers_that_speak_tls_reach_the_gateways_tls_listener(
     answered and stored; one that does not trust it fails its handshake; the plain port still serves."""
     certs = tmp_path / "certs"
     subprocess.run(["bash", str(ROOT / "deploy" / "make-certs.sh"), str(certs), "127.0.0.1"], check=True)
-    async with _gateway_with(
+    async with running_gateway(
         settings, GATEWAY_TLS_PORT=0, GATEWAY_TLS_CERT=certs / "server.crt", GATEWAY_TLS_KEY=certs / "server.key"
     ) as gw:
         assert gw.tls_port
@@ -352,7 +331,7 @@ async def test_loggers_that_speak_tls_reach_the_gateways_tls_listener(
 
 
 async def test_connections_past_the_limit_are_closed_at_once(settings: Settings, ingest: IngestService) -> None:
-    async with _gateway_with(settings, GATEWAY_MAX_CONNECTIONS=3) as gw:
+    async with running_gateway(settings, GATEWAY_MAX_CONNECTIONS=3) as gw:
         held = [await asyncio.open_connection("127.0.0.1", gw.port) for _ in range(3)]
         await eventually(lambda: _value(len(gw._connections)), lambda n: n == 3)
         reader, _ = await asyncio.open_connection("127.0.0.1", gw.port)

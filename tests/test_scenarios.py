@@ -12,7 +12,6 @@ import asyncpg
 import pytest
 
 from compliance.worker import ComplianceWorker
-from ingest.hj212.gateway import Gateway
 from ingest.service import IngestService
 from parkwatch.settings import Settings
 from simulators.check import check
@@ -21,7 +20,7 @@ from simulators.fleet import province
 from simulators.scenario import Event, Scenario, load_scenario
 from simulators.simulate import run_simulation
 from tests.conftest import ingest_for
-from tests.helpers import cli_env, eventually, fetchval, run_cli
+from tests.helpers import cli_env, eventually, fetchval, run_cli, running_gateway
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "simulators" / "scenarios"
 
@@ -79,15 +78,8 @@ async def test_episodes_over_hj212(settings: Settings, episodes: Scenario, fleet
 async def test_episodes_through_the_gateway(
     settings: Settings, episodes: Scenario, fleet_ingest: IngestService
 ) -> None:
-    gw = Gateway(settings, host="127.0.0.1", port=0, idle_timeout=60)
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    try:
-        await asyncio.wait_for(gw.listening.wait(), 10)
+    async with running_gateway(settings) as gw:
         await replay(settings, episodes, "hj212-tcp", gateway=("127.0.0.1", gw.port))
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_simulate_command_replays_and_checks(
