@@ -1,4 +1,4 @@
-"""Data-quality alarms about a station's equipment: values no instrument can report, a drifting logger clock."""
+"""Data-quality alarms about a station's equipment: values no meter reports, a drifting clock, two senders."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 RANGE_RULE = "data_quality.out_of_range"
 CLOCK_RULE = "data_quality.clock_drift"
+PATHS_RULE = "data_quality.two_paths"
 
 # Values refused as out_of_range (schemas/ranges.py) are counted per station and parameter over
 # this window: one refused value is already an instrument or a logger misconfigured (a range no
@@ -73,6 +74,31 @@ FOR UPDATE OF x
 """
 
 
+# Stations whose readings came both as JSON and through HJ 212 in one of the latest two hours of
+# receipt: each reading is stored once (the first to arrive), but which one depends on timing,
+# and a logger and a second sender (a gateway, a script) disagreeing is what an operator must
+# sort out.
+TWO_PATHS = """
+SELECT e.sid, s.park_id, max(e.ts) AS hour, array_agg(DISTINCT e.subject ORDER BY e.subject) AS paths
+FROM station_events e JOIN stations s USING (sid)
+WHERE e.kind = 'path' AND e.ts >= date_trunc('hour', clock_timestamp()) - interval '1 hour'
+  AND NOT EXISTS (SELECT 1 FROM alerts x
+                  WHERE x.sid = e.sid AND x.pid IS NULL AND x.rule = $1 AND x.status <> 'cleared')
+GROUP BY e.sid, s.park_id, e.ts
+HAVING count(DISTINCT e.subject) > 1
+"""
+# Open two-path alarms whose station used one way only through the latest two hours.
+ONE_PATH_AGAIN = """
+SELECT x.*, s.park_id FROM alerts x JOIN stations s USING (sid)
+WHERE x.rule = $1 AND x.status <> 'cleared' AND x.raised_at < date_trunc('hour', clock_timestamp()) - interval '1 hour'
+  AND NOT EXISTS (SELECT 1 FROM station_events e
+                  WHERE e.kind = 'path' AND e.sid = x.sid
+                    AND e.ts >= date_trunc('hour', clock_timestamp()) - interval '1 hour'
+                  GROUP BY e.ts HAVING count(DISTINCT e.subject) > 1)
+FOR UPDATE OF x
+"""
+
+
 async def _open(
     conn: asyncpg.Connection,
     key: tuple[int, int | None, str],
@@ -119,7 +145,7 @@ async def _clear(conn: asyncpg.Connection, rows: list[asyncpg.Record], reason: s
 
 
 async def check_instruments(conn: asyncpg.Connection) -> tuple[int, int]:
-    """Out-of-range values and drifting clocks; returns (raised, cleared)."""
+    """Out-of-range values, drifting clocks and readings arriving two ways; returns (raised, cleared)."""
     raised = cleared = 0
     limit = CLOCK_DRIFT_LIMIT.total_seconds()
     async with conn.transaction():
@@ -127,6 +153,10 @@ async def check_instruments(conn: asyncpg.Connection) -> tuple[int, int]:
         cleared += await _clear(
             conn, await conn.fetch(CLOCK_BACK, CLOCK_CLEAR_BELOW.total_seconds(), CLOCK_RULE), "clock_on_time"
         )
+        cleared += await _clear(conn, await conn.fetch(ONE_PATH_AGAIN, PATHS_RULE), "one_path")
+        for row in await conn.fetch(TWO_PATHS, PATHS_RULE):
+            paths: dict[str, object] = {"paths": list(row["paths"]), "since": row["hour"], "last": row["hour"]}
+            raised += await _open(conn, (row["sid"], None, PATHS_RULE), row, None, paths)
         for row in await conn.fetch(REFUSED, RANGE_WINDOW, RANGE_RULE):
             detail: dict[str, object] = {
                 "refused": row["refused"],

@@ -31,6 +31,7 @@ CLEAR_REASON_ZH = {
     "resolved": "已人工处置",
     "values_in_range": "一小时内未再出现超量程数值",
     "clock_on_time": "数采仪时钟已恢复准确",
+    "one_path": "两小时内仅经一条路径上报",
 }
 # The heading of a notice, by family (or rule) and by what happened.
 TITLES = {
@@ -50,6 +51,7 @@ MEANING = {
     "data_quality.invalid_flags": "该因子连续数小时以无效标记为主（故障、校准、维护、手工或通讯异常）",
     "data_quality.out_of_range": "上报数值超出仪器量程或物理可能范围，已拒收（仪器或数采仪配置异常）",
     "data_quality.clock_drift": "数采仪时钟与平台时间偏差过大，数据时间标记不可信",
+    "data_quality.two_paths": "同一站点的数据同时经 MQTT（JSON）与 HJ 212 两条路径上报，每条读数只存先到的一份",
     "suspicious.pinned_below_limit": "判定值长期贴近限值（限值九成以上）且从不超标",
     "suspicious.flag_near_limit": "数值接近限值后，随即出现大量无效标记（校准、维护或故障）",
     "suspicious.drop_with_flow_stop": "排放流量骤停的同一小时，浓度骤降过半",
@@ -63,6 +65,7 @@ WHAT = {
     "data_quality.invalid_flags": "数据标记异常",
     "data_quality.out_of_range": "数据超量程",
     "data_quality.clock_drift": "数采仪时钟偏差",
+    "data_quality.two_paths": "数据双路径上报",
     "data_quality": "数据异常",
     "suspicious": "数据可疑",
     "watchdog": "系统异常",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 from ingest.batch import Message
 from ingest.hj212.convert import convert
@@ -11,6 +12,11 @@ from ingest.registry import Registry
 from ingest.routing import parse_hj212_topic, parse_readings_topic
 from ingest.validate import Problem, decode
 from schemas.readings import Reason, gateway_events_topic
+
+# station_events kind and subjects for the way a station's readings arrived.
+PATH_EVENT: Final = "path"
+PATH_MQTT: Final = "mqtt"
+PATH_HJ212: Final = "hj212"
 
 
 def decode_message(topic: str, payload: bytes, *, prefix: str, registry: Registry, received_at: datetime) -> Message:
@@ -24,14 +30,28 @@ def decode_message(topic: str, payload: bytes, *, prefix: str, registry: Registr
             registry=registry,
             received_at=received_at,
         )
-        return Message(
+        message = Message(
             rows=decoded.rows, problems=decoded.problems, station_id=route.station_id, sent_at=decoded.sent_at
         )
+        return _with_path(message, PATH_MQTT, received_at)
     mn = parse_hj212_topic(topic, prefix)
     if mn is not None:
-        return convert(payload, topic=topic, topic_mn=mn, registry=registry, received_at=received_at)
+        message = convert(payload, topic=topic, topic_mn=mn, registry=registry, received_at=received_at)
+        return _with_path(message, PATH_HJ212, received_at)
     if topic == gateway_events_topic(prefix):
         return convert_event(payload, prefix=prefix, registry=registry, received_at=received_at)
     return Message(
         problems=[Problem(Reason.SCHEMA, f"topic {topic!r} is neither a readings nor an HJ 212 topic", "topic")]
     )
+
+
+def _with_path(message: Message, path: str, received_at: datetime) -> Message:
+    """Note, once an hour per station, which way its readings came (a station_events row).
+
+    A station whose readings come both as JSON and through HJ 212 has each stored once (first
+    wins), and the data-quality check raises it (alerts/instruments.py).
+    """
+    hour = received_at.replace(minute=0, second=0, microsecond=0)
+    for sid in {r[0] for r in message.rows}:
+        message.events.append((sid, PATH_EVENT, path, hour, None, received_at))
+    return message

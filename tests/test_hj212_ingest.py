@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 import ingest.registry as registry_module
+from alerts.instruments import check_instruments
 from ingest.hj212.codec import encode_data, frame_segment
 from ingest.hj212.crc import CrcVariant
 from ingest.hj212.packet import build_segment, mask_password
@@ -22,7 +23,7 @@ from parkwatch.settings import Settings
 from schemas.readings import hj212_topic
 from schemas.registry import RegistryFile, StationSpec
 from schemas.stations import StationKind
-from tests.helpers import cli_env, count_readings, eventually, fetch, fetchval, run_cli
+from tests.helpers import cli_env, count_readings, eventually, fetch, fetchval, publish, run_cli
 
 CST = ZoneInfo("Asia/Shanghai")
 OUT_MN = "43010000000101"  # p1-out in tests/data/registry.yaml
@@ -129,7 +130,8 @@ async def test_every_interval_and_events(settings: Settings, ingest: IngestServi
     assert [tuple(r) for r in rows] == [(0, 40.0, 52.0, None), (2, 41.0, 53.0, None), (3, 39.0, None, 12.5)]
     events = await eventually(
         lambda: fetch(
-            settings.DATABASE_URL, "SELECT kind, subject, value, ts FROM station_events ORDER BY kind, subject"
+            settings.DATABASE_URL,
+            "SELECT kind, subject, value, ts FROM station_events WHERE kind <> 'path' ORDER BY kind, subject",
         ),
         lambda e: len(e) == 4,
     )
@@ -286,7 +288,10 @@ async def test_packets_and_events_through_the_api(
         encode_data(cn="2021", mn=OUT_MN, data_time=t, factors={"SB1": {"RS": 2.0}}),
     ]
     await _publish(settings, OUT_MN, *packets)
-    await eventually(lambda: fetchval(settings.DATABASE_URL, "SELECT count(*) FROM station_events"), lambda n: n == 1)
+    await eventually(
+        lambda: fetchval(settings.DATABASE_URL, "SELECT count(*) FROM station_events WHERE kind <> 'path'"),
+        lambda n: n == 1,
+    )
     listed = (await api.get("/api/v1/stations/p1-out/hj212-packets", params={"start": "2026-01-01"})).json()["results"]
     assert [p["cn"] for p in listed] == ["2051", "2021"]
     assert listed[0]["raw"].encode() == mask_password(_minute(0))  # as sent, the password masked
@@ -396,3 +401,43 @@ async def test_codes_outside_the_tables_are_registered_only_up_to_a_bound(
     assert dead["reason"] == "unknown_parameter"
     assert {p["at"] for p in json.loads(dead["problems"])} == {"zz0001", "zz0002"}
     assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM parameters WHERE NOT in_catalogue") == outside
+
+
+async def test_the_same_reading_by_json_and_by_hj212_is_stored_once_and_raised(
+    settings: Settings, ingest: IngestService, registry: None
+) -> None:
+    """p1-out's minute arrives as JSON and again from its logger: one row per reading (the first,
+    the HJ 212 Min/Max kept as a revision of it), both ways noted, and a two_paths alarm."""
+    start = datetime(2026, 11, 20, 8, 0, tzinfo=CST)
+    json_minute = {
+        "station_id": "p1-out",
+        "ts": start.isoformat(),
+        "interval": "min",
+        "readings": [{"parameter": "w01018", "value": 32.5}, {"parameter": "w21003", "value": 0.8, "flag": "C"}],
+    }
+    await publish(settings, "p1", "p1-out", json_minute)
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 2)
+    await _publish(settings, OUT_MN, _minute(0))
+    await eventually(lambda: fetchval(settings.DATABASE_URL, "SELECT count(*) FROM hj212_packets"), lambda n: n == 1)
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 3)  # w00000 only came by HJ 212
+    stored = await fetch(
+        settings.DATABASE_URL,
+        "SELECT value, vmin FROM readings r JOIN parameters p USING (pid) WHERE p.code = 'w01018'",
+    )
+    assert [tuple(r) for r in stored] == [(32.5, None)], "the first to arrive is the stored one"
+    revised = await fetch(settings.DATABASE_URL, "SELECT vmin FROM reading_revisions ORDER BY pid")
+    assert sorted(r["vmin"] for r in revised) == [0.5, 30.0], "the logger's differing copies are kept as revisions"
+    paths = await fetch(
+        settings.DATABASE_URL, "SELECT subject FROM station_events WHERE kind = 'path' ORDER BY subject"
+    )
+    assert [r["subject"] for r in paths] == ["hj212", "mqtt"]
+
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        assert await check_instruments(conn) == (1, 0)
+        assert await check_instruments(conn) == (0, 0)
+        [alert] = await conn.fetch("SELECT rule, details FROM alerts")
+    finally:
+        await conn.close()
+    assert alert["rule"] == "data_quality.two_paths"
+    assert json.loads(alert["details"])["paths"] == ["hj212", "mqtt"]
