@@ -82,6 +82,27 @@ class PrivateBroker:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGHUP)
 
+    def save(self) -> None:
+        """SIGUSR1: Mosquitto writes its persistence file now, as its autosave would (waits for it)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        db = self.folder / "mosquitto.db"
+        before = db.stat().st_mtime_ns if db.exists() else 0
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if db.exists() and db.stat().st_mtime_ns != before:
+                return
+            time.sleep(0.02)
+        raise RuntimeError("private mosquitto did not write its persistence file")
+
+    def kill(self) -> None:
+        """SIGKILL: a crash; Mosquitto keeps only what its last autosave wrote."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
     def stop(self) -> None:
         """Stop gracefully (it saves its persistence file)."""
         if self.proc is not None and self.proc.poll() is None:
