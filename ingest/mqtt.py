@@ -104,12 +104,14 @@ class Subscriber:
         self._received = 0
         self._misc: asyncio.Task[None] | None = None
         self._closing = False
+        self.session_present = False  # the CONNACK's: the broker still had our session
 
     # -- paho callbacks (all run on the event loop thread, except socket_open: see connect) --
 
-    def _on_connect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _props: Any) -> None:
+    def _on_connect(self, _c: Any, _u: Any, flags: Any, rc: Any, _props: Any) -> None:
         if self._connected.done():
             return
+        self.session_present = bool(getattr(flags, "session_present", False))
         if rc.is_failure:
             self._connected.set_exception(MqttError(f"connection refused: {rc}", int(rc.value)))
         else:
@@ -280,8 +282,21 @@ TAKE_LIMIT = 500
 class Receiver:
     """Keeps the session connected and feeds each message to the handler, in order."""
 
-    def __init__(self, target: MqttTarget, *, client_id: str, subscriptions: list[str], handler: Handler) -> None:
+    def __init__(
+        self,
+        target: MqttTarget,
+        *,
+        client_id: str,
+        subscriptions: list[str],
+        handler: Handler,
+        on_session_lost: Callable[[], None] | None = None,
+        had_session: bool = False,
+    ) -> None:
         self._target = target
+        # Whether the broker should still hold our session: after the first connection, always;
+        # before it, if this ingest ran here before (the caller knows).
+        self._had_session = had_session
+        self._on_session_lost = on_session_lost
         self._client_id = client_id
         self._subscriptions = subscriptions
         self._handler = handler
@@ -307,6 +322,17 @@ class Receiver:
                     await sub.subscribe(topic)
                 attempt = 0
                 self.current = sub
+                if self._had_session and not sub.session_present:
+                    # A broker restarted without its persistence, or crashed before saving it,
+                    # routed what stations sent meanwhile to no one (docs/storage.md).
+                    logger.warning(
+                        "the broker no longer had the session of %s: messages stations sent while the "
+                        "ingest was away may have been dropped by the broker",
+                        self._client_id,
+                    )
+                    if self._on_session_lost is not None:
+                        self._on_session_lost()
+                self._had_session = True
                 logger.info("subscribed to %s as %s", ", ".join(self._subscriptions), self._client_id)
                 self.connected.set()
                 try:

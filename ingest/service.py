@@ -63,6 +63,8 @@ class IngestService:
                 gateway_events_topic(settings.TOPIC_PREFIX),
             ],
             handler=self._on_message,
+            on_session_lost=self._session_lost,
+            had_session=(settings.SPOOL_DIR / REGISTRY_CACHE).exists(),
         )
         self.ready = asyncio.Event()
         self._registry_ok = False
@@ -71,6 +73,9 @@ class IngestService:
         self._aux_lock = asyncio.Lock()
 
     # -- receive ---------------------------------------------------------------------------
+
+    def _session_lost(self) -> None:
+        self.stats.broker_sessions_lost += 1
 
     async def _on_message(self, client: Subscriber, message: paho.MQTTMessage) -> None:
         received_at = datetime.now(UTC)

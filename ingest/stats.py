@@ -60,6 +60,8 @@ class IngestStats:
     batches_spooled: int = 0
     batches_replayed: int = 0
     db_outages: int = 0
+    # Reconnections to a broker that no longer had the ingest's session (ingest/mqtt.py).
+    broker_sessions_lost: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
     # receive → durable (committed or fsynced to the spool)
     ingest_latency: LatencyWindow = field(default_factory=LatencyWindow)
@@ -85,6 +87,7 @@ class IngestStats:
             "batches_spooled": self.batches_spooled,
             "batches_replayed": self.batches_replayed,
             "db_outages": self.db_outages,
+            "broker_sessions_lost": self.broker_sessions_lost,
             "dead_letters": dict(self.dead_letters),
             "ingest_latency_s": {"p50": p50, "p99": p99, "count": self.ingest_latency.count},
             "data_latency_s": {"p50": d50, "p99": d99, "count": self.data_latency.count},

@@ -288,6 +288,30 @@ async def test_broker_restart_or_crash_mid_stream_loses_nothing(
         await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * n, timeout=60)
         await asyncio.sleep(0.5)
         await _assert_exactly(settings.DATABASE_URL, n)
+        assert "no longer had the session" not in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0, log.read_text()[-3000:]
+
+
+async def test_a_broker_that_lost_the_ingests_session_is_reported(
+    settings: Settings, registry: None, broker: PrivateBroker, tmp_path: Path
+) -> None:
+    """Killed before it ever saved, the broker comes back without the ingest's session: the ingest
+    says so in its log and counts it; a broker that kept the session (stopped cleanly) says nothing."""
+    log = tmp_path / "ingest.log"
+    proc = _spawn_ingest(settings, broker, log)
+    try:
+        await _wait_subscribed(log, 1)
+        broker.stop()  # saves: the session survives
+        broker.start()
+        await _wait_subscribed(log, 2)
+        assert "no longer had the session" not in log.read_text()
+        broker.kill()
+        (broker.folder / "mosquitto.db").unlink()  # as if it had crashed before its first save
+        broker.start()
+        await _wait_subscribed(log, 3)
+        assert log.read_text().count("no longer had the session") == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0, log.read_text()[-3000:]

@@ -137,6 +137,7 @@ async def metrics(request: Request) -> str:
         "batches_spooled",
         "batches_replayed",
         "db_outages",
+        "broker_sessions_lost",
     ):
         lines += [
             f"# TYPE parkwatch_ingest_{name}_total counter",
