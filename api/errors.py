@@ -6,7 +6,9 @@ import logging
 
 import asyncpg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.responses import ORJSONResponse
 from ingest.store import is_unavailable
@@ -14,11 +16,26 @@ from ingest.store import is_unavailable
 logger = logging.getLogger(__name__)
 
 
+class Problem(BaseModel):
+    """One thing wrong with a request: where (e.g. query.limit) and what."""
+
+    at: str
+    message: str
+
+
 class ErrorBody(BaseModel):
     """Every error the API answers: a stable code to branch on, and a sentence for people."""
 
     error: str
     detail: str
+    problems: list[Problem] | None = None  # invalid_request: each parameter's problem
+
+
+# What an error's detail may hold of a request's own values: they are hostile as often as not.
+DETAIL_CHARS = 500
+# HTTP errors raised below the routes (no such route, a method it has not, a body that is no
+# JSON), by status.
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
 
 
 class ApiError(Exception):
@@ -37,6 +54,23 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> ORJSONResponse:
         return ORJSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> ORJSONResponse:
+        # FastAPI's own 422 echoes every input back; ours says where and what, in the one envelope.
+        problems = [
+            {"at": ".".join(str(p) for p in err.get("loc", ())) or "request", "message": str(err.get("msg", ""))[:200]}
+            for err in exc.errors()[:20]
+        ]
+        detail = "; ".join(f"{p['at']}: {p['message']}" for p in problems)[:DETAIL_CHARS]
+        return ORJSONResponse({"error": "invalid_request", "detail": detail, "problems": problems}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return ORJSONResponse(
+            {"error": code, "detail": str(exc.detail)[:DETAIL_CHARS]}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(asyncpg.QueryCanceledError)
     async def _timeout(_request: Request, _exc: asyncpg.QueryCanceledError) -> ORJSONResponse:

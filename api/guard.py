@@ -105,6 +105,7 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
         404: "what the request names does not exist",
         408: "query_timeout: the query took too long",
         413: "too_large: the body is over 1 MiB",
+        422: "invalid_request (each parameter's problem listed), or a code of the route's own",
         503: "database_unavailable",
     }
     return {status: {"model": ErrorBody, "description": text} for status, text in described.items()}

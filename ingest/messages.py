@@ -10,7 +10,7 @@ from ingest.hj212.convert import convert
 from ingest.hj212.events import convert_event
 from ingest.registry import Registry
 from ingest.routing import parse_hj212_topic, parse_readings_topic
-from ingest.validate import Problem, decode
+from ingest.validate import Problem, decode, shown
 from schemas.readings import Reason, gateway_events_topic
 
 # station_events kind and subjects for the way a station's readings arrived.
@@ -41,7 +41,7 @@ def decode_message(topic: str, payload: bytes, *, prefix: str, registry: Registr
     if topic == gateway_events_topic(prefix):
         return convert_event(payload, prefix=prefix, registry=registry, received_at=received_at)
     return Message(
-        problems=[Problem(Reason.SCHEMA, f"topic {topic!r} is neither a readings nor an HJ 212 topic", "topic")]
+        problems=[Problem(Reason.SCHEMA, f"topic {shown(topic)} is neither a readings nor an HJ 212 topic", "topic")]
     )
 
 

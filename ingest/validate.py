@@ -24,6 +24,16 @@ from schemas.readings import (
 )
 from schemas.units import UnitError
 
+# What a refusal quotes of the input: enough to recognise it, never the whole of a hostile value
+# (a 70 KB station id would otherwise be copied into every log line and API answer about it).
+SHOWN_CHARS = 64
+
+
+def shown(value: object) -> str:
+    """The repr of an input value for a message, cut to SHOWN_CHARS."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}… ({len(text)} chars)"
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -163,7 +173,7 @@ def _decode_object(
         problems.append(
             Problem(
                 Reason.STATION_MISMATCH,
-                f"payload station_id {station_id!r} differs from the topic's station {topic_station!r}; "
+                f"payload station_id {shown(station_id)} differs from the topic's station {shown(topic_station)}; "
                 "a station may only publish for itself",
                 f"{at}.station_id",
             )
@@ -172,14 +182,14 @@ def _decode_object(
     station = registry.stations.get(station_id)
     if station is None:
         problems.append(
-            Problem(Reason.UNKNOWN_STATION, f"station {station_id!r} is not registered", f"{at}.station_id")
+            Problem(Reason.UNKNOWN_STATION, f"station {shown(station_id)} is not registered", f"{at}.station_id")
         )
         return
     if station.park_id != topic_park:
         problems.append(
             Problem(
                 Reason.STATION_MISMATCH,
-                f"station {station_id!r} belongs to park {station.park_id!r}, not {topic_park!r}",
+                f"station {shown(station_id)} belongs to park {shown(station.park_id)}, not {shown(topic_park)}",
                 at or "topic",
             )
         )
@@ -191,13 +201,13 @@ def _decode_object(
     try:
         ts = parse_ts(raw_ts, station)
     except ValueError:
-        problems.append(Problem(Reason.BAD_TIMESTAMP, f"ts {raw_ts[:40]!r} is not an ISO 8601 timestamp", f"{at}.ts"))
+        problems.append(Problem(Reason.BAD_TIMESTAMP, f"ts {shown(raw_ts)} is not an ISO 8601 timestamp", f"{at}.ts"))
         return
     if ts < EARLIEST_TS or ts > latest:
         problems.append(
             Problem(
                 Reason.BAD_TIMESTAMP,
-                f"ts {raw_ts!r} is before 2000 or more than 10 minutes ahead of the receiving clock",
+                f"ts {shown(raw_ts)} is before 2000 or more than 10 minutes ahead of the receiving clock",
                 f"{at}.ts",
             )
         )
@@ -212,7 +222,7 @@ def _decode_object(
             problems.append(
                 Problem(
                     Reason.BAD_TIMESTAMP,
-                    f"sent_at {str(raw_sent)[:40]!r} is not an ISO 8601 timestamp",
+                    f"sent_at {shown(raw_sent)} is not an ISO 8601 timestamp",
                     f"{at}.sent_at",
                 )
             )
@@ -270,7 +280,7 @@ def _decode_object(
             problems.append(
                 Problem(
                     Reason.UNKNOWN_PARAMETER,
-                    f"parameter {name!r} is not an HJ 212 code or alias known for a {station.kind.value} station",
+                    f"parameter {shown(name)} is not an HJ 212 code or alias known for a {station.kind.value} station",
                     f"{at}.readings[{j}].parameter",
                 )
             )

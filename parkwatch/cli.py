@@ -390,6 +390,20 @@ def _broker_auth(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _fuzz(settings: Settings, args: argparse.Namespace) -> int:
+    from simulators import fuzz
+
+    edges = [e.strip() for e in args.edges.split(",") if e.strip()]
+    unknown = sorted(set(edges) - set(fuzz.EDGES))
+    if unknown:
+        print(f"parkwatch: unknown fuzz edges: {', '.join(unknown)} (known: {', '.join(fuzz.EDGES)})", file=sys.stderr)
+        return EXIT_USAGE
+    return fuzz.run(
+        settings, edges=edges, inputs=args.inputs, seconds=args.seconds, seed=args.seed, out=args.out,
+        json_path=args.json,
+    )  # fmt: skip
+
+
 _COMMANDS = {
     "migrate": _migrate,
     "serve": _serve,
@@ -406,6 +420,7 @@ _COMMANDS = {
     "hj212": _hj212,
     "simulate": _simulate,
     "bench": _bench,
+    "fuzz": _fuzz,
 }
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from parkwatch import __version__
 from schemas.alerting import VERIFICATIONS
 
 COMPONENTS = ("ingest", "compliance", "alerts", "api")
+# The edges of `parkwatch fuzz` (simulators/fuzz.py EDGES; a test keeps the two equal).
+FUZZ_EDGES = ("json", "hj212", "stream", "registry", "settings", "api", "pipeline")
 
 
 def _components(text: str) -> set[str]:
@@ -83,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--out", type=Path, required=True, help="folder for passwd, acl and credentials.json")
     ba.add_argument("--registry", type=Path, help="take the stations from this file, not the database")
     ba.add_argument("--rotate", action="append", default=[], metavar="USER", help="issue a new password (repeatable)")
+
+    fz = sub.add_parser("fuzz", help="hostile input at every edge for a budget; counts crashes, hangs, memory, losses")
+    fz.add_argument("--edges", default=",".join(FUZZ_EDGES), help=f"comma-separated, of {', '.join(FUZZ_EDGES)}")
+    fz.add_argument("--inputs", type=int, default=1_000_000, help="inputs per edge (default 1,000,000)")
+    fz.add_argument("--seconds", type=float, default=3600.0, help="time per edge at most (default 3600)")
+    fz.add_argument("--seed", type=int, default=1, help="the same seed replays the same inputs")
+    fz.add_argument("--out", type=Path, default=Path("fuzz-failures"), help="where failing inputs are saved")
+    fz.add_argument("--json", type=Path, help="also write the report as JSON here")
 
     gateway = sub.add_parser("gateway", help="HJ 212 TCP gateway: station connections → broker (QoS 1)")
     gateway.add_argument("--host", help="address to listen on (default PARKWATCH_GATEWAY_HOST)")

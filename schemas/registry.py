@@ -42,6 +42,14 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(out)
 
 
+# libyaml's safe loader where PyYAML was built with it: the pure-Python scanner is quadratic in
+# nested flow collections ([[[[...), minutes for a hostile file of a few hundred kilobytes.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A province's registry (10,000 stations of a few hundred bytes) is a few megabytes; a file far
+# larger is a mistake, and parsing it would hold the loader for minutes.
+MAX_REGISTRY_BYTES = 32 * 2**20
+
+
 class RegistryFileError(Exception):
     """The registry file cannot be read or does not validate; `problems` lists each one."""
 
@@ -248,14 +256,35 @@ class RegistryFile(BaseModel):
 def read_registry(path: Path) -> RegistryFile:
     """Parse and validate a registry file (YAML, or JSON by its .json suffix)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_REGISTRY_BYTES:
+            raise RegistryFileError(str(path), [_too_large(size)])
+        data = path.read_bytes()
     except OSError as exc:
         raise RegistryFileError(str(path), [exc.strerror or str(exc)]) from None
-    fmt = "JSON" if path.suffix.lower() == ".json" else "YAML"
+    return parse_registry(data, "JSON" if path.suffix.lower() == ".json" else "YAML", str(path))
+
+
+def _too_large(size: int) -> str:
+    return f"{size:,} bytes: larger than a registry can be ({MAX_REGISTRY_BYTES:,})"
+
+
+def parse_registry(raw: bytes, fmt: str, source: str) -> RegistryFile:
+    """Parse and validate a registry's bytes (fmt JSON or YAML); problems name `source`."""
+    if len(raw) > MAX_REGISTRY_BYTES:
+        raise RegistryFileError(source, [_too_large(len(raw))])
     try:
-        data = json.loads(text) if fmt == "JSON" else yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryFileError(source, [f"not UTF-8 text: byte {exc.start} cannot be decoded"]) from None
+    try:
+        data = json.loads(text) if fmt == "JSON" else yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise RegistryFileError(str(path), [f"not valid {fmt}: {exc}"]) from None
+        raise RegistryFileError(source, [f"not valid {fmt}: {str(exc)[:500]}"]) from None
+    except RecursionError:
+        raise RegistryFileError(source, [f"not valid {fmt}: nested too deeply"]) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise RegistryFileError(source, [f"not valid {fmt}: {str(exc)[:200]}"]) from None
     if data is None:
         data = {}
     try:
@@ -264,5 +293,16 @@ def read_registry(path: Path) -> RegistryFile:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
-        raise RegistryFileError(str(path), problems) from None
+            problems.append(_clip(f"{where}: {err['msg'].removeprefix('Value error, ')}"))
+        raise RegistryFileError(source, problems) from None
+
+
+# A problem quotes what the file says; a value of thousands of characters is cut in the middle,
+# keeping the start of the sentence and its end (what was expected).
+PROBLEM_CHARS = 400
+
+
+def _clip(text: str) -> str:
+    if len(text) <= PROBLEM_CHARS:
+        return text
+    return f"{text[: PROBLEM_CHARS - 150]} … ({len(text) - PROBLEM_CHARS + 3} chars) … {text[-130:]}"

@@ -136,4 +136,26 @@ async def test_openapi_declares_the_errors(api: httpx.AsyncClient) -> None:
     schema = (await api.get("/openapi.json")).json()
     responses = schema["paths"]["/api/v1/readings"]["get"]["responses"]
     assert {"200", "400", "404", "408", "413", "422", "503"} <= set(responses)
-    assert responses["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    for status in ("400", "404", "422"):
+        assert responses[status]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+
+
+async def test_every_error_has_the_one_envelope(api: httpx.AsyncClient) -> None:
+    """Parameters of the wrong type, unknown routes and methods, bodies that are not JSON: the
+    same {"error", "detail"} body, the parameter's problem named, the hostile value not echoed."""
+    hostile = "x" * 5000
+    bad = await api.get("/api/v1/readings", params={"station_id": "p1-out", "limit": hostile})
+    body = bad.json()
+    assert bad.status_code == 422 and body["error"] == "invalid_request"
+    assert body["problems"][0]["at"] == "query.limit" and hostile not in bad.text
+    for resp, status, code in [
+        (await api.get("/api/v1/nowhere"), 404, "not_found"),
+        (await api.delete("/api/v1/standards"), 405, "method_not_allowed"),
+        (
+            await api.post("/api/v1/evaluate", content=b"{not json", headers={"content-type": "application/json"}),
+            422,
+            "invalid_request",
+        ),
+    ]:
+        assert resp.status_code == status, resp.text
+        assert resp.json()["error"] == code and isinstance(resp.json()["detail"], str)

@@ -15,7 +15,7 @@ from ingest.hj212.codec import DecodedPacket, decode, decode_frame, encode_data,
 from ingest.hj212.convert import convert
 from ingest.hj212.crc import CrcVariant, crc_text, hj212_crc, modbus_crc
 from ingest.hj212.findings import Code, DecodeError, Finding, Severity
-from ingest.hj212.frame import Frame, Framer
+from ingest.hj212.frame import BOUNDARY_BUDGET_START, BYTES_PER_BOUNDARY, FREE_BOUNDARIES, Frame, Framer
 from ingest.hj212.packet import build_segment, format_number, parse_segment
 from schemas.parameters import catalog
 from tests.test_validate import make_registry
@@ -1207,3 +1207,32 @@ def test_qn_times_delivery_in_the_stations_zone() -> None:
     odd = encode_data(cn="2051", mn=mn, data_time=datetime(2026, 11, 20, 8, 0), qn="not-a-qn", factors=cp)
     out = convert(odd, topic=f"t/hj212/{mn}", topic_mn=mn, registry=registry, received_at=received)
     assert len(out.rows) == 1 and out.sent_at is None
+
+
+# -- found by `parkwatch fuzz` ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"#" * 300_000,  # one run of '#': a single stray header, not 150,000
+        b"##0063ST=91;" + b"[" * 200_000,  # a header, then nothing that ends a frame
+        b"##1CP=&&" * 20_000,  # 20,000 headers, each with a CP of its own and no CRC
+        b"##0001" * 30_000 + b"##9999QN=1;CP=&&" + b"x" * 9000 + b"&&ABCD\r\n",  # headers reaching one far '&&'
+        b"##CP=&&ABCD\r\n" * 16_000,  # a boundary with a wrong CRC every 13 bytes, each in reach of 770 headers
+        b"##CP=&&" + b"&&ABCD##" * 16_000,  # boundaries that are also headers
+    ],
+)
+def test_hostile_streams_cost_linear_work_and_the_next_frame_still_counts(junk: bytes) -> None:
+    """Thousands of headers, each reaching hundreds of boundaries, once cost seconds per payload:
+    CRC checks are now bounded by a few per header plus one per BYTES_PER_BOUNDARY bytes, and a
+    good frame after the junk is still found and valid."""
+    good = encode_data(cn="2051", mn=MN, data_time=datetime(2026, 11, 26, 8), factors={"w01018": {"Avg": 1.0}})
+    stream = junk + b"\r\n" + good
+    framer = Framer()
+    frames = framer.feed(stream) + framer.flush()
+    headers = stream.count(b"##")
+    bound = (2 * FREE_BOUNDARIES + 2) * headers + len(stream) // BYTES_PER_BOUNDARY + BOUNDARY_BUDGET_START
+    assert 0 < framer.checks <= bound or b"CP=&&" not in junk
+    assert frames[-1].raw == good and frames[-1].valid(strict=True)
+    assert sum(len(f.raw) for f in frames) <= len(stream)

@@ -13,6 +13,7 @@ import yaml
 
 from ingest.service import IngestService
 from parkwatch.settings import Settings
+from schemas.registry import MAX_REGISTRY_BYTES, RegistryFileError, parse_registry
 from tests.helpers import cli_env, count_readings, eventually, fetch, message, publish, recent, run_cli
 
 REGISTRY = """
@@ -183,3 +184,32 @@ async def test_registry_api(api: httpx.AsyncClient) -> None:
     assert missing.status_code == 404
     assert missing.json()["error"] == "unknown_station"
     assert (await api.get("/api/v1/stations", params={"kind": "volcano"})).status_code == 422
+
+
+# -- found by `parkwatch fuzz` ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "raw", "says"),
+    [
+        ("YAML", REGISTRY.encode() + b"\xff\xfe", "not UTF-8 text"),
+        ("JSON", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("YAML", b"parks: " + b"9" * 5000, "not valid YAML"),
+        ("JSON", b'{"parks": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        ("YAML", b"x" * (MAX_REGISTRY_BYTES + 1), "larger than a registry can be"),
+    ],
+    ids=["not-utf8", "deep-nesting", "huge-int-yaml", "huge-int-json", "too-large"],
+)
+def test_a_hostile_registry_is_refused_with_a_problem_not_a_traceback(fmt: str, raw: bytes, says: str) -> None:
+    with pytest.raises(RegistryFileError) as caught:
+        parse_registry(raw, fmt, "fuzzed.yaml")
+    assert any(says in p for p in caught.value.problems), caught.value.problems
+
+
+def test_registry_problems_quote_a_hostile_value_only_in_part() -> None:
+    doc = yaml.safe_load(REGISTRY)
+    doc["stations"][0]["id"] = "x" * 5000
+    doc["stations"][0]["kind"] = "y" * 5000
+    with pytest.raises(RegistryFileError) as caught:
+        parse_registry(json.dumps(doc).encode(), "JSON", "fuzzed.json")
+    assert caught.value.problems and all(len(p) <= 400 for p in caught.value.problems), caught.value.problems

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.registry import Registry, StationInfo
-from ingest.validate import Decoded, Problem, decode
+from ingest.validate import SHOWN_CHARS, Decoded, Problem, decode
 from schemas.parameters import catalog
 from schemas.readings import MAX_PAYLOAD_BYTES, Reason
 from schemas.stations import StationKind
@@ -833,3 +833,25 @@ def test_made_up_parameter_names_are_remembered_only_up_to_a_bound(registry: Reg
     assert len(station._slots) <= 512
     assert only_row(run(registry, msg("p1-out", [rd("cod", 1.0)])))[1] == PIDS["w01018"]
     assert "cod" in station._slots
+
+
+# -- found by `parkwatch fuzz` ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        msg("p1-out", [rd("x" * 70_000, 1.0)]),
+        msg("p1-out", [rd("cod", 1.0)], ts="9" * 70_000),
+        msg("p1-out", [rd("cod", 1.0)], sent_at="z" * 70_000),
+        msg("y" * 70_000, [rd("cod", 1.0)]),
+    ],
+    ids=["parameter", "ts", "sent_at", "station_id"],
+)
+def test_a_problem_quotes_a_hostile_value_only_in_part(registry: Registry, payload: dict[str, Any]) -> None:
+    """Refusals once copied a 70 KB value into every log line and API answer about them."""
+    out = run(registry, payload)
+    assert out.problems
+    for problem in out.problems:
+        assert len(problem.message) < SHOWN_CHARS + 200, problem.message[:300]
+        assert "chars)" in problem.message, problem.message

@@ -20,7 +20,7 @@ from ingest.hj212.findings import Code, Severity
 from ingest.hj212.packet import DATA_FLAGS, Factor, Packet, parse_time
 from ingest.registry import ParamSlot, Registry, StationInfo
 from ingest.rows import Row
-from ingest.validate import Problem
+from ingest.validate import Problem, shown
 from schemas import ranges
 from schemas.parameters import catalog
 from schemas.readings import EARLIEST_TS, MAX_FUTURE_SKEW, Reason
@@ -66,14 +66,14 @@ def _one(
         return
     if mn != topic_mn:
         out.problems.append(
-            Problem(Reason.STATION_MISMATCH, f"packet MN {mn!r} differs from the topic's {topic_mn!r}", "MN")
+            Problem(Reason.STATION_MISMATCH, f"packet MN {shown(mn)} differs from the topic's {shown(topic_mn)}", "MN")
         )
         return
     if station is None:
-        out.problems.append(Problem(Reason.UNKNOWN_STATION, f"MN {mn!r} is not registered to any station", "MN"))
+        out.problems.append(Problem(Reason.UNKNOWN_STATION, f"MN {shown(mn)} is not registered to any station", "MN"))
         return
     if station.pw is not None and packet.pw != station.pw:
-        out.problems.append(Problem(Reason.BAD_PASSWORD, f"wrong PW for station {station.id!r}", "PW"))
+        out.problems.append(Problem(Reason.BAD_PASSWORD, f"wrong PW for station {shown(station.id)}", "PW"))
         return
     cn = packet.cn or ""
     # QN is the request's own time (docs/reference/hj212.md §3), a send time in the station's zone: it times

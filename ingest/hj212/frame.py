@@ -15,11 +15,12 @@ packets.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ingest.hj212.crc import CrcVariant, hj212_crc, modbus_crc
+from ingest.hj212.crc import CrcPrefixes, CrcVariant, hj212_crc, modbus_crc
 from ingest.hj212.findings import Code, Finding, Severity
 
 HEADER = b"##"
@@ -30,9 +31,20 @@ STANDARD_MAX_DATA = 1024
 MAX_FRAME = len(HEADER) + 4 + MAX_DATA + 4 + 2
 # Garbage bytes kept to report when no frame follows them (the count is always exact).
 GARBAGE_KEPT = 4096
+# Boundaries ('&&' + CRC) a header may try past its first FREE_BOUNDARIES, per byte received and
+# to start with. An honest frame has one boundary; a hostile stream (thousands of headers in a
+# window, each with hundreds of boundaries ahead) would cost headers x boundaries. Past the
+# budget a header tries only its first few, so a good frame after any junk is still found.
+FREE_BOUNDARIES = 2
+BYTES_PER_BOUNDARY = 4
+BOUNDARY_BUDGET_START = 4096
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = frozenset(b"0123456789")
 _CP_OPEN = re.compile(rb"CP=&&", re.IGNORECASE)
+# A '&&' that may close the CP: three or four hex digits (a CRC), then a line end, the next
+# header or the end of the bytes so far (found again, and checked, as more arrive).
+_BOUNDARY = re.compile(rb"&&(?=[0-9A-Fa-f]{3,4}(?:[\r\n]|##|#?\Z))")
+_BOUNDARY_SPAN = len(b"&&") + 4 + 2
 
 # Findings that refuse a frame in strict mode but are tolerated (as warnings) in lenient mode.
 _LENIENT_OK = frozenset(
@@ -125,6 +137,41 @@ def _crc_matches(data: bytes, text: str) -> frozenset[CrcVariant]:
     return frozenset(matches)
 
 
+class _Positions:
+    """Where a pattern occurs in the framer's stream (absolute offsets), each byte scanned once.
+
+    Every header searches the same bytes ahead of it for 'CP=&&' and for boundaries; with
+    thousands of headers in a window, searching per header was quadratic in the input.
+    """
+
+    def __init__(self, pattern: re.Pattern[bytes], width: int) -> None:
+        self._pattern = pattern
+        self._width = width  # bytes a match spans, lookahead included
+        self._at: list[int] = []
+        self._head = 0  # entries before it lie before the buffer: dropped lazily
+        self._to = 0  # match starts before this absolute offset are all found
+
+    def between(self, buf: bytearray, offset: int, lo: int, hi: int) -> list[int]:
+        """Absolute offsets of matches starting in [lo, hi), scanning new bytes first."""
+        end = offset + len(buf)
+        start = max(self._to, offset)
+        if start < end:
+            last = self._at[-1] if len(self._at) > self._head else -1
+            for m in self._pattern.finditer(buf, start - offset):
+                at = offset + m.start()
+                if at > last:
+                    self._at.append(at)
+            # A match may still begin in the last width-1 bytes once more arrive.
+            self._to = max(start, end - self._width + 1)
+        if self._head > 1024 and self._head * 2 > len(self._at):
+            del self._at[: self._head]
+            self._head = 0
+        self._head = bisect_left(self._at, offset, self._head)
+        i = bisect_left(self._at, lo, self._head)
+        j = bisect_left(self._at, hi, i)
+        return self._at[i:j]
+
+
 class _Mode(Enum):
     """How sure the framer must be that a frame has ended."""
 
@@ -154,6 +201,53 @@ class Framer:
         self._buf = bytearray()
         self._skipped = 0  # garbage bytes dropped since the last frame
         self._garbage = bytearray()  # the first of them, for a report if no frame follows
+        self._budget = BOUNDARY_BUDGET_START
+        self._earned = 0  # bytes fed not yet turned into budget
+        self._crcs = CrcPrefixes()  # CRCs of spans of _buf
+        self.checks = 0  # CRC checks made: the framer's work, linear in the bytes fed
+        self._offset = 0  # bytes removed from the front of _buf since the start
+        # Headers after the current one, up to this absolute offset, were found to start no
+        # verifying frame (in _scanned_mode, since the last feed): not tried again. The answer
+        # looks only forward and at bytes already here, so it holds until more bytes arrive.
+        self._scanned_to = 0
+        self._scanned_mode: _Mode | None = None
+        self._cp_opens = _Positions(_CP_OPEN, len(b"CP=&&"))
+        self._boundaries = _Positions(_BOUNDARY, _BOUNDARY_SPAN)
+
+    def _charge(self) -> bool:
+        """Spend one boundary try; False once the budget is spent."""
+        if self._budget <= 0:
+            return False
+        self._budget -= 1
+        return True
+
+    def _matches(self, start: int, end: int, text: str) -> frozenset[CrcVariant]:
+        """The routines whose CRC of buf[start:end] is `text`."""
+        try:
+            received = int(text, 16)
+        except ValueError:
+            return frozenset()
+        self.checks += 1
+        if end <= start:
+            return _crc_matches(b"", text)
+        if self._crcs.hj212(start, end) == received:
+            return frozenset({CrcVariant.HJ212})
+        # Only computed when the standard routine fails: detection of the MODBUS devices.
+        value = self._crcs.modbus(start, end)
+        matches = set()
+        if value == received:
+            matches.add(CrcVariant.MODBUS)
+        if ((value & 0xFF) << 8 | value >> 8) == received:
+            matches.add(CrcVariant.MODBUS_SWAPPED)
+        return frozenset(matches)
+
+    def _remove(self, n: int) -> bytes:
+        """Take n bytes off the front of the buffer."""
+        taken = bytes(self._buf[:n])
+        del self._buf[:n]
+        self._crcs.drop(n)
+        self._offset += n
+        return taken
 
     @property
     def pending(self) -> int:
@@ -163,6 +257,11 @@ class Framer:
     def feed(self, data: bytes) -> list[Frame]:
         """Add bytes; return every frame now complete."""
         self._buf += data
+        self._crcs.extend(data)
+        self._earned += len(data)
+        self._budget += self._earned // BYTES_PER_BOUNDARY
+        self._earned %= BYTES_PER_BOUNDARY
+        self._scanned_to = 0  # more bytes may complete a frame a later header starts
         return self._extract(_Mode.STREAM)
 
     def settle(self) -> list[Frame]:
@@ -189,9 +288,10 @@ class Framer:
             frames.append(
                 Frame(raw=rest, data=b"", length_field="", crc_field="", terminator=b"", notes=[(code, message)])
             )
-        self._buf.clear()
+        self._remove(len(self._buf))
         self._skipped = 0
         self._garbage.clear()
+        self._scanned_to = 0
         return frames
 
     def frames(self, data: bytes) -> list[Frame]:
@@ -225,8 +325,7 @@ class Framer:
     def _drop(self, n: int) -> None:
         if n <= 0:
             return
-        dropped = bytes(self._buf[:n])
-        del self._buf[:n]
+        dropped = self._remove(n)
         # Line ends and padding between frames are not garbage (a terminator split from its
         # frame across reads, a blank line in a file).
         garbage = dropped.strip(b"\r\n \t\x00")
@@ -237,7 +336,7 @@ class Framer:
     def _ended(self, pos: int, mode: _Mode) -> bool | None:
         """Whether a frame whose CRC ends at `pos` has ended: True, False, or None (not yet known)."""
         buf = self._buf
-        if pos >= len(buf) or buf[pos:] == b"\r":
+        if pos >= len(buf) or (pos == len(buf) - 1 and buf[pos] == 0x0D):
             return None if mode is _Mode.STREAM else True  # a CRLF may still be on its way
         return buf[pos] in b"\r\n" or buf.startswith(HEADER, pos)
 
@@ -279,24 +378,34 @@ class Framer:
             return None
         # Nothing verifies from this header. If a later header starts a frame that does, this
         # one was broken (a device reset mid-frame, a stray '##'): report it and move on.
-        later = buf.find(HEADER, 2)
+        later = self._next_header(2 if self._scanned_mode is not mode else max(2, self._scanned_to - self._offset))
         while later >= 0:
-            other = self._candidate_at(later, mode)[0]
+            other, *_ = self._candidate_at(later, mode)
             if other is not None and other.matches:
-                raw = bytes(buf[:later])
-                del buf[:later]
+                raw = self._remove(later)
                 frame = Frame(raw=raw, data=b"", length_field=length_field, crc_field="", terminator=b"")
                 return self._finish(frame, [(Code.TRUNCATED, f"{len(raw)} bytes from a header to the next frame")])
-            later = buf.find(HEADER, later + 2)
+            self._scanned_to, self._scanned_mode = self._offset + later + 1, mode
+            later = self._next_header(later + 2)
         if cand is not None:
             return self._cut(cand, start, length_field, declared)  # a frame whose CRC is wrong
         # Give up on this header: report everything up to the next one (or the end).
-        end = buf.find(HEADER, 2)
+        end = self._next_header(2)
         end = len(buf) if end < 0 else end
-        raw = bytes(buf[:end])
-        del buf[:end]
+        raw = self._remove(end)
         frame = Frame(raw=raw, data=b"", length_field=length_field, crc_field="", terminator=b"")
         return self._finish(frame, [(Code.TRUNCATED, f"no complete frame follows this header ({len(raw)} bytes)")])
+
+    def _next_header(self, pos: int) -> int:
+        """The next header at or after pos, or -1: in a run of '#', only its last two are one."""
+        buf = self._buf
+        at = buf.find(HEADER, pos)
+        if at >= 0 and buf.startswith(b"#", at + 2):
+            run_end = at + 2
+            while run_end < len(buf) and buf[run_end] == 0x23:  # '#'
+                run_end += 1
+            at = run_end - 2
+        return at
 
     def _by_length(self, start: int, declared: int | None, mode: _Mode) -> tuple[_Candidate | None, bool]:
         """The frame end the length field gives, if it checks out; and whether it is still arriving."""
@@ -315,7 +424,8 @@ class Framer:
             return None, False
         if all(b in _HEX for b in crc_field):
             text = crc_field.decode()
-            return _Candidate(data_end, crc_end, text, _crc_matches(bytes(buf[start:data_end]), text)), False
+            matches = self._matches(start, data_end, text)
+            return _Candidate(data_end, crc_end, text, matches), False
         if buf[data_end - 2 : data_end] == b"&&":
             # The data segment ends where the length says, but what follows is no hex CRC.
             text = crc_field.decode("latin-1")
@@ -329,16 +439,17 @@ class Framer:
         whether a boundary may still be on its way.
         """
         buf = self._buf
-        opened = _CP_OPEN.search(buf, start, min(len(buf), start + MAX_DATA))
-        if opened is None:
+        base = self._offset
+        opens = self._cp_opens.between(buf, base, base + start, base + start + MAX_DATA - len(b"CP=&&") + 1)
+        if not opens:
             return None, False
         first: _Candidate | None = None
         pending = False
-        pos = opened.end()
-        limit = min(len(buf), start + MAX_DATA + 2)
-        while (amp := buf.find(b"&&", pos, limit)) >= 0:
-            pos = amp + 2
-            data_end = amp + 2
+        lo = opens[0] + len(b"CP=&&")
+        for tried, at in enumerate(self._boundaries.between(buf, base, lo, base + start + MAX_DATA + 1)):
+            if tried >= FREE_BOUNDARIES and not self._charge():
+                break  # out of budget: what was found so far is the answer
+            data_end = at - base + 2
             digits = 0
             while digits < 4 and data_end + digits < len(buf) and buf[data_end + digits] in _HEX:
                 digits += 1
@@ -355,7 +466,7 @@ class Framer:
             if not ended:
                 continue
             text = bytes(buf[data_end:after]).decode()
-            cand = _Candidate(data_end, after, text, _crc_matches(bytes(buf[start:data_end]), text))
+            cand = _Candidate(data_end, after, text, self._matches(start, data_end, text))
             if cand.matches:
                 return cand, False
             first = first or cand
@@ -377,8 +488,7 @@ class Framer:
         else:
             terminator = b""
             notes.append((Code.NO_TERMINATOR, "frame has no CRLF terminator"))
-        raw = bytes(buf[: end + len(terminator)])
-        del buf[: end + len(terminator)]
+        raw = self._remove(end + len(terminator))
         if len(length_field) == 0:
             notes.append((Code.LENGTH_INVALID, "the length field is missing"))
         elif len(length_field) < 4:
