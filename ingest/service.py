@@ -173,11 +173,13 @@ class IngestService:
                         break
                     except SpoolError as exc:
                         # Neither the database nor the spool can take it: keep the batch, send
-                        # no acks (the broker keeps the messages) and try again.
+                        # no acks (the broker keeps the messages) and try again. A full spool
+                        # frees itself only by replaying into a database that is back.
                         delay = backoff(attempt)
                         attempt += 1
                         logger.critical("cannot make a batch durable (%s); retrying in %.1fs", exc, delay)
                         await asyncio.sleep(delay)
+                        await self.writer.replay()
                 self._acknowledge(batch)
             finally:
                 self.queue.task_done()

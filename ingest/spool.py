@@ -215,22 +215,38 @@ class Spool:
             writer = self._writer
             if writer is None:  # _roll() always opens one
                 raise SpoolError(self.dir, "no open segment")
-            writer.write(record)
-            writer.flush()
+            view = memoryview(record)
+            while view:  # unbuffered: a write may take only part
+                view = view[writer.write(view) or 0 :]
             os.fsync(writer.fileno())
         except OSError as exc:
+            self._undo_partial_write()
             raise SpoolError(self.dir, f"cannot write: {exc.strerror or exc}") from exc
         self._write_size += len(record)
         self.pending_records += 1
         if self._read is None:
             self._read = Position(self._write_seg, self._write_size - len(record))
 
+    def _undo_partial_write(self) -> None:
+        """Cut what a failed append left (a full disk takes part of a record).
+
+        Records appended after a torn one would never be read back. Failing the cut, the segment
+        is left for a new one: the reader stops at its torn tail and goes on to the next.
+        """
+        if self._writer is None:
+            return
+        try:
+            os.ftruncate(self._writer.fileno(), self._write_size)
+        except OSError:
+            self._writer.close()
+            self._writer = None
+
     def _roll(self) -> None:
         if self._writer is not None:
             self._writer.close()
         segments = self._segments()
         self._write_seg = (segments[-1] + 1) if segments else 1
-        self._writer = self._path(self._write_seg).open("ab")
+        self._writer = self._path(self._write_seg).open("ab", buffering=0)
         self._write_size = 0
         self._fsync_dir()
 

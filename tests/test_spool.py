@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -516,3 +520,58 @@ def test_record_larger_than_a_segment_is_kept(spool: Spool, spool_dir: Path, mon
     spool.append(Batch(*batch(1)))
     assert len(segments(spool_dir)) == 2
     assert drain(spool) == [batch(0), batch(1)]
+
+
+# -- a full disk ----------------------------------------------------------------------------------
+
+FULL_DISK_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+from ingest.batch import Batch
+from ingest.spool import Spool, SpoolError
+from tests.test_spool import batch, drain
+
+disk = Path(sys.argv[1])
+ballast = disk / "ballast"
+ballast.write_bytes(b"x" * (44 * 1024))  # someone else's file: the spool gets what is left
+spool = Spool(disk / "spool")
+kept, refused = [], []
+for k in range(400):
+    if k == 300:
+        ballast.unlink()  # the other file goes: room again, with no replay in between
+    try:
+        spool.append(Batch(*batch(k)))
+        kept.append(k)
+    except SpoolError as exc:
+        refused.append(k)
+        assert "No space left" in str(exc), exc
+back = drain(spool)
+print(json.dumps({"kept": kept, "refused": refused, "back": [b[1][0].message for b in back],
+                  "pending": spool.pending_records}))
+"""
+
+
+def test_a_full_disk_refuses_appends_and_loses_none_that_were_taken(tmp_path: Path) -> None:
+    """ENOSPC on a real (tmpfs) file system of 64 KiB: an append that fails leaves no torn record
+    behind, so every append taken before or after it is read back, in order."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = tmp_path / "full_disk.py"
+    script.write_text(FULL_DISK_SCRIPT)
+    # A mount namespace of its own: the tmpfs is gone with the process, whatever happens.
+    command = 'mount -t tmpfs -o size=64k tmpfs "$1" && exec "$2" "$3" "$1"'
+    result = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", command, "sh", str(disk), sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).parent.parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout)
+    assert out["refused"] and out["kept"][-1] == 399, "the disk never filled, or never had room again"
+    assert any(k > 300 for k in out["kept"]) and any(k < 300 for k in out["refused"])
+    assert out["back"] == [f"not valid JSON #{k}" for k in out["kept"]]
+    assert out["pending"] == 0
