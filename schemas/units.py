@@ -81,6 +81,9 @@ _MOLAR_VOLUME_STP = 22.414
 _SPACE_RE = re.compile(r"\s+")
 
 
+UNIT_SHOWN = 40
+
+
 class UnitError(ValueError):
     """A reported unit that cannot be converted into the stored unit."""
 
@@ -88,7 +91,9 @@ class UnitError(ValueError):
         self.unit = unit
         self.target = target
         self.code = code
-        super().__init__(f"unit {unit!r} cannot be converted to {target or 'dimensionless'!r} for {code}")
+        # A hostile unit of 70 KB must not be copied into every message about it (found by fuzzing).
+        shown = repr(unit) if len(unit) <= UNIT_SHOWN else f"{unit[:UNIT_SHOWN]!r}… ({len(unit)} chars)"
+        super().__init__(f"unit {shown} cannot be converted to {target or 'dimensionless'!r} for {code}")
 
 
 def normalise(unit: str) -> str | None:

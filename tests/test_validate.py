@@ -845,8 +845,9 @@ def test_made_up_parameter_names_are_remembered_only_up_to_a_bound(registry: Reg
         msg("p1-out", [rd("cod", 1.0)], ts="9" * 70_000),
         msg("p1-out", [rd("cod", 1.0)], sent_at="z" * 70_000),
         msg("y" * 70_000, [rd("cod", 1.0)]),
+        msg("p1-out", [rd("cod", 1.0, unit="u" * 70_000)]),
     ],
-    ids=["parameter", "ts", "sent_at", "station_id"],
+    ids=["parameter", "ts", "sent_at", "station_id", "unit"],
 )
 def test_a_problem_quotes_a_hostile_value_only_in_part(registry: Registry, payload: dict[str, Any]) -> None:
     """Refusals once copied a 70 KB value into every log line and API answer about them."""
