@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -109,8 +109,12 @@ async def replay_dead_letters(
     ids: list[int] | None = None,
     reason: str | None = None,
     limit: int | None = None,
+    clock_shift: timedelta = timedelta(0),
 ) -> ReplayReport:
     """Run open dead letters through validation again with today's registry; store what passes.
+
+    Each is judged as of its receipt, plus `clock_shift` when the receiving host's clock was
+    wrong then (docs/faults.md#clock-jumps).
 
     Writes use the idempotent path, so replaying a payload whose good readings were already
     stored adds nothing, and replaying twice is harmless. A dead letter is resolved when all of
@@ -132,7 +136,7 @@ async def replay_dead_letters(
                 bytes(row["payload"]),
                 prefix=prefix,
                 registry=registry,
-                received_at=row["received_at"],  # judged as of its receipt, e.g. for clock skew
+                received_at=row["received_at"] + clock_shift,  # as of its receipt, e.g. for clock skew
             )
             if decoded.unresolved:
                 pids = await ensure_parameters(conn, sorted({code for code, _ in decoded.unresolved}))

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +31,20 @@ from parkwatch.settings import Settings
 from schemas.readings import Reason, gateway_events_topic, hj212_subscription, readings_subscription
 
 logger = logging.getLogger(__name__)
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+# Beyond this, the host's clock and the database server's disagree (docs/faults.md#clock-jumps):
+# NTP keeps both within milliseconds, so one of them is wrong, and the ingest's 10-minute rule on
+# readings ahead of its clock (ingest/validate.py) would refuse good readings or admit early ones.
+CLOCK_TOLERANCE_S = 30.0
+
+# A batch neither the database nor the spool (its disk full) takes is tried again at least this
+# often: what frees the spool is a replay into a database that is back, noticed on the next try.
+SPOOL_FULL_RETRY_CAP = 2.0
 
 # Closed batches waiting for the writer. Two keep the writer busy while the next one fills;
 # more would only hold more unacknowledged messages in memory.
@@ -67,6 +83,13 @@ class IngestService:
             had_session=(settings.SPOOL_DIR / REGISTRY_CACHE).exists(),
         )
         self.ready = asyncio.Event()
+        # Since when (monotonic) no batch could be made durable, or None: a full disk under the
+        # spool while the database is down (docs/faults.md#a-full-disk).
+        self.stalled_since: float | None = None
+        # The clock that stamps what arrives (tests set it back or forward: a clock jump), and how
+        # far the database server's clock was ahead of it at the last heartbeat, in seconds.
+        self.clock: Callable[[], datetime] = _wall_clock
+        self.clock_offset_s: float | None = None
         self._registry_ok = False
         # A connection for the rare registration of codes an HJ 212 device sends unannounced.
         self._aux: asyncpg.Connection | None = None
@@ -78,7 +101,7 @@ class IngestService:
         self.stats.broker_sessions_lost += 1
 
     async def _on_message(self, client: Subscriber, message: paho.MQTTMessage) -> None:
-        received_at = datetime.now(UTC)
+        received_at = self.clock()
         topic = message.topic
         payload = bytes(message.payload)
         decoded = decode_message(
@@ -170,12 +193,16 @@ class IngestService:
                     try:
                         await self.writer.write(batch)
                         attempt = 0
+                        self.stalled_since = None
                         break
                     except SpoolError as exc:
+                        self.stats.durability_failures += 1
+                        if self.stalled_since is None:
+                            self.stalled_since = time.monotonic()
                         # Neither the database nor the spool can take it: keep the batch, send
                         # no acks (the broker keeps the messages) and try again. A full spool
                         # frees itself only by replaying into a database that is back.
-                        delay = backoff(attempt)
+                        delay = backoff(attempt, cap=SPOOL_FULL_RETRY_CAP)
                         attempt += 1
                         logger.critical("cannot make a batch durable (%s); retrying in %.1fs", exc, delay)
                         await asyncio.sleep(delay)
@@ -187,7 +214,7 @@ class IngestService:
                 await self.writer.replay()
 
     def _acknowledge(self, batch: Batch) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         for env in batch.envelopes:
             if env.acker is not None and self.receiver.is_current(env.acker):
                 env.acker.ack(env.mid, env.qos)
@@ -268,22 +295,48 @@ class IngestService:
             logger.info("ingest stopped")
 
     async def heartbeat(self) -> None:
-        """Tell the database this ingest is alive, connected or not, and what its spool holds (a periodic job)."""
+        """Tell the database this ingest is alive, connected or not, and what its spool holds (a periodic job).
+
+        The database server's clock is read at the same time: a host clock that disagrees with it
+        by more than CLOCK_TOLERANCE_S is logged and shown in /healthz and /metrics.
+        """
         try:
             conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError, asyncpg.PostgresError):
             return  # an outage: the spool is filling, and the heartbeat's absence says so
         try:
-            await conn.execute(
+            before = self.clock()
+            server_now = await conn.fetchval(
                 UPSERT_HEARTBEAT,
                 self.settings.MQTT_CLIENT_ID,
                 self.receiver.connected.is_set(),
                 self.spool.pending_records,
             )
+            after = self.clock()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             logger.warning("ingest heartbeat not written: %s", exc)
+        else:
+            self._note_clock_offset((server_now - (before + (after - before) / 2)).total_seconds())
         finally:
             await conn.close()
+
+    def _note_clock_offset(self, offset: float) -> None:
+        was_off = self.clock_off
+        self.clock_offset_s = offset
+        if self.clock_off and not was_off:
+            logger.error(
+                "this host's clock is %.0f s %s the database server's: readings are stamped and checked with it "
+                "(docs/faults.md#clock-jumps)",
+                abs(offset),
+                "behind" if offset > 0 else "ahead of",
+            )
+        elif was_off and not self.clock_off:
+            logger.warning("this host's clock agrees with the database server's again (%.1f s apart)", abs(offset))
+
+    @property
+    def clock_off(self) -> bool:
+        """True when the last heartbeat found the host's clock and the database's apart by more than the tolerance."""
+        return self.clock_offset_s is not None and abs(self.clock_offset_s) > CLOCK_TOLERANCE_S
 
     def write_stats(self, path: Path) -> None:
         """Dump the counters as JSON (the benchmark reads them)."""

@@ -62,6 +62,8 @@ class IngestStats:
     db_outages: int = 0
     # Reconnections to a broker that no longer had the ingest's session (ingest/mqtt.py).
     broker_sessions_lost: int = 0
+    # Tries at a batch neither the database nor the spool took (a full disk: docs/faults.md).
+    durability_failures: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
     # receive → durable (committed or fsynced to the spool)
     ingest_latency: LatencyWindow = field(default_factory=LatencyWindow)
@@ -88,6 +90,7 @@ class IngestStats:
             "batches_replayed": self.batches_replayed,
             "db_outages": self.db_outages,
             "broker_sessions_lost": self.broker_sessions_lost,
+            "durability_failures": self.durability_failures,
             "dead_letters": dict(self.dead_letters),
             "ingest_latency_s": {"p50": p50, "p99": p99, "count": self.ingest_latency.count},
             "data_latency_s": {"p50": d50, "p99": d99, "count": self.data_latency.count},

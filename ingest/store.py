@@ -117,14 +117,16 @@ INSERT INTO ingest_heartbeats (instance, seen_at, broker_connected, spool_pendin
 VALUES ($1, clock_timestamp(), $2, $3)
 ON CONFLICT (instance) DO UPDATE SET seen_at = EXCLUDED.seen_at, broker_connected = EXCLUDED.broker_connected,
     spool_pending = EXCLUDED.spool_pending
+RETURNING seen_at
 """
 ENSURE_PARTITION = "SELECT parkwatch_ensure_partition($1)"
 SELECT_STORAGE = "SELECT value FROM parkwatch_meta WHERE key = 'storage'"
 
 # SQLSTATE classes that mean "the database cannot take writes now" rather than "these rows are
 # wrong": 08 connection exception, 53 insufficient resources (disk full, too many connections),
-# 57P operator intervention (shutdown, crash recovery, cannot connect now).
-_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+# 57P operator intervention (shutdown, crash recovery, cannot connect now), 25006 a read-only
+# server (a standby, reached during a failover: docs/faults.md).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "25006")
 
 
 class DatabaseUnavailableError(Exception):

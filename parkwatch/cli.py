@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
 
 from parkwatch import logs
 from parkwatch.cliparser import COMPONENTS, build_parser
@@ -166,8 +170,9 @@ async def _dead_letters_async(settings: Settings, args: argparse.Namespace) -> i
         store = Store(settings.DATABASE_URL)
         try:
             report = await replay_dead_letters(
-                conn, store, prefix=settings.TOPIC_PREFIX, ids=args.ids, reason=args.reason, limit=args.limit
-            )
+                conn, store, prefix=settings.TOPIC_PREFIX, ids=args.ids, reason=args.reason, limit=args.limit,
+                clock_shift=timedelta(seconds=args.clock_shift),
+            )  # fmt: skip
         finally:
             await store.close()
         print(
@@ -404,6 +409,32 @@ def _fuzz(settings: Settings, args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _chaos(_settings: Settings, args: argparse.Namespace) -> int:
+    from simulators import chaos
+
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    unknown = sorted(set(faults) - set(chaos.FAULTS))
+    if unknown or not faults:
+        print(f"parkwatch: unknown faults: {', '.join(unknown)} (known: {', '.join(chaos.FAULTS)})", file=sys.stderr)
+        return EXIT_USAGE
+    folder = args.dir
+    if folder is None:
+        # Under /var/tmp and opened for reading: as root, the embedded PostgreSQL runs as an
+        # unprivileged user who must reach its folder (docs/demo.md).
+        folder = Path(tempfile.mkdtemp(prefix="parkwatch-chaos-", dir="/var/tmp"))
+        folder.chmod(0o755)
+    from parkwatch.embedded.process import EmbeddedError
+
+    try:
+        return chaos.run(
+            folder=folder, seconds=args.seconds, every=args.every, faults=faults, stations=args.stations,
+            rate=args.rate, json_path=args.json,
+        )  # fmt: skip
+    except (chaos.ChaosError, EmbeddedError, subprocess.CalledProcessError) as exc:
+        print(f"parkwatch chaos: {exc}", file=sys.stderr)
+        return 1
+
+
 _COMMANDS = {
     "migrate": _migrate,
     "serve": _serve,
@@ -421,6 +452,7 @@ _COMMANDS = {
     "simulate": _simulate,
     "bench": _bench,
     "fuzz": _fuzz,
+    "chaos": _chaos,
 }
 
 if __name__ == "__main__":

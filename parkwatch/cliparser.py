@@ -11,6 +11,17 @@ from schemas.alerting import VERIFICATIONS
 COMPONENTS = ("ingest", "compliance", "alerts", "api")
 # The edges of `parkwatch fuzz` (simulators/fuzz.py EDGES; a test keeps the two equal).
 FUZZ_EDGES = ("json", "hj212", "stream", "registry", "settings", "api", "pipeline")
+# The faults of `parkwatch chaos` (simulators/chaos.py FAULTS; a test keeps the two equal).
+CHAOS_FAULTS = (
+    "ingest-kill",
+    "ingest-term",
+    "broker-kill",
+    "broker-restart",
+    "db-restart",
+    "db-crash",
+    "db-failover",
+    "disk-full",
+)
 
 
 def _components(text: str) -> set[str]:
@@ -77,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--reason", help="every open dead letter with this reason")
     dr.add_argument("--all", action="store_true", help="every open dead letter")
     dr.add_argument("--limit", type=int, help="at most this many")
+    dr.add_argument(
+        "--clock-shift",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the receiving host's clock was this far behind (negative: ahead) when they arrived: "
+        "their receipt time is corrected before validation",
+    )
 
     ba = sub.add_parser(
         "broker-auth",
@@ -93,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--seed", type=int, default=1, help="the same seed replays the same inputs")
     fz.add_argument("--out", type=Path, default=Path("fuzz-failures"), help="where failing inputs are saved")
     fz.add_argument("--json", type=Path, help="also write the report as JSON here")
+
+    ch = sub.add_parser("chaos", help="faults against a private running pipeline for a time; a report of losses")
+    ch.add_argument("--seconds", type=float, default=300.0, help="how long stations publish (default 300)")
+    ch.add_argument("--every", type=float, default=10.0, help="seconds between faults (default 10)")
+    ch.add_argument("--faults", default=",".join(CHAOS_FAULTS), help=f"comma-separated, of {', '.join(CHAOS_FAULTS)}")
+    ch.add_argument("--stations", type=int, default=8, help="stations publishing (default 8)")
+    ch.add_argument("--rate", type=float, default=20.0, help="messages per second per station (default 20)")
+    ch.add_argument("--dir", type=Path, help="folder for the private servers and logs (default: a new temporary one)")
+    ch.add_argument("--json", type=Path, help="also write the report as JSON here")
 
     gateway = sub.add_parser("gateway", help="HJ 212 TCP gateway: station connections → broker (QoS 1)")
     gateway.add_argument("--host", help="address to listen on (default PARKWATCH_GATEWAY_HOST)")

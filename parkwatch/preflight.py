@@ -30,15 +30,42 @@ class ServiceUnreachableError(Exception):
 
 
 def database_address(url: str) -> tuple[str, int]:
-    """Host (or Unix socket folder) and port a PostgreSQL URL points at, as libpq reads it."""
+    """Host (or Unix socket folder) and port a PostgreSQL URL points at, as libpq reads it (the first of several)."""
+    return database_addresses(url)[0]
+
+
+def database_addresses(url: str) -> list[tuple[str, int]]:
+    """Every host and port of a PostgreSQL URL, in order.
+
+    `host1:5432,host2:5433` names a primary and its standby, tried in turn
+    (docs/faults.md#failover-to-a-standby).
+    """
     parts = urlsplit(url)
     query = parse_qs(parts.query)
-    host = parts.hostname or (query.get("host") or ["/var/run/postgresql"])[0]
     try:
-        port = parts.port or int((query.get("port") or ["5432"])[0])
+        default_port = int((query.get("port") or ["5432"])[0])
     except ValueError:
-        port = 5432
-    return host, port
+        default_port = 5432
+    hosts = parts.netloc.rpartition("@")[2]
+    out = []
+    for item in hosts.split(","):
+        host, port = item, default_port
+        if item.startswith("["):  # [IPv6]:port
+            host, _, rest = item[1:].partition("]")
+            port = _port(rest.removeprefix(":"), default_port)
+        elif item.count(":") == 1:
+            host, text = item.split(":")
+            port = _port(text, default_port)
+        if host:
+            out.append((host, port))
+    return out or [((query.get("host") or ["/var/run/postgresql"])[0], default_port)]
+
+
+def _port(text: str, default: int) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default
 
 
 def reachable(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -64,12 +91,12 @@ def reachable(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> bool:
 
 def check_database(settings: Settings) -> ServiceUnreachableError | None:
     """None when PostgreSQL answers at the configured address, else what to tell the user."""
-    host, port = database_address(settings.DATABASE_URL)
-    if reachable(host, port):
+    addresses = database_addresses(settings.DATABASE_URL)
+    if any(reachable(host, port) for host, port in addresses):
         return None
     return ServiceUnreachableError(
         "PostgreSQL",
-        f"{host}:{port}",
+        ", ".join(f"{host}:{port}" for host, port in addresses),
         "PARKWATCH_DATABASE_URL",
         "start it (e.g. `systemctl start postgresql`, or `pg_ctlcluster 15 main start` on Debian) "
         "or point PARKWATCH_DATABASE_URL at a running server",

@@ -37,10 +37,10 @@ import asyncpg
 
 from alerts.config import load_routing
 from parkwatch.settings import Settings
-from schemas.registry import ParkSpec, RegistryFile, StationSpec
-from schemas.stations import StationKind
+from schemas.registry import RegistryFile
 from simulators import broker
 from simulators.broker import PrivateBroker
+from simulators.fleet import kiln_fleet
 from simulators.loadgen import BENCH_CODES, PublisherSpec, payload, run_publisher
 from simulators.procs import cpu_seconds, parkwatch_env, peak_rss_mb, stop
 from simulators.scratch import recreate, with_db
@@ -198,23 +198,7 @@ class Bench:
 
     async def reset_database(self) -> None:
         """Drop and re-create the scratch database with the registry of the bench fleet."""
-        parks = sorted({p for p, _ in self.stations})
-        registry = RegistryFile(
-            parks=[ParkSpec(id=p, name=f"Bench park {p}", city="长沙") for p in parks],
-            stations=[
-                StationSpec.model_validate(
-                    {
-                        "id": s,
-                        "park_id": p,
-                        "kind": StationKind.STACK,
-                        "parameters": BENCH_CODES,
-                        "standard": "GB4915-2013",
-                        "class": "kiln",
-                    }
-                )
-                for p, s in self.stations
-            ],
-        )
+        registry = kiln_fleet(self.stations, label="Bench")
         await recreate(self.db_url, timescale=self.settings.TIMESCALE, registry=registry)
         if self.routing is not None:
             conn = await asyncpg.connect(self.db_url)

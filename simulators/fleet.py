@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from schemas.registry import ParkSpec, RegistryFile, StationSpec
+from schemas.stations import StationKind
+from simulators.loadgen import BENCH_CODES
 
 # (id prefix, city) for the 14 prefecture-level divisions of Hunan.
 CITIES: tuple[tuple[str, str], ...] = (
@@ -90,3 +93,24 @@ def as_yaml_doc(registry: RegistryFile) -> dict[str, Any]:
             for s in registry.stations
         ],
     }
+
+
+def kiln_fleet(stations: Iterable[tuple[str, str]], *, label: str) -> RegistryFile:
+    """A registry of cement kiln stacks reporting the benchmark's parameters, as (park, station) pairs."""
+    pairs = list(stations)
+    return RegistryFile(
+        parks=[ParkSpec(id=p, name=f"{label} park {p}", city="长沙") for p in sorted({p for p, _ in pairs})],
+        stations=[
+            StationSpec.model_validate(
+                {
+                    "id": s,
+                    "park_id": p,
+                    "kind": StationKind.STACK,
+                    "parameters": BENCH_CODES,
+                    "standard": "GB4915-2013",
+                    "class": "kiln",
+                }
+            )
+            for p, s in pairs
+        ],
+    )

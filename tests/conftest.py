@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -147,3 +149,12 @@ async def ingest_for(settings: Settings, registry: RegistryFile) -> AsyncIterato
             yield service
     finally:
         await forget_session(settings)
+
+
+@pytest.fixture
+def embedded_dir() -> Iterator[Path]:
+    """A folder the embedded server's unprivileged user can reach (tmp_path is private to us as root)."""
+    folder = Path(tempfile.mkdtemp(prefix="pw-embedded-", dir="/var/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -26,7 +24,7 @@ import pytest
 from parkwatch.brokerconf import differences
 from parkwatch.embedded.postgres import EmbeddedPostgres
 from parkwatch.embedded.process import EmbeddedError, listening
-from parkwatch.preflight import database_address
+from parkwatch.preflight import database_address, database_addresses
 from simulators.broker import PrivateBroker
 from tests.helpers import run_cli
 from tests.services import free_port
@@ -38,15 +36,6 @@ KILN = "cs-p1-cement-k1"
 VERDICT_TIMEOUT = 120.0
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def embedded_dir() -> Iterator[Path]:
-    """A folder the embedded server's unprivileged user can reach (tmp_path is private to us as root)."""
-    folder = Path(tempfile.mkdtemp(prefix="pw-embedded-", dir="/var/tmp"))
-    folder.chmod(0o755)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _in_namespace(*args: str, env: dict[str, str] | None = None, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -251,6 +240,11 @@ def test_database_address_reads_urls_as_libpq_does() -> None:
     assert database_address("postgresql://u:p@db.example/x") == ("db.example", 5432)
     assert database_address("postgresql:///x?host=/run/pg&port=6000") == ("/run/pg", 6000)
     assert database_address("postgresql:///x") == ("/var/run/postgresql", 5432)
+    assert database_addresses("postgresql://u:p@a:5433,b,[::1]:5435/x?target_session_attrs=read-write") == [
+        ("a", 5433),
+        ("b", 5432),
+        ("::1", 5435),
+    ]
 
 
 def _zombie(pid: int) -> bool:

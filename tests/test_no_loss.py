@@ -24,7 +24,7 @@ from parkwatch import retry
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
 from simulators.broker import PrivateBroker
-from tests.helpers import cli_env, count_readings, eventually, fetch, running
+from tests.helpers import cli_env, count_readings, eventually, fetch, message, publish, run_cli, running, serving_api
 from tests.proxy import TcpProxy
 
 STATIONS = [
@@ -315,3 +315,89 @@ async def test_a_broker_that_lost_the_ingests_session_is_reported(
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0, log.read_text()[-3000:]
+
+
+@pytest.fixture
+def small_spool_disk(settings: Settings) -> Iterator[Path]:
+    """The spool folder on a 64 KiB tmpfs: a disk that fills (ENOSPC) during an outage."""
+    settings.SPOOL_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(settings.SPOOL_DIR)], check=True)
+    try:
+        yield settings.SPOOL_DIR
+    finally:
+        subprocess.run(["umount", "--lazy", str(settings.SPOOL_DIR)], check=False)
+
+
+async def test_a_full_spool_disk_stops_acks_and_the_ingest_recovers_by_itself(
+    settings: Settings, outage_rig: tuple[PrivateBroker, TcpProxy, Settings], small_spool_disk: Path
+) -> None:
+    """The database is away and the spool's disk fills: the ingest stops acknowledging (the broker
+    keeps the messages), says so in /healthz and /metrics, and once the database is back it
+    replays the spool and stores everything exactly once, with no restart."""
+    broker, proxy, run_settings = outage_rig
+    async with (
+        running(IngestService(run_settings, stats=IngestStats())) as service,
+        serving_api(run_settings, service) as api,
+    ):
+        await proxy.block()
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 1500)
+        await eventually(lambda: _true(service.stats.durability_failures), bool, timeout=30)
+        health = (await api.get("/healthz")).json()
+        assert health["ingest"]["writes_stalled_s"] is not None
+        assert health["ingest"]["spool_pending_batches"] > 0
+        metrics = (await api.get("/metrics")).text
+        assert "parkwatch_ingest_durability_failures_total 0" not in metrics
+        assert "parkwatch_ingest_spool_pending_batches 0" not in metrics
+
+        await proxy.unblock()
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 1500, timeout=90)
+        await asyncio.sleep(0.3)
+        await _assert_exactly(settings.DATABASE_URL, 1500)
+        assert service.stalled_since is None
+        health = (await api.get("/healthz")).json()
+        assert health["ingest"]["writes_stalled_s"] is None and health["status"] == "ok", health
+
+
+async def test_a_clock_jump_on_the_ingest_host_is_seen_and_loses_nothing(
+    settings: Settings, ingest: IngestService
+) -> None:
+    """The host's clock set back an hour: stations' readings of now look an hour ahead and are
+    refused (dead letters, nothing lost); the heartbeat finds the clock an hour behind the
+    database server's and /healthz, /metrics and the log say so; once the clock is right, replay
+    with --clock-shift stores them all. Set forward an hour, readings are accepted, and flagged."""
+    real = ingest.clock
+    ingest.clock = lambda: real() - timedelta(hours=1)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    for i in range(20):
+        await publish(settings, "p1", "p1-out", message("p1-out", start + timedelta(seconds=i), {"cod": 10.0 + i}))
+    dead = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason FROM dead_letters"), lambda rows: len(rows) == 20
+    )
+    assert {r["reason"] for r in dead} == {"bad_timestamp"} and await count_readings(settings.DATABASE_URL) == 0
+
+    await ingest.heartbeat()
+    assert ingest.clock_off and 3590 < (ingest.clock_offset_s or 0) < 3610
+    async with serving_api(settings, ingest) as api:
+        health = (await api.get("/healthz")).json()
+        assert health["status"] == "degraded" and 3590 < health["ingest"]["clock_offset_s"] < 3610, health
+        assert "parkwatch_ingest_clock_offset_seconds 3" in (await api.get("/metrics")).text
+
+        ingest.clock = real
+        await ingest.heartbeat()
+        assert not ingest.clock_off
+        assert (await api.get("/healthz")).json()["status"] == "ok"
+
+    result = run_cli(
+        "dead-letters", "replay", "--reason", "bad_timestamp", "--clock-shift", "3600", env=cli_env(settings)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "20 resolved" in result.stdout, result.stdout
+    assert await count_readings(settings.DATABASE_URL) == 20
+
+    ingest.clock = lambda: real() + timedelta(hours=1)
+    later = datetime.now(UTC).replace(microsecond=0)
+    for i in range(5):
+        await publish(settings, "p1", "p1-out", message("p1-out", later + timedelta(seconds=i), {"cod": 1.0}))
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 25)
+    await ingest.heartbeat()
+    assert ingest.clock_off and -3610 < (ingest.clock_offset_s or 0) < -3590

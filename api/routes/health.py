@@ -86,11 +86,18 @@ async def healthz(request: Request, settings: SettingsDep) -> ORJSONResponse:
         body["status"] = "degraded"
     ingest = getattr(request.app.state, "ingest", None)
     if ingest is not None:
+        stalled = ingest.stalled_since
         body["ingest"] = {
             "mqtt_connected": ingest.receiver.connected.is_set(),
             "spool_pending_batches": ingest.spool.pending_records,
+            # Seconds since a batch could last be made durable (database and spool both failing).
+            "writes_stalled_s": None if stalled is None else round(time.monotonic() - stalled, 1),
+            # How far the database server's clock is ahead of this host's (docs/faults.md#clock-jumps).
+            "clock_offset_s": None if ingest.clock_offset_s is None else round(ingest.clock_offset_s, 3),
             "stats": ingest.stats.snapshot(),
         }
+        if (stalled is not None or ingest.clock_off) and body["status"] == "ok":
+            body["status"] = "degraded"
     return ORJSONResponse(body, status_code=503 if body["status"] == "down" else 200)
 
 
@@ -138,11 +145,22 @@ async def metrics(request: Request) -> str:
         "batches_replayed",
         "db_outages",
         "broker_sessions_lost",
+        "durability_failures",
     ):
         lines += [
             f"# TYPE parkwatch_ingest_{name}_total counter",
             f"parkwatch_ingest_{name}_total {snap[name]}",
         ]
+    if ingest is not None:
+        lines += [
+            "# TYPE parkwatch_ingest_spool_pending_batches gauge",
+            f"parkwatch_ingest_spool_pending_batches {ingest.spool.pending_records}",
+        ]
+        if ingest.clock_offset_s is not None:
+            lines += [
+                "# TYPE parkwatch_ingest_clock_offset_seconds gauge",
+                f"parkwatch_ingest_clock_offset_seconds {ingest.clock_offset_s:.3f}",
+            ]
     lines.append("# TYPE parkwatch_ingest_dead_letters_total counter")
     for reason, count in sorted(snap["dead_letters"].items()):
         lines.append(f'parkwatch_ingest_dead_letters_total{{reason="{reason}"}} {count}')

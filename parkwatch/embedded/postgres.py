@@ -108,10 +108,13 @@ class EmbeddedPostgres:
         password = self.password_file.read_text().strip()
         return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{self.port}/{database}"
 
-    def stop(self) -> None:
-        """Fast shutdown (sessions ended, a checkpoint written), then release the folder."""
+    def stop(self, *, immediate: bool = False) -> None:
+        """Fast shutdown (sessions ended, a checkpoint written), then release the folder.
+
+        `immediate` stops it as a crash would: no checkpoint, the next start replays the WAL.
+        """
         if self.proc is not None:
-            stop_process(self.proc, signal.SIGINT, STOP_TIMEOUT)
+            stop_process(self.proc, signal.SIGQUIT if immediate else signal.SIGINT, STOP_TIMEOUT)
             self.proc = None
         if self._lock is not None:
             self._lock.close()

@@ -31,6 +31,9 @@ class EmbeddedError(Exception):
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when nothing listens on host:port and we may bind it."""
     with socket.socket() as s:
+        # As servers bind: connections of an earlier run in TIME_WAIT do not make a port busy,
+        # so a server stopped and started again keeps its port.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
