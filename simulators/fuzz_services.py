@@ -1,6 +1,6 @@
 """The edges `parkwatch fuzz` attacks through the services: the HTTP API by its OpenAPI, the whole ingest pipeline.
 
-Both run against a scratch database ({database}_fuzz) made for the run and dropped after it.
+Both run against a scratch database ({database}_fuzz_{edge}) made for the run and dropped after it.
 """
 
 from __future__ import annotations
@@ -333,7 +333,8 @@ def run_service_edge(
     name: str, settings: Settings, *, inputs: int, seconds: float, seed: int, out: Path | None
 ) -> EdgeReport:
     """Run the api or pipeline edge against a scratch database made for it."""
-    url = scratch.with_db(settings.DATABASE_URL, f"{settings.database_name}_fuzz")
+    # One database per edge: two edges may run at once, in two processes.
+    url = scratch.with_db(settings.DATABASE_URL, f"{settings.database_name}_fuzz_{name}")
     mine = settings.model_copy(update={"DATABASE_URL": url})
 
     async def main() -> EdgeReport:
