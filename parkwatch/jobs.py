@@ -11,9 +11,10 @@ process that has the component they belong to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 # Periods. Partitions are created months ahead, so six hours is plenty; windows close and open
 # alerts are followed up within half a minute, which is what a notice's latency can afford.
+# At stop, how long running jobs may take to finish: a connect is bounded by CONNECT_TIMEOUT,
+# and the jobs' statements take well under a second on a healthy database.
+JOB_DRAIN_TIMEOUT = 10.0
 PARTITIONS_EVERY = timedelta(hours=6)
 CLOSE_WINDOWS_EVERY = timedelta(seconds=30)
 OFFLINE_EVERY = timedelta(seconds=30)
@@ -100,6 +104,9 @@ class Jobs:
         self.jobs = jobs
         self.local = local or []
         self.runs: dict[str, int] = {}
+        self._active = 0  # jobs running now
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Schedule every job until stopped."""
@@ -136,7 +143,24 @@ class Jobs:
         try:
             await stop.wait()
         finally:
+            # Shutting down cancels running jobs, mid-connect or mid-statement, each logged as a
+            # traceback at every stop: start no new one, let those running finish, then shut down.
+            scheduler.pause()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(JOB_DRAIN_TIMEOUT):
+                    await self._idle.wait()
             scheduler.shutdown(wait=False)
+
+    @contextlib.asynccontextmanager
+    async def _running(self) -> AsyncIterator[None]:
+        self._active += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
 
     async def _last_runs(self) -> dict[str, datetime]:
         try:
@@ -153,6 +177,10 @@ class Jobs:
 
     async def run_once(self, job: Job) -> bool:
         """Run a cluster job if no other instance holds it or ran it just now; True when it ran here."""
+        async with self._running():
+            return await self._run_once(job)
+
+    async def _run_once(self, job: Job) -> bool:
         try:
             conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -186,7 +214,8 @@ class Jobs:
             await conn.close()
 
     async def _run_local(self, job: LocalJob) -> None:
-        try:
-            await job.run()
-        except Exception:
-            logger.exception("job %s failed", job.name)
+        async with self._running():
+            try:
+                await job.run()
+            except Exception:
+                logger.exception("job %s failed", job.name)
