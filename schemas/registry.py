@@ -59,6 +59,29 @@ class RegistryFileError(Exception):
         super().__init__(f"{path}: " + "; ".join(problems))
 
 
+# Keys of its own a park or station carries are stored and served as they are; they are flat
+# facts (an operator, a permit number). Deeper nesting is refused: orjson, which serves them,
+# writes past its buffer on some documents nested ~200 deep (found by `parkwatch fuzz`,
+# docs/testing.md#fuzzing).
+MAX_EXTRA_DEPTH = 8
+
+
+def _extra_depth(value: Any, depth: int = 0) -> int:
+    if depth > MAX_EXTRA_DEPTH:
+        return depth  # deep enough to refuse: no need to walk the rest
+    if isinstance(value, dict):
+        return max((_extra_depth(v, depth + 1) for v in value.values()), default=depth + 1)
+    if isinstance(value, list):
+        return max((_extra_depth(v, depth + 1) for v in value), default=depth + 1)
+    return depth
+
+
+def _check_extra(extra: dict[str, Any] | None) -> None:
+    for key, value in (extra or {}).items():
+        if _extra_depth(value) > MAX_EXTRA_DEPTH:
+            raise ValueError(f"{key!r} nests deeper than {MAX_EXTRA_DEPTH} levels; keep extra keys flat")
+
+
 class ParkSpec(BaseModel):
     """A park as written in the registry file."""
 
@@ -77,6 +100,11 @@ class ParkSpec(BaseModel):
         if value is not None:
             parse_networks(value)
         return value
+
+    @model_validator(mode="after")
+    def _flat_extra(self) -> ParkSpec:
+        _check_extra(self.model_extra)
+        return self
 
     def attrs(self) -> dict[str, Any]:
         """What is stored in parks.attrs: the gateway's networks and keys beyond the known ones, verbatim."""
@@ -209,6 +237,11 @@ class StationSpec(BaseModel):
         if self.inlet:
             out["inlet"] = self.inlet
         return out
+
+    @model_validator(mode="after")
+    def _flat_extra(self) -> StationSpec:
+        _check_extra(self.model_extra)
+        return self
 
     def extra(self) -> dict[str, Any]:
         """Keys the registry does not know, kept verbatim."""

@@ -213,3 +213,19 @@ def test_registry_problems_quote_a_hostile_value_only_in_part() -> None:
     with pytest.raises(RegistryFileError) as caught:
         parse_registry(json.dumps(doc).encode(), "JSON", "fuzzed.json")
     assert caught.value.problems and all(len(p) <= 400 for p in caught.value.problems), caught.value.problems
+
+
+def test_extra_keys_nested_deeper_than_eight_levels_are_refused() -> None:
+    """A park's or station's keys of its own are stored and served as they are: flat facts, never
+    the deep documents that make the JSON encoder serving them write past its buffer."""
+    doc = yaml.safe_load(REGISTRY)
+    deep: object = "permit"
+    for _ in range(9):
+        deep = [deep]
+    doc["stations"][0]["permit"] = deep
+    with pytest.raises(RegistryFileError) as caught:
+        parse_registry(json.dumps(doc).encode(), "JSON", "deep.json")
+    assert any("nests deeper than 8 levels" in p for p in caught.value.problems), caught.value.problems
+    doc["stations"][0]["permit"] = {"no": "HN-2026-001", "issued": ["2026-01-01", {"by": "bureau"}]}
+    doc["parks"][0]["operator"] = {"name": "园区管委会", "phones": ["0731-1234"]}
+    parse_registry(json.dumps(doc).encode(), "JSON", "flat.json")
