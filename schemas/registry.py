@@ -48,6 +48,10 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # A province's registry (10,000 stations of a few hundred bytes) is a few megabytes; a file far
 # larger is a mistake, and parsing it would hold the loader for minutes.
 MAX_REGISTRY_BYTES = 32 * 2**20
+# Values a registry may hold, counted as validation walks them: each use of a YAML alias counts
+# again. 10,000 stations of 200 values each fit; nine nested levels of ten aliases (a "billion
+# laughs") would hold the loader for hours (found looking into the registry fuzz run, docs/testing.md).
+MAX_REGISTRY_VALUES = 2_000_000
 
 
 class RegistryFileError(Exception):
@@ -298,6 +302,22 @@ def read_registry(path: Path) -> RegistryFile:
     return parse_registry(data, "JSON" if path.suffix.lower() == ".json" else "YAML", str(path))
 
 
+def _expands_beyond(data: Any, budget: int) -> bool:
+    """True when walking `data` (shared lists and dicts once per reference) visits more than budget values."""
+    stack = [data]
+    seen = 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > budget:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def _too_large(size: int) -> str:
     return f"{size:,} bytes: larger than a registry can be ({MAX_REGISTRY_BYTES:,})"
 
@@ -320,6 +340,10 @@ def parse_registry(raw: bytes, fmt: str, source: str) -> RegistryFile:
         raise RegistryFileError(source, [f"not valid {fmt}: {str(exc)[:200]}"]) from None
     if data is None:
         data = {}
+    if _expands_beyond(data, MAX_REGISTRY_VALUES):
+        raise RegistryFileError(
+            source, [f"the document holds more than {MAX_REGISTRY_VALUES:,} values once its YAML aliases are expanded"]
+        )
     try:
         return RegistryFile.model_validate(data)
     except ValidationError as exc:

@@ -13,7 +13,7 @@ import yaml
 
 from ingest.service import IngestService
 from parkwatch.settings import Settings
-from schemas.registry import MAX_REGISTRY_BYTES, RegistryFileError, parse_registry
+from schemas.registry import MAX_REGISTRY_BYTES, MAX_REGISTRY_VALUES, RegistryFileError, parse_registry
 from tests.helpers import cli_env, count_readings, eventually, fetch, message, publish, recent, run_cli
 
 REGISTRY = """
@@ -229,3 +229,16 @@ def test_extra_keys_nested_deeper_than_eight_levels_are_refused() -> None:
     doc["stations"][0]["permit"] = {"no": "HN-2026-001", "issued": ["2026-01-01", {"by": "bureau"}]}
     doc["parks"][0]["operator"] = {"name": "园区管委会", "phones": ["0731-1234"]}
     parse_registry(json.dumps(doc).encode(), "JSON", "flat.json")
+
+
+def test_a_billion_laughs_registry_is_refused_at_once() -> None:
+    """Nine levels of ten YAML aliases: a few hundred bytes that expand to a billion values, which
+    held the loader for hours; refused once validation would walk more than MAX_REGISTRY_VALUES."""
+    levels = "\n".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 9))
+    text = f"l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n{levels}\n"
+    text += "parks: [{id: p1, name: P, city: C}]\nstations: [{id: s1, park_id: p1, kind: stack, extra: *l8}]\n"
+    with pytest.raises(RegistryFileError) as caught:
+        parse_registry(text.encode(), "YAML", "laughs.yaml")
+    assert caught.value.problems == [
+        f"the document holds more than {MAX_REGISTRY_VALUES:,} values once its YAML aliases are expanded"
+    ]
