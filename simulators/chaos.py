@@ -66,7 +66,8 @@ STANDBY_TIMEOUT = 60.0
 # A station that lost its connection waits this long before it connects again (real loggers
 # wait seconds; shorter keeps a run's recovery figures about parkwatch, not the stations).
 RECONNECT_PAUSE = 0.2
-# After publishing stops, how long the pipeline may take to store what was acknowledged.
+# After publishing stops, how long the pipeline may take to store what was acknowledged. A fault's
+# recovery is looked for until then: in a storm of faults, recovery may wait for the storm's end.
 CATCH_UP = 120.0
 # How often the recovery of a fault is looked at.
 PROBE_EVERY = 0.1
@@ -189,6 +190,7 @@ class ChaosRun:
         self.resent = 0
         self._stopping = asyncio.Event()
         self._started = 0.0
+        self._seconds = 0.0  # how long stations publish
         self._ingest: _Ingest | None = None
 
     # -- the run -----------------------------------------------------------------------------
@@ -266,6 +268,7 @@ class ChaosRun:
         self.broker.save()
         report = ChaosReport(seconds=seconds, stations=len(self.stations))
         self._started = time.monotonic()
+        self._seconds = seconds
         recoveries: list[asyncio.Task[None]] = []
         try:
             async with asyncio.TaskGroup() as tg:
@@ -351,7 +354,7 @@ class ChaosRun:
         uptos = [T0 + n * STEP for n in thresholds]
         want = sum(thresholds)
         started = self._started + record.at_s
-        deadline = time.monotonic() + CATCH_UP
+        deadline = self._started + self._seconds + CATCH_UP
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
                 conn = await asyncpg.connect(url, timeout=2)
