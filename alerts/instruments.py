@@ -132,28 +132,18 @@ async def _open(
     return opened
 
 
-async def _clear(conn: asyncpg.Connection, rows: list[asyncpg.Record], reason: str) -> int:
-    cleared = 0
-    for row in rows:
-        done = await conn.fetchrow(store.CLEAR, row["id"], reason)
-        if done is None:
-            continue
-        event_id = await store.event(conn, row["id"], "cleared", {"reason": reason})
-        await store.enqueue(conn, done, event_id, row["park_id"], resolve=True)
-        cleared += 1
-    return cleared
-
-
 async def check_instruments(conn: asyncpg.Connection) -> tuple[int, int]:
     """Out-of-range values, drifting clocks and readings arriving two ways; returns (raised, cleared)."""
     raised = cleared = 0
     limit = CLOCK_DRIFT_LIMIT.total_seconds()
     async with conn.transaction():
-        cleared += await _clear(conn, await conn.fetch(RANGE_BACK, RANGE_WINDOW, RANGE_RULE), "values_in_range")
-        cleared += await _clear(
+        cleared += await store.clear_all(
+            conn, await conn.fetch(RANGE_BACK, RANGE_WINDOW, RANGE_RULE), "values_in_range"
+        )
+        cleared += await store.clear_all(
             conn, await conn.fetch(CLOCK_BACK, CLOCK_CLEAR_BELOW.total_seconds(), CLOCK_RULE), "clock_on_time"
         )
-        cleared += await _clear(conn, await conn.fetch(ONE_PATH_AGAIN, PATHS_RULE), "one_path")
+        cleared += await store.clear_all(conn, await conn.fetch(ONE_PATH_AGAIN, PATHS_RULE), "one_path")
         for row in await conn.fetch(TWO_PATHS, PATHS_RULE):
             paths: dict[str, object] = {"paths": list(row["paths"]), "since": row["hour"], "last": row["hour"]}
             raised += await _open(conn, (row["sid"], None, PATHS_RULE), row, None, paths)

@@ -236,15 +236,7 @@ async def _raise(
 
 
 async def _clear_back(conn: asyncpg.Connection, query: str, rule: str, reason: str) -> int:
-    cleared = 0
-    for row in await conn.fetch(query, rule):
-        done = await conn.fetchrow(store.CLEAR, row["id"], reason)
-        if done is None:
-            continue
-        event_id = await store.event(conn, row["id"], "cleared", {"reason": reason})
-        await store.enqueue(conn, done, event_id, row["park_id"], resolve=True)
-        cleared += 1
-    return cleared
+    return await store.clear_all(conn, await conn.fetch(query, rule), reason)
 
 
 async def check_series(conn: asyncpg.Connection) -> tuple[int, int]:

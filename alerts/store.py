@@ -181,3 +181,16 @@ async def enqueue(
     if queued and not resolve and not escalation:  # the reminder clock counts notices to the park's routes
         await conn.execute(MARK_NOTIFIED, alert["id"])
     return queued
+
+
+async def clear_all(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], reason: str) -> int:
+    """Clear each open alert of `rows` (id, park_id) for `reason`, with its event and notices; returns how many."""
+    cleared = 0
+    for row in rows:
+        done = await conn.fetchrow(CLEAR, row["id"], reason)
+        if done is None:
+            continue
+        event_id = await event(conn, row["id"], "cleared", {"reason": reason})
+        await enqueue(conn, done, event_id, row["park_id"], resolve=True)
+        cleared += 1
+    return cleared

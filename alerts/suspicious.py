@@ -141,25 +141,15 @@ async def _raise(conn: asyncpg.Connection, row: asyncpg.Record, rule: str, detai
     return opened
 
 
-async def _clear(conn: asyncpg.Connection, rows: list[asyncpg.Record], reason: str) -> int:
-    cleared = 0
-    for row in rows:
-        done = await conn.fetchrow(store.CLEAR, row["id"], reason)
-        if done is None:
-            continue
-        event_id = await store.event(conn, row["id"], "cleared", {"reason": reason})
-        await store.enqueue(conn, done, event_id, row["park_id"], resolve=True)
-        cleared += 1
-    return cleared
-
-
 async def check_suspicious(conn: asyncpg.Connection) -> tuple[int, int]:
     """Look for each pattern over the latest hours; returns (raised, cleared)."""
     raised = cleared = 0
     async with conn.transaction():
         pinned_args = (PINNED_SPAN_HOURS, NEAR_SHARE, PINNED_MIN_HOURS, PINNED_SHARE)
-        cleared += await _clear(conn, await conn.fetch(PINNED_ENDED, *pinned_args, PINNED_RULE), "pattern_ended")
-        cleared += await _clear(
+        cleared += await store.clear_all(
+            conn, await conn.fetch(PINNED_ENDED, *pinned_args, PINNED_RULE), "pattern_ended"
+        )
+        cleared += await store.clear_all(
             conn, await conn.fetch(EXPIRED, [FLAG_RULE, DROP_RULE], POINT_PATTERN_LIFE), "pattern_ended"
         )
         for row in await conn.fetch(PINNED, *pinned_args):
