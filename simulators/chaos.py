@@ -195,8 +195,12 @@ class ChaosRun:
 
     # -- the run -----------------------------------------------------------------------------
 
-    async def run(self, seconds: float) -> ChaosReport:
-        """Publish for `seconds`, a fault every `every` seconds; then catch up and count."""
+    async def run(self, seconds: float, *, min_faults: int = 0) -> ChaosReport:
+        """Publish for `seconds`, a fault every `every` seconds; then catch up and count.
+
+        With `min_faults`, publishing goes on past `seconds` until that many faults were injected
+        (a slow machine stretches faults such as a failover, and so the schedule).
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
         with self._spool_disk():
             await asyncio.to_thread(self.db.start)
@@ -206,7 +210,7 @@ class ChaosRun:
                     await asyncio.to_thread(self._add_standby, self.db, self.standby)
                 self.broker.start()
                 try:
-                    return await self._run_started(seconds)
+                    return await self._run_started(seconds, min_faults)
                 finally:
                     self.broker.stop()
             finally:
@@ -249,7 +253,7 @@ class ChaosRun:
         finally:
             subprocess.run(["umount", "--lazy", str(spool)], check=False)  # noqa: S603, S607 - as above
 
-    async def _run_started(self, seconds: float) -> ChaosReport:
+    async def _run_started(self, seconds: float, min_faults: int) -> ChaosReport:
         url = self.database_url()
         env = parkwatch_env(
             PARKWATCH_DATABASE_URL=url,
@@ -275,7 +279,7 @@ class ChaosRun:
                 for k, (park, station) in enumerate(self.stations):
                     tg.create_task(self._station(k, park, station), name=f"chaos-station-{station}")
                 n = 0
-                while (elapsed := time.monotonic() - self._started) + self.every <= seconds:
+                while (elapsed := time.monotonic() - self._started) + self.every <= seconds or n < min_faults:
                     await asyncio.sleep(self.every - elapsed % self.every)
                     kind = self.faults[n % len(self.faults)]
                     n += 1
