@@ -132,6 +132,15 @@ class ChaosReport:
         )
 
 
+_PROBE_ERRORS = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
 class ChaosError(Exception):
     """A chaos run cannot be set up as asked."""
 
@@ -360,14 +369,16 @@ class ChaosRun:
         started = self._started + record.at_s
         deadline = self._started + self._seconds + CATCH_UP
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            # The database may die under the probe mid-query (asyncpg then raises client errors
+            # too): any failure means "not yet".
+            with contextlib.suppress(*_PROBE_ERRORS):
                 conn = await asyncpg.connect(url, timeout=2)
                 try:
                     if await conn.fetchval(STORED_BELOW, names, uptos) >= want:
                         record.recovered_s = round(time.monotonic() - started, 2)
                         return
                 finally:
-                    await conn.close()
+                    conn.terminate()
             await asyncio.sleep(PROBE_EVERY)
 
     async def _catch_up(self, url: str) -> None:
