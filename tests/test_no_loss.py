@@ -340,7 +340,11 @@ async def test_a_full_spool_disk_stops_acks_and_the_ingest_recovers_by_itself(
         serving_api(run_settings, service) as api,
     ):
         await proxy.block()
-        await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 1500)
+        # A few first, so that the spool holds something before the disk fills (one large
+        # first batch could fill it at once and leave it empty).
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 20)
+        await eventually(lambda: _true(service.stats.batches_spooled), bool, timeout=30)
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 20, 1500)
         await eventually(lambda: _true(service.stats.durability_failures), bool, timeout=30)
         health = (await api.get("/healthz")).json()
         assert health["ingest"]["writes_stalled_s"] is not None
