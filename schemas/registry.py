@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -116,6 +116,31 @@ class ParkSpec(BaseModel):
         return {**(self.model_extra or {}), **networks}
 
 
+class Hj212Profile(BaseModel):
+    """How the platform speaks to one station's data logger (docs/data-loggers.md#dialects).
+
+    Loggers that check the platform's replies accept only their own dialect: a logger computing
+    a MODBUS CRC rejects a reply with the standard's CRC and sends its data again for ever.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The CRC routine of replies; by default the station's own (`crc`).
+    reply_crc: CrcVariant | None = None
+    # ST of replies: "91" as the standard says, or "echo" the request's (some loggers check it).
+    reply_st: Literal["91", "echo"] = "91"
+    # Where a reply carries the request's QN: in the header (2017), or inside CP as HJ/T 212-2005
+    # loggers expect (`CP=&&QN=…;QnRtn=1&&`).
+    reply_qn: Literal["header", "cp"] = "header"
+    # Codes the station did not declare: stored with an `undeclared_code` finding (False), or
+    # refused (True) with the same finding, kept in the packet log.
+    strict_codes: bool = False
+
+    def stored(self) -> dict[str, Any]:
+        """What differs from the defaults, as kept in stations.attrs."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
 class StationSpec(BaseModel):
     """A station as written in the registry file."""
 
@@ -133,6 +158,7 @@ class StationSpec(BaseModel):
     # HJ 212: the access password the logger must send (checked when set), and its CRC routine.
     pw: str | None = Field(default=None, min_length=1, max_length=32)
     crc: CrcVariant = CrcVariant.HJ212
+    hj212: Hj212Profile = Field(default_factory=Hj212Profile)
     # Compliance profile: the standard and class the station is judged by, permit-specific
     # limits (排污许可) that replace the standard's, and the facts some limits depend on.
     standard: str | None = None
@@ -255,7 +281,8 @@ class StationSpec(BaseModel):
         """What is stored in stations.attrs: the compliance profile and unknown keys."""
         alerting = {"offline_after": self.offline_after} if self.offline_after is not None else {}
         ranges = {"ranges": {code: list(r) for code, r in self.ranges.items()}} if self.ranges else {}
-        return {**self.extra(), **self.profile(), **alerting, **ranges}
+        dialect = {"hj212": self.hj212.stored()} if self.hj212.stored() else {}
+        return {**self.extra(), **self.profile(), **alerting, **ranges, **dialect}
 
 
 def _is_vendor_code(name: str) -> bool:

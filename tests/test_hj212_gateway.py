@@ -18,6 +18,7 @@ from ingest.hj212.gateway import Gateway
 from ingest.hj212.packet import build_segment
 from ingest.service import IngestService
 from parkwatch.settings import Settings
+from schemas.stations import CrcVariant
 from simulators.broker import PrivateBroker
 from tests.helpers import cli_env, count_readings, eventually, fetch, run_cli, running_gateway
 
@@ -346,3 +347,53 @@ async def test_connections_past_the_limit_are_closed_at_once(settings: Settings,
         assert [r["cn"] for r in await _read_replies(reader, 1)] == ["9014"]
         for _, w in [*held[1:], (reader, writer)]:
             w.close()
+
+
+def _modbus_bitwise(data: bytes) -> int:
+    """CRC-16/MODBUS the textbook way, bit by bit (not parkwatch's table routine)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+async def test_a_modbus_logger_gets_replies_it_accepts_in_its_dialect(
+    settings: Settings, gateway: Gateway, tmp_path: Path
+) -> None:
+    """A logger registered with `crc: modbus` and a 2005-style dialect (ST echoed, QN inside CP)
+    is answered with a CRC-16/MODBUS it can check, its own ST, and `CP=&&QN=…&&`; its data is
+    stored. Before, its 9014 carried the standard's CRC: the logger rejected it and resent."""
+    assert _modbus_bitwise(b"123456789") == 0x4B37  # the routine's published check value
+    registry = (ROOT / "tests/data/registry.yaml").read_text()
+    registry = registry.replace(
+        'mn: "43010000000101",', 'mn: "43010000000101", crc: modbus, hj212: {reply_st: echo, reply_qn: cp},'
+    )
+    path = tmp_path / "registry.yaml"
+    path.write_text(registry)
+    loaded = run_cli("stations", "load", str(path), env=cli_env(settings))
+    assert loaded.returncode == 0, loaded.stderr
+    await gateway.load_registry()
+    t = datetime(2026, 11, 22, 9, 30)
+    upload = encode_data(
+        cn="2051", mn=MN, data_time=t, qn="20261122093000123", st="32", flag=5, crc=CrcVariant.MODBUS,
+        factors={"w01018": {"Avg": 31.5, "Flag": "N"}},
+    )  # fmt: skip
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    # the ingest refuses MODBUS frames until its registry has the change: send until stored
+    stored = 0
+    for _ in range(50):
+        writer.write(upload)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
+        stored = await count_readings(settings.DATABASE_URL)
+        if stored:
+            break
+        await asyncio.sleep(0.1)
+    writer.close()
+    assert stored == 1
+    segment, crc = raw[6:-6], raw[-6:-2]
+    assert int(raw[2:6]) == len(segment)
+    assert crc.decode() == f"{_modbus_bitwise(segment):04X}"
+    assert segment.decode() == "ST=32;CN=9014;PW=123456;MN=43010000000101;Flag=4;CP=&&QN=20261122093000123&&"

@@ -169,15 +169,30 @@ def encode_data(
     return frame_segment(segment, crc=crc, terminator=terminator)
 
 
-def encode_reply(request: Packet, *, cn: str, cp: list[list[tuple[str, str]]] | None = None) -> bytes:
+def encode_reply(
+    request: Packet,
+    *,
+    cn: str,
+    cp: list[list[tuple[str, str]]] | None = None,
+    crc: CrcVariant = CrcVariant.HJ212,
+    st: str = "91",
+    qn_in_cp: bool = False,
+) -> bytes:
     """An answer to a packet (9011/9012/9013/9014): same QN, ST=91 (docs/reference/hj212.md §7).
 
     The Flag keeps the request's version bits with no answer requested (4 for 2017, 8 for 2025);
-    a 2005 request, which had no Flag, gets none.
+    a 2005 request, which had no Flag, gets none. `crc`, `st` and `qn_in_cp` speak a logger's
+    dialect (schemas/registry.py Hj212Profile): its CRC routine, an echoed ST, and the QN inside
+    CP as HJ/T 212-2005 loggers expect it.
     """
     flag = None if request.flag is None else request.flag & ~3
-    segment = build_segment(cn=cn, mn=request.mn or "", st="91", pw=request.pw or "", qn=request.qn, flag=flag, cp=cp)
-    return frame_segment(segment)
+    items = list(cp or [])
+    qn = request.qn
+    if qn_in_cp and qn:
+        items = [[("QN", qn)], *items]
+        qn = None
+    segment = build_segment(cn=cn, mn=request.mn or "", st=st, pw=request.pw or "", qn=qn, flag=flag, cp=items)
+    return frame_segment(segment, crc=crc)
 
 
 # -- split packets -----------------------------------------------------------------------------

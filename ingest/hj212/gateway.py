@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -42,7 +43,7 @@ from parkwatch.retry import backoff
 from parkwatch.settings import Settings
 from schemas.gateway import gateway_event
 from schemas.readings import gateway_events_topic, hj212_topic
-from schemas.registry import Network, parse_networks
+from schemas.registry import Hj212Profile, Network, parse_networks
 from schemas.stations import CrcVariant
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ _TOPIC_SAFE = re.compile(r"^[^/#+\s]{1,64}$")
 UNKNOWN_MN_LEVEL = "_unknown"
 # Each configured logger: its CRC routine, and the networks its park allows (parks.attrs).
 LOGGERS = """
-SELECT s.mn, s.crc, p.attrs->'gateway_networks' AS networks
+SELECT s.mn, s.crc, s.attrs->'hj212' AS dialect, p.attrs->'gateway_networks' AS networks
 FROM stations s JOIN parks p ON p.id = s.park_id
 WHERE s.mn IS NOT NULL
 """
@@ -152,6 +153,7 @@ class Gateway:
         self.link = BrokerLink(settings)
         self.stats = GatewayStats()
         self.crc_by_mn: dict[str, CrcVariant] = {}
+        self.dialect_by_mn: dict[str, Hj212Profile] = {}
         self.access = Access()
         self.tls_port: int | None = None
         self._over_limit_logged = -OVER_LIMIT_LOG_EVERY
@@ -198,6 +200,7 @@ class Gateway:
         finally:
             await conn.close()
         self.crc_by_mn = {r["mn"]: CrcVariant(r["crc"]) for r in rows}
+        self.dialect_by_mn = {r["mn"]: _dialect(r["dialect"]) for r in rows if r["dialect"]}
         self.access.networks = _networks(rows)
 
     async def _registry_loop(self) -> None:
@@ -308,28 +311,44 @@ class Gateway:
         if not decoded.valid(accept=accept):
             self.stats.invalid_frames += 1
             return
-        for reply in replies(decoded):
+        crc = self.crc_by_mn.get(mn, CrcVariant.HJ212)
+        for reply in replies(decoded, crc=crc, dialect=self.dialect_by_mn.get(mn)):
             writer.write(reply)
             self.stats.replies += 1
         await writer.drain()
 
 
-def replies(decoded: DecodedPacket) -> list[bytes]:
-    """What the platform answers to an accepted packet that was forwarded (docs/reference/hj212.md §7, §5.3)."""
+def replies(
+    decoded: DecodedPacket, *, crc: CrcVariant = CrcVariant.HJ212, dialect: Hj212Profile | None = None
+) -> list[bytes]:
+    """What the platform answers to an accepted packet that was forwarded (docs/reference/hj212.md §7, §5.3).
+
+    In the logger's dialect: its CRC routine (the station's `crc`, or the profile's `reply_crc`),
+    and the profile's ST and QN placement (docs/data-loggers.md#dialects).
+    """
     packet = decoded.packet
     cn = packet.cn or ""
     if not packet.ack_requested or cn in REPLY_CNS:
         return []
+    d = dialect or Hj212Profile()
+    st = (packet.st or "91") if d.reply_st == "echo" else "91"
+    reply = functools.partial(encode_reply, packet, crc=d.reply_crc or crc, st=st, qn_in_cp=d.reply_qn == "cp")
     if cn in UPLOAD_CNS:
-        return [encode_reply(packet, cn="9014")]
+        return [reply(cn="9014")]
     if cn in NOTIFICATION_CNS:
-        return [encode_reply(packet, cn="9013")]
+        return [reply(cn="9013")]
     if cn not in COMMAND_CODES:
-        return [encode_reply(packet, cn="9011", cp=[[("QnRtn", "8")]])]  # CN error
-    return [
-        encode_reply(packet, cn="9011", cp=[[("QnRtn", "1")]]),
-        encode_reply(packet, cn="9012", cp=[[("ExeRtn", "1")]]),
-    ]
+        return [reply(cn="9011", cp=[[("QnRtn", "8")]])]  # CN error
+    return [reply(cn="9011", cp=[[("QnRtn", "1")]]), reply(cn="9012", cp=[[("ExeRtn", "1")]])]
+
+
+def _dialect(stored: str) -> Hj212Profile:
+    """A station's stored dialect (validated when the registry was loaded); the standard's if unusable."""
+    try:
+        return Hj212Profile.model_validate_json(stored)
+    except ValueError as exc:
+        logger.error("gateway: a stored HJ 212 dialect is unusable (%s); replying in the standard's", exc)
+        return Hj212Profile()
 
 
 def _networks(rows: list[asyncpg.Record]) -> dict[str, tuple[Network, ...]]:
