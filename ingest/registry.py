@@ -29,6 +29,7 @@ REGISTRY_CACHE = "registry-cache.json"
 
 SELECT_STATIONS = """
 SELECT s.sid, s.id, s.park_id, s.kind, s.mn, s.timezone, s.pw, s.crc, coalesce(s.attrs->'ranges', '{}') AS ranges,
+       coalesce((s.attrs->'hj212'->>'strict_codes')::boolean, false) AS strict_codes,
        coalesce(array_agg(p.code ORDER BY p.code) FILTER (WHERE p.code IS NOT NULL), '{}') AS codes,
        coalesce(jsonb_object_agg(p.code, sp.unit) FILTER (WHERE sp.unit IS NOT NULL), '{}') AS units
 FROM stations s
@@ -110,6 +111,7 @@ class StationInfo:
     pw: str | None = None
     crc: CrcVariant = CrcVariant.HJ212
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # instrument ranges by code
+    strict_codes: bool = False  # HJ 212 values of undeclared codes refused (schemas/registry.py Hj212Profile)
     _slots: dict[str, ParamSlot | None] = field(default_factory=dict)
     _factors: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -132,6 +134,7 @@ class StationInfo:
             pw=r["pw"],
             crc=CrcVariant(r["crc"]),
             ranges={code: (float(lo), float(hi)) for code, (lo, hi) in (ranges or {}).items()},
+            strict_codes=bool(r.get("strict_codes", False)),  # absent from older caches
         )
 
     def as_record(self) -> dict[str, Any]:
@@ -148,6 +151,7 @@ class StationInfo:
             "pw": self.pw,
             "crc": self.crc.value,
             "ranges": {code: list(r) for code, r in self.ranges.items()},
+            "strict_codes": self.strict_codes,
         }
 
     def slot(self, name: str, pids: dict[str, int]) -> ParamSlot | None:

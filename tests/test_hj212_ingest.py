@@ -441,3 +441,80 @@ async def test_the_same_reading_by_json_and_by_hj212_is_stored_once_and_raised(
         await conn.close()
     assert alert["rule"] == "data_quality.two_paths"
     assert json.loads(alert["details"])["paths"] == ["hj212", "mqtt"]
+
+
+async def test_every_value_of_a_packet_is_a_reading_an_event_or_a_named_finding(
+    settings: Settings, ingest: IngestService, hj212_stations: None, api: httpx.AsyncClient
+) -> None:
+    """One real-time packet with a code of every family (docs/reference/hj212.md §5-6): a declared
+    pollutant with EFlag and SampleTime, a noise level, a process code, a facility state, a
+    field-site information code and a vendor code. Readings for every measured value (noise was
+    dropped without a word before), an event for the facility, and findings naming the codes the
+    station never declared and each value kept in the packet log only."""
+    t = datetime(2026, 11, 20, 9, 0)
+    packet = encode_data(
+        cn="2011", mn=OUT_MN, data_time=t,
+        factors={
+            "w01018": {"Rtd": 20.0, "Flag": "N", "EFlag": "A01", "SampleTime": "20261120085000"},
+            "LA": {"Rtd": 55.2, "Flag": "N"},
+            "e12001": {"Rtd": 3.0},
+            "SB1": {"RS": 1.0},
+            "i12001": {"Info": "5"},
+            "a99054": {"Rtd": 0.7},
+        },
+    )  # fmt: skip
+    await _publish(settings, OUT_MN, packet)
+    rows = await eventually(
+        lambda: fetch(
+            settings.DATABASE_URL,
+            "SELECT p.code, r.value FROM readings r JOIN parameters p USING (pid) ORDER BY 1",
+        ),
+        lambda r: len(r) == 4,
+    )
+    assert [tuple(r) for r in rows] == [("LA", 55.2), ("a99054", 0.7), ("e12001", 3.0), ("w01018", 20.0)]
+    events = await fetch(settings.DATABASE_URL, "SELECT kind, subject, value FROM station_events WHERE kind <> 'path'")
+    assert [tuple(e) for e in events] == [("facility_state", "SB1", 1.0)]
+    findings = json.loads(await fetchval(settings.DATABASE_URL, "SELECT findings FROM hj212_packets"))
+    undeclared = sorted(f["message"].split()[0] for f in findings if f["code"] == "undeclared_code")
+    assert undeclared == ["'LA'", "'a99054'", "'e12001'"]
+    assert all("; stored" in f["message"] for f in findings if f["code"] == "undeclared_code")
+    [kept] = [f["message"] for f in findings if f["code"] == "value_not_stored"]
+    assert kept == "kept in the packet log only, not as readings: 'w01018-EFlag', 'w01018-SampleTime', 'i12001-Info'"
+    url = "/api/v1/stations/p1-out/hj212-packets"
+    for finding, n in (("undeclared_code", 1), ("value_not_stored", 1), ("crc_mismatch", 0)):
+        listed = await api.get(url, params={"start": "2026-01-01", "finding": finding})
+        assert listed.status_code == 200 and len(listed.json()["results"]) == n, (finding, listed.text)
+
+
+async def test_a_strict_station_refuses_undeclared_codes_with_a_finding(
+    settings: Settings, ingest: IngestService, registry: None
+) -> None:
+    """`hj212: {strict_codes: true}`: a code the station did not declare is not stored, and the
+    packet's findings say so; its declared codes are stored."""
+    mn = "STRICTLOGGER01"
+    spec = StationSpec.model_validate(
+        {"id": "p1-strict", "park_id": "p1", "kind": "wastewater_outlet", "mn": mn, "parameters": ["w01018"],
+         "hj212": {"strict_codes": True}}
+    )  # fmt: skip
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await load_registry_file(conn, RegistryFile(stations=[spec]))
+    finally:
+        await conn.close()
+    packet = encode_data(
+        cn="2051", mn=mn, data_time=datetime(2026, 11, 20, 9, 0),
+        factors={"w01018": {"Avg": 20.0}, "w21003": {"Avg": 1.5}},
+    )  # fmt: skip
+    await eventually(lambda: _publish_counted(settings, mn, packet), lambda n: n >= 1)
+    rows = await fetch(settings.DATABASE_URL, "SELECT p.code FROM readings r JOIN parameters p USING (pid)")
+    assert [r["code"] for r in rows] == ["w01018"]
+    findings = json.loads(await fetchval(settings.DATABASE_URL, "SELECT findings FROM hj212_packets LIMIT 1"))
+    assert [f["message"] for f in findings if f["code"] == "undeclared_code"] == [
+        "'w21003' is not among the station's parameters; refused (strict_codes)"
+    ]
+
+
+async def _publish_counted(settings: Settings, mn: str, packet: bytes) -> int:
+    """Publish (again: the running ingest learns a new station within its registry refresh) and count readings."""
+    await _publish(settings, mn, packet)
+    return await count_readings(settings.DATABASE_URL)

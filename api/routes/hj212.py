@@ -20,6 +20,7 @@ SELECT_PACKETS = """
 SELECT id, received_at, topic, mn, cn, qn, data_time, raw, findings
 FROM hj212_packets
 WHERE sid = $1 AND received_at >= $2 AND received_at < $3 AND id > $4
+  AND ($6::text IS NULL OR findings @> jsonb_build_array(jsonb_build_object('code', $6::text)))
 ORDER BY id
 LIMIT $5
 """
@@ -47,11 +48,14 @@ async def get_packets(
     end: str | None = None,
     after_id: Annotated[int, Query(ge=0, description="keyset: the last id of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    finding: Annotated[
+        str | None, Query(max_length=64, pattern=r"^[a-z0-9_]+$", description="only packets with this finding code")
+    ] = None,
 ) -> dict[str, Any]:
     """The HJ 212 packets a station sent, as received (by receive time), with their findings."""
     sid, tz = await _station(conn, station_id)
     lo, hi = bounds(start, end, tz)
-    rows = await conn.fetch(SELECT_PACKETS, sid, lo, hi, after_id, limit)
+    rows = await conn.fetch(SELECT_PACKETS, sid, lo, hi, after_id, limit, finding)
     return {
         "results": [
             {

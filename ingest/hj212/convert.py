@@ -16,7 +16,7 @@ from datetime import datetime
 
 from ingest.batch import Message
 from ingest.hj212.codec import DecodedPacket, decode
-from ingest.hj212.findings import Code, Severity
+from ingest.hj212.findings import Code, Finding, Severity
 from ingest.hj212.packet import DATA_FLAGS, Factor, Packet, parse_time
 from ingest.registry import ParamSlot, Registry, StationInfo
 from ingest.rows import Row
@@ -27,6 +27,18 @@ from schemas.readings import EARLIEST_TS, MAX_FUTURE_SKEW, Reason
 from schemas.units import UnitError
 
 INTERVAL_BY_CN = {"2011": 0, "2051": 1, "2061": 2, "2031": 3}
+# Kinds of code whose values become readings: pollutants, process data, noise levels (B.3) and
+# codes in no table (vendor codes, kept under their own name). Facility codes become events;
+# field-site information (i-codes) stays in the packet log, named by a value_not_stored finding.
+STORED_KINDS = frozenset({"pollutant", "process", "noise", "unknown"})
+# The value of a minute/hour/day record: its average; a real-time value where a logger sends
+# one instead; a noise level's `Data` (B.3).
+VALUE_SUFFIXES = ("Avg", "Rtd", "Data")
+RTD_SUFFIXES = frozenset({"Rtd", "ZsRtd", "Flag"})
+STATISTICS_SUFFIXES = frozenset({"Min", "Max", "Cou", "ZsAvg", "Flag"})
+EVENT_SUFFIXES = frozenset({"RS", "RT"})
+# Values named one by one in a value_not_stored finding; beyond, counted.
+MAX_NAMED = 20
 EVENT_CNS = frozenset({"2021", "2041", "2081"})
 # Stored for a data flag outside table 8 (the packet's findings name it): never read as valid.
 UNKNOWN_FLAG = "?"
@@ -88,6 +100,18 @@ def _one(
         ts = _data_time(packet, key, station, received_at, out)
         if ts is None:
             return
+    # What conversion notices is recorded with the packet: every value of an accepted packet is
+    # a stored reading, an event, or named by one of these findings (docs/data-loggers.md).
+    notes: list[Finding] = []
+    if ts is not None and cn != "2081":
+        iv = INTERVAL_BY_CN.get(cn)
+        for factor in packet.factors.values():
+            _events_of(factor, station, ts, received_at, out)
+            if iv is not None and factor.info.kind in STORED_KINDS:
+                notes += _row_of(factor, iv, station, ts, received_at=received_at, registry=registry, out=out)
+        notes += _not_stored(packet, iv)
+    elif ts is not None:
+        out.events.append((station.sid, "logger_restart", "", ts, None, received_at))
     out.packets.append(
         (
             received_at,
@@ -98,19 +122,9 @@ def _one(
             packet.qn,
             ts,
             decoded.frame.raw,
-            json.dumps([f.as_json() for f in findings], ensure_ascii=False),
+            json.dumps([f.as_json() for f in [*findings, *notes]], ensure_ascii=False),
         )
-    )
-    if ts is None:
-        return  # replies, time uploads and the like: kept in the packet log only
-    if cn == "2081":
-        out.events.append((station.sid, "logger_restart", "", ts, None, received_at))
-        return
-    iv = INTERVAL_BY_CN.get(cn)
-    for factor in packet.factors.values():
-        _events_of(factor, station, ts, received_at, out)
-        if iv is not None and factor.info.kind in ("pollutant", "process", "unknown"):
-            _row_of(factor, iv, station, ts, received_at=received_at, registry=registry, out=out)
+    )  # replies, time uploads and the like: kept in the packet log only
 
 
 def _data_time(packet: Packet, key: str, station: StationInfo, received_at: datetime, out: Message) -> datetime | None:
@@ -147,20 +161,32 @@ def _row_of(
     received_at: datetime,
     registry: Registry,
     out: Message,
-) -> None:
+) -> list[Finding]:
+    """The reading of one factor (or a refusal); findings about it for the packet log."""
+    notes: list[Finding] = []
+    if station.declared and factor.code not in station.declared:
+        refused = station.strict_codes
+        what = "refused (strict_codes)" if refused else "stored"
+        notes.append(
+            Finding(
+                Code.UNDECLARED_CODE,
+                Severity.WARNING,
+                f"{shown(factor.code)} is not among the station's parameters; {what}",
+            )
+        )
+        if refused:
+            return notes
     if iv == 0:
         value, zs = factor.number("Rtd"), factor.number("ZsRtd")
         vmin = vmax = cou = None
     else:
-        value = factor.number("Avg")
-        if value is None:
-            value = factor.number("Rtd")
+        value = _first(factor, VALUE_SUFFIXES)
         zs, vmin, vmax, cou = factor.number("ZsAvg"), factor.number("Min"), factor.number("Max"), factor.number("Cou")
     if value == NO_VALUE:
         value = None
     flag = factor.flag
     if value is None and zs is None and vmin is None and vmax is None and cou is None and flag is None:
-        return  # nothing measured: an EFlag or SampleTime alone
+        return notes  # nothing measured: an EFlag or SampleTime alone (named by _not_stored)
     flag = "N" if flag is None else flag if flag in DATA_FLAGS else UNKNOWN_FLAG
     pid = registry.pids.get(factor.code)
     scale = _scale(station, factor.code, pid)
@@ -173,12 +199,49 @@ def _row_of(
             out.problems.append(
                 Problem(Reason.OUT_OF_RANGE, f"{factor.code} {suffix}: {why}", factor.code, factor.code)
             )
-            return
+            return notes
     row: Row = (station.sid, PENDING if pid is None else pid, iv, ts, value, flag, received_at, vmin, vmax, cou, zs)
     if pid is None:
         out.unresolved.append((factor.code, row))
     else:
         out.rows.append(row)
+    return notes
+
+
+def _first(factor: Factor, suffixes: tuple[str, ...]) -> float | None:
+    for suffix in suffixes:
+        value = factor.number(suffix)
+        if value is not None:
+            return value
+    return None
+
+
+def _used(factor: Factor, iv: int | None) -> frozenset[str]:
+    """The suffixes of a factor that became a reading or an event."""
+    if factor.info.kind == "facility":
+        return EVENT_SUFFIXES
+    if iv is None or factor.info.kind not in STORED_KINDS:
+        return frozenset()
+    if iv == 0:
+        return RTD_SUFFIXES
+    value = next((s for s in VALUE_SUFFIXES if factor.number(s) is not None), None)
+    return STATISTICS_SUFFIXES | ({value} if value else set())
+
+
+def _not_stored(packet: Packet, iv: int | None) -> list[Finding]:
+    """One finding naming every value of the packet that is kept in the packet log only."""
+    left = [
+        f"{factor.raw_code}-{suffix}"
+        for factor in packet.factors.values()
+        for suffix in factor.values
+        if suffix not in _used(factor, iv) and suffix != "Flag"
+    ]
+    if not left:
+        return []
+    names = ", ".join(shown(n) for n in left[:MAX_NAMED])
+    more = f" and {len(left) - MAX_NAMED} more" if len(left) > MAX_NAMED else ""
+    message = f"kept in the packet log only, not as readings: {names}{more}"
+    return [Finding(Code.VALUE_NOT_STORED, Severity.INFO, message)]
 
 
 def _scale(station: StationInfo, code: str, pid: int | None) -> float:

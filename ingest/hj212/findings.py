@@ -70,6 +70,13 @@ class Code(StrEnum):
     CODE_UPPERCASE = "code_uppercase"
     BAD_VALUE = "bad_value"
     UNKNOWN_DATA_FLAG = "unknown_data_flag"
+    # conversion into readings (ingest/hj212/convert.py)
+    UNDECLARED_CODE = "undeclared_code"
+    VALUE_NOT_STORED = "value_not_stored"
+
+
+# Found when a decoded packet is converted into readings, not by the codec (tested with the ingest).
+CONVERSION_CODES = frozenset({Code.UNDECLARED_CODE, Code.VALUE_NOT_STORED})
 
 
 @dataclass(frozen=True, slots=True)
