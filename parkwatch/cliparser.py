@@ -21,6 +21,7 @@ CHAOS_FAULTS = (
     "db-crash",
     "db-failover",
     "disk-full",
+    "db-disk-full",
 )
 
 

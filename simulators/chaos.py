@@ -28,8 +28,9 @@ from pathlib import Path
 
 import aiomqtt
 import asyncpg
+import psycopg
 
-from parkwatch.embedded.postgres import SUPERUSER
+from parkwatch.embedded.postgres import SUPERUSER, system_user
 from parkwatch.embedded.process import pick_port
 from schemas.readings import readings_topic
 from schemas.registry import RegistryFile
@@ -51,6 +52,13 @@ DB_DOWN = 2.0
 # long enough for the spool to fill (at the test's 40 messages/s, ~32 KB/s) and stay full a while.
 SPOOL_DISK_KB = 64
 DISK_FULL_DOWN = 8.0
+# The db-disk-full fault: the database's data folder is on a file system this large (room for the
+# cluster, its WAL and a long run's readings), and a filler takes all its free space for
+# DB_DISK_FULL_HOLD seconds, long enough for writes, checkpoints and new WAL segments to hit it.
+DB_DISK_MB = 768
+DB_DISK_FULL_HOLD = 8.0
+FILLER = "chaos-filler"
+WAL_SWITCHES = 12  # more than the segments PostgreSQL keeps ready (min_wal_size 80 MB)
 FAULTS = (
     "ingest-kill",
     "ingest-term",
@@ -60,6 +68,7 @@ FAULTS = (
     "db-crash",
     "db-failover",
     "disk-full",
+    "db-disk-full",
 )
 # How long a standby may take to stream again after it was rebuilt.
 STANDBY_TIMEOUT = 60.0
@@ -211,7 +220,7 @@ class ChaosRun:
         (a slow machine stretches faults such as a failover, and so the schedule).
         """
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self._spool_disk():
+        with self._spool_disk(), self._database_disks():
             await asyncio.to_thread(self.db.start)
             try:
                 await recreate(self.db.url(DATABASE), timescale="off", registry=self._registry())
@@ -261,6 +270,56 @@ class ChaosRun:
             yield
         finally:
             subprocess.run(["umount", "--lazy", str(spool)], check=False)  # noqa: S603, S607 - as above
+
+    @contextlib.contextmanager
+    def _database_disks(self) -> Iterator[None]:
+        """For the db-disk-full fault, each server's data folder on a tmpfs of DB_DISK_MB."""
+        if "db-disk-full" not in self.faults:
+            yield
+            return
+        if os.geteuid() != 0:
+            raise ChaosError("the db-disk-full fault mounts a file system for the database: run it as root")
+        user = system_user()
+        mounted: list[Path] = []
+        try:
+            for server in (self.db, self.standby):
+                if server is None:
+                    continue
+                server.data.mkdir(parents=True, exist_ok=True)
+                for folder in (server.data.parent, server.data.parent.parent):
+                    folder.chmod(0o755)  # the server's user must reach its data folder
+                options = f"size={DB_DISK_MB}m,mode=0700,uid={user.pw_uid},gid={user.pw_gid}"
+                subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(server.data)], check=True)  # noqa: S603, S607 - the system's mount, arguments we build
+                mounted.append(server.data)
+            yield
+        finally:
+            for folder in mounted:
+                subprocess.run(["umount", "--lazy", str(folder)], check=False)  # noqa: S603, S607 - as above
+
+    def _fill_database_disk(self) -> None:
+        """Take every free byte of the primary's disk, hold, free it; start the server if it gave up.
+
+        PostgreSQL refuses a write it cannot extend a file for (SQLSTATE 53100), and stops when
+        it cannot create a WAL segment (PANIC); a supervisor such as systemd then starts it again
+        once there is room, as this does (docs/faults.md#a-full-disk).
+        """
+        filler = self.db.data / FILLER
+        chunk = bytes(1 << 20)
+        with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
+            while True:  # an unbuffered write takes what fits; the next one meets ENOSPC
+                out.write(chunk)
+        # New WAL segments too: a switch needs one, and PostgreSQL stops (PANIC) when it cannot
+        # write it; the rest of the time, full data files refuse writes (53100).
+        url = self.db.url("postgres")
+        with contextlib.suppress(psycopg.Error), psycopg.connect(url, autocommit=True, connect_timeout=2) as conn:
+            for _ in range(WAL_SWITCHES):
+                conn.execute("SELECT pg_logical_emit_message(false, 'chaos', 'x'), pg_switch_wal()")
+        time.sleep(DB_DISK_FULL_HOLD)
+        filler.unlink(missing_ok=True)
+        if self.db.proc is None or self.db.proc.poll() is not None:
+            logger.info("the database stopped on the full disk; starting it again")
+            self.db.stop()
+            self.db.start()
 
     async def _run_started(self, seconds: float, min_faults: int) -> ChaosReport:
         url = self.database_url()
@@ -345,6 +404,8 @@ class ChaosRun:
             await asyncio.to_thread(self.broker.start)
         elif kind == "db-failover":
             await asyncio.to_thread(self._failover)
+        elif kind == "db-disk-full":
+            await asyncio.to_thread(self._fill_database_disk)
         else:
             await asyncio.to_thread(self.db.stop, immediate=kind == "db-crash")
             await asyncio.sleep(DISK_FULL_DOWN if kind == "disk-full" else DB_DOWN)

@@ -20,6 +20,8 @@ from parkwatch.embedded.process import EmbeddedError
 
 # A base backup of the chaos run's small database takes about a second.
 BASEBACKUP_TIMEOUT = 120.0
+SLOT_PREFIX = "standby_"
+DROP_SLOT = "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s"
 
 
 class Replica(EmbeddedPostgres):
@@ -41,6 +43,13 @@ class Replica(EmbeddedPostgres):
     def _clone(self, primary: EmbeddedPostgres, bin_dir: Path) -> None:
         for leftover in self.data.iterdir():
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        # A physical replication slot: the primary keeps every WAL segment this standby has not
+        # received yet. Without one, a primary that recycles WAL while its standby is away (a
+        # restart after a full disk) removes a segment the standby needs; it never catches up,
+        # and synchronous commits wait for it for ever (found by `parkwatch chaos`, docs/faults.md).
+        slot = SLOT_PREFIX + self.folder.name.replace("-", "_")
+        with psycopg.connect(primary.url("postgres"), autocommit=True) as conn:
+            conn.execute(DROP_SLOT, (slot,))
         password = primary.password_file.read_text().strip()
         result = subprocess.run(  # noqa: S603 - the wheel's own binary, arguments we build
             [
@@ -52,6 +61,8 @@ class Replica(EmbeddedPostgres):
                 "--wal-method=stream",
                 "--write-recovery-conf",
                 "--checkpoint=fast",
+                "--create-slot",
+                f"--slot={slot}",
             ],
             capture_output=True,
             check=False,

@@ -1,7 +1,7 @@
 """Faults against a running pipeline (simulators/chaos.py) at a small scale: the ingest killed and
 stopped, the broker killed and restarted, PostgreSQL restarted, crashed and failed over to its
-standby, the spool's disk full, and a SIGKILL storm; nothing acknowledged is lost, nothing stored
-twice, every fault recovered from by itself.
+standby, the spool's disk and the database's disk full, and a SIGKILL storm; nothing
+acknowledged is lost, nothing stored twice, every fault recovered from by itself.
 
 The long runs are `parkwatch chaos` on demand (docs/faults.md)."""
 

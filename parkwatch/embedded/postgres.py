@@ -132,7 +132,7 @@ class EmbeddedPostgres:
     def _make_folders(self) -> None:
         created = _make_dirs(self.home)
         if os.geteuid() == 0:
-            self._user = _system_user()
+            self._user = system_user()
             for folder in created:
                 folder.chmod(0o755)  # only folders we created ourselves
             _check_reachable(self.home, self._user)
@@ -309,7 +309,7 @@ def _make_dirs(path: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _system_user() -> pwd.struct_passwd:
+def system_user() -> pwd.struct_passwd:
     """The unprivileged `parkwatch` system user, created when missing (no home, no login shell)."""
     try:
         user = pwd.getpwnam(SYSTEM_USER)
