@@ -11,8 +11,10 @@ from typing import Any
 import asyncpg
 
 from ingest.batch import Batch
+from ingest.hj212.parts import FirstParts
 from ingest.messages import decode_message
 from ingest.registry import ensure_parameters, fetch_registry
+from ingest.routing import parse_hj212_topic
 from ingest.store import Store
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,15 @@ WHERE id = $1
 """
 # Replay works through the selection in pages, so a million dead letters never sit in memory.
 REPLAY_PAGE = 500
+# The logged packets a replay reads split packets' first parts from: those of the page's loggers
+# received this close to the page's own (the parts of one packet follow each other within seconds).
+SELECT_FIRST_PARTS = """
+SELECT mn, cn, qn, data_time
+FROM hj212_packets
+WHERE mn = any($1::text[]) AND received_at >= $2 AND received_at < $3
+  AND qn IS NOT NULL AND data_time IS NOT NULL
+"""
+FIRST_PART_WINDOW = timedelta(days=1)
 
 
 def dead_letter_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -128,6 +139,7 @@ async def replay_dead_letters(
         batch = await conn.fetch(SELECT_FOR_REPLAY, ids, reason, last_id, page)
         if not batch:
             break
+        first_parts = await _first_parts(conn, batch, prefix)
         for row in batch:
             last_id = row["id"]
             report.examined += 1
@@ -137,6 +149,7 @@ async def replay_dead_letters(
                 prefix=prefix,
                 registry=registry,
                 received_at=row["received_at"] + clock_shift,  # as of its receipt, e.g. for clock skew
+                first_parts=first_parts,
             )
             if decoded.unresolved:
                 pids = await ensure_parameters(conn, sorted({code for code, _ in decoded.unresolved}))
@@ -163,3 +176,16 @@ async def replay_dead_letters(
                 await conn.execute(MARK_RESOLVED, row["id"], "replayed")
                 report.resolved += 1
     return report
+
+
+async def _first_parts(conn: asyncpg.Connection, page: list[asyncpg.Record], prefix: str) -> FirstParts:
+    """The data times a page's split-packet parts may need, from the packet log (ingest/hj212/parts.py)."""
+    parts = FirstParts(limit=10**9)  # one page's loggers over two days: bounded by the query
+    mns = sorted({mn for r in page if (mn := parse_hj212_topic(r["topic"], prefix)) is not None})
+    if not mns:
+        return parts
+    lo = min(r["received_at"] for r in page) - FIRST_PART_WINDOW
+    hi = max(r["received_at"] for r in page) + FIRST_PART_WINDOW
+    for r in await conn.fetch(SELECT_FIRST_PARTS, mns, lo, hi):
+        parts.remember((r["mn"], r["cn"] or "", r["qn"]), r["data_time"])
+    return parts

@@ -8,6 +8,7 @@ from typing import Final
 from ingest.batch import Message
 from ingest.hj212.convert import convert
 from ingest.hj212.events import convert_event
+from ingest.hj212.parts import FirstParts
 from ingest.registry import Registry
 from ingest.routing import parse_hj212_topic, parse_readings_topic
 from ingest.validate import Problem, decode, shown
@@ -19,8 +20,19 @@ PATH_MQTT: Final = "mqtt"
 PATH_HJ212: Final = "hj212"
 
 
-def decode_message(topic: str, payload: bytes, *, prefix: str, registry: Registry, received_at: datetime) -> Message:
-    """Route by topic: JSON readings, raw HJ 212 ({prefix}/hj212/{MN}) or the gateway's events."""
+def decode_message(
+    topic: str,
+    payload: bytes,
+    *,
+    prefix: str,
+    registry: Registry,
+    received_at: datetime,
+    first_parts: FirstParts | None = None,
+) -> Message:
+    """Route by topic: JSON readings, raw HJ 212 ({prefix}/hj212/{MN}) or the gateway's events.
+
+    `first_parts` carries split HJ 212 packets' data times from one message to the next.
+    """
     route = parse_readings_topic(topic, prefix)
     if route is not None:
         decoded = decode(
@@ -36,7 +48,9 @@ def decode_message(topic: str, payload: bytes, *, prefix: str, registry: Registr
         return _with_path(message, PATH_MQTT, received_at)
     mn = parse_hj212_topic(topic, prefix)
     if mn is not None:
-        message = convert(payload, topic=topic, topic_mn=mn, registry=registry, received_at=received_at)
+        message = convert(
+            payload, topic=topic, topic_mn=mn, registry=registry, received_at=received_at, first_parts=first_parts
+        )
         return _with_path(message, PATH_HJ212, received_at)
     if topic == gateway_events_topic(prefix):
         return convert_event(payload, prefix=prefix, registry=registry, received_at=received_at)

@@ -16,6 +16,7 @@ import paho.mqtt.client as paho
 
 from ingest.batch import Batch, DeadLetter, Envelope
 from ingest.batcher import Batcher
+from ingest.hj212.parts import FirstParts
 from ingest.messages import decode_message
 from ingest.mqtt import Receiver, Subscriber
 from ingest.refusallog import RefusalLog
@@ -94,6 +95,7 @@ class IngestService:
         # A connection for the rare registration of codes an HJ 212 device sends unannounced.
         self._aux: asyncpg.Connection | None = None
         self._aux_lock = asyncio.Lock()
+        self.first_parts = FirstParts()
 
     # -- receive ---------------------------------------------------------------------------
 
@@ -105,7 +107,12 @@ class IngestService:
         topic = message.topic
         payload = bytes(message.payload)
         decoded = decode_message(
-            topic, payload, prefix=self.settings.TOPIC_PREFIX, registry=self.registry.current, received_at=received_at
+            topic,
+            payload,
+            prefix=self.settings.TOPIC_PREFIX,
+            registry=self.registry.current,
+            received_at=received_at,
+            first_parts=self.first_parts,
         )
         if decoded.unresolved:
             rows, refused = await self._resolve(decoded.unresolved)

@@ -342,6 +342,12 @@ CODE_CASES = [
     pytest.param(Code.UNKNOWN_HEADER_KEY, wrap(seg(head=HEAD + ";XX=1")), "field", set()),
     pytest.param(Code.DUPLICATE_KEY, wrap(seg(head=HEAD.replace("ST=32;", "ST=32;ST=31;"))), "field", set()),
     pytest.param(Code.PACKET_NUMBERS_WITHOUT_FLAG, wrap(seg(head=HEAD + ";PNUM=2;PNO=1")), "field", set()),
+    pytest.param(
+        Code.PACKET_NUMBER_LONG,
+        wrap(seg(head=HEAD.replace("Flag=4", "Flag=6") + ";PNUM=00000002;PNO=00000001")),
+        "info",
+        set(),
+    ),
     pytest.param(Code.MISSING_CP, wrap(HEAD.replace("CN=2011", "CN=9014")), "field", set()),
     pytest.param(Code.CP_UNTERMINATED, wrap(f"{HEAD};CP=&&{DT}"), "field", set()),
     pytest.param(Code.CP_EMPTY_ITEM, wrap(seg(f"{DT};;w01018-Rtd=1.5")), "field", set()),

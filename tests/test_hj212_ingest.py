@@ -518,3 +518,65 @@ async def _publish_counted(settings: Settings, mn: str, packet: bytes) -> int:
     """Publish (again: the running ingest learns a new station within its registry refresh) and count readings."""
     await _publish(settings, mn, packet)
     return await count_readings(settings.DATABASE_URL)
+
+
+def _part(pno: int, pnum: int, qn: str, cp: list[list[tuple[str, str]]], *, digits: int = 4) -> bytes:
+    """One part of a split minute packet as loggers send it: Flag with the D bit, PNUM/PNO padded."""
+    segment = build_segment(cn="2051", mn=OUT_MN, qn=qn, flag=7, cp=cp).replace(
+        ";Flag=7;", f";Flag=7;PNUM={pnum:0{digits}d};PNO={pno:0{digits}d};"
+    )
+    return frame_segment(segment)
+
+
+async def test_split_parts_without_datatime_take_the_first_parts(
+    settings: Settings, ingest: IngestService, registry: None
+) -> None:
+    """A logger splits a minute packet in three, DataTime only in the first, QN in each, 8-digit
+    PNUM/PNO: the whole packet is stored at the first part's time, each later part saying so."""
+    qn = "20261120090100001"
+    parts = [
+        _part(1, 3, qn, [[("DataTime", "20261120090000")], [("w01018-Avg", "31.5"), ("w01018-Flag", "N")]], digits=8),
+        _part(2, 3, qn, [[("w21003-Avg", "1.2"), ("w21003-Flag", "N")]], digits=8),
+        _part(3, 3, qn, [[("w00000-Avg", "40.0"), ("w00000-Cou", "2.4")]], digits=8),
+    ]
+    await _publish(settings, OUT_MN, *parts)
+    rows = await eventually(
+        lambda: fetch(
+            settings.DATABASE_URL, "SELECT p.code, r.ts FROM readings r JOIN parameters p USING (pid) ORDER BY 1"
+        ),
+        lambda r: len(r) == 3,
+    )
+    assert [(r["code"], r["ts"]) for r in rows] == [
+        (code, datetime(2026, 11, 20, 9, 0, tzinfo=CST)) for code in ("w00000", "w01018", "w21003")
+    ]
+    logged = await fetch(settings.DATABASE_URL, "SELECT findings FROM hj212_packets ORDER BY id")
+    codes = [sorted({f["code"] for f in json.loads(r["findings"])} - {"mn_nonstandard"}) for r in logged]
+    assert codes[0] == ["packet_number_long"]
+    assert codes[1] == codes[2] == ["datatime_from_first_part", "packet_number_long"]
+    assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM dead_letters") == 0
+
+
+async def test_a_part_before_its_first_part_is_kept_and_replayed(
+    settings: Settings, ingest: IngestService, registry: None
+) -> None:
+    """Part 2 arrives before part 1 (or after an ingest restart lost what it remembered): it is a
+    dead letter naming the missing part, and `dead-letters replay` stores it once part 1 is in."""
+    qn = "20261120091100002"
+    second = _part(2, 2, qn, [[("w21003-Avg", "1.4")]])
+    await _publish(settings, OUT_MN, second)
+    dead = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason, message FROM dead_letters"), lambda r: len(r) == 1
+    )
+    assert dead[0]["reason"] == "bad_timestamp"
+    assert "part 2 of 2" in dead[0]["message"] and qn in dead[0]["message"]
+    await _publish(settings, OUT_MN, _part(1, 2, qn, [[("DataTime", "20261120091000")], [("w01018-Avg", "30.0")]]))
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 1)
+    done = run_cli("dead-letters", "replay", "--reason", "bad_timestamp", env=cli_env(settings))
+    assert done.returncode == 0, done.stderr
+    rows = await fetch(
+        settings.DATABASE_URL, "SELECT p.code, r.ts FROM readings r JOIN parameters p USING (pid) ORDER BY 1"
+    )
+    assert [(r["code"], r["ts"]) for r in rows] == [
+        ("w01018", datetime(2026, 11, 20, 9, 10, tzinfo=CST)),
+        ("w21003", datetime(2026, 11, 20, 9, 10, tzinfo=CST)),
+    ]

@@ -18,6 +18,7 @@ from ingest.batch import Message
 from ingest.hj212.codec import DecodedPacket, decode
 from ingest.hj212.findings import Code, Finding, Severity
 from ingest.hj212.packet import DATA_FLAGS, Factor, Packet, parse_time
+from ingest.hj212.parts import FirstParts, part_key
 from ingest.registry import ParamSlot, Registry, StationInfo
 from ingest.rows import Row
 from ingest.validate import Problem, shown
@@ -49,20 +50,40 @@ NO_VALUE = -99.0
 PENDING = -1
 
 
-def convert(payload: bytes, *, topic: str, topic_mn: str, registry: Registry, received_at: datetime) -> Message:
-    """Decode every packet of a payload published on {prefix}/hj212/{topic_mn}."""
+def convert(
+    payload: bytes,
+    *,
+    topic: str,
+    topic_mn: str,
+    registry: Registry,
+    received_at: datetime,
+    first_parts: FirstParts | None = None,
+) -> Message:
+    """Decode every packet of a payload published on {prefix}/hj212/{topic_mn}.
+
+    `first_parts` holds the data times of split packets' first parts, for later parts that
+    carry none (ingest/hj212/parts.py); without it such a part is refused.
+    """
     station = registry.by_mn.get(topic_mn)
     out = Message(station_id=station.id if station else topic_mn)
     packets = decode(payload)
     if not packets:
         out.problems.append(Problem(Reason.INVALID_FRAME, "no_header: the payload is empty", Code.NO_HEADER.value))
+    parts = FirstParts() if first_parts is None else first_parts
     for decoded in packets:
-        _one(decoded, out, topic=topic, topic_mn=topic_mn, registry=registry, received_at=received_at)
+        _one(decoded, out, topic=topic, topic_mn=topic_mn, registry=registry, received_at=received_at, parts=parts)
     return out
 
 
 def _one(
-    decoded: DecodedPacket, out: Message, *, topic: str, topic_mn: str, registry: Registry, received_at: datetime
+    decoded: DecodedPacket,
+    out: Message,
+    *,
+    topic: str,
+    topic_mn: str,
+    registry: Registry,
+    received_at: datetime,
+    parts: FirstParts,
 ) -> None:
     packet = decoded.packet
     mn = packet.mn
@@ -94,12 +115,23 @@ def _one(
     if sent is not None:
         out.sent_at = sent.replace(tzinfo=station.tz)
     ts = None
+    link = part_key(packet)
     if cn in INTERVAL_BY_CN or cn in EVENT_CNS:
         # A restart upload may carry only RestartTime (the moment it reports).
         key = "RestartTime" if cn == "2081" and "RestartTime" in packet.fields else "DataTime"
-        ts = _data_time(packet, key, station, received_at, out)
-        if ts is None:
-            return
+        if key == "DataTime" and key not in packet.fields and link is not None and (packet.pno or 0) > 1:
+            ts = parts.data_time(link)
+            if ts is None:
+                out.problems.append(_orphan_part(packet))
+                return
+            findings = [f for f in findings if f.code is not Code.MISSING_DATATIME]
+            findings.append(_inherited(packet, ts))
+        else:
+            ts = _data_time(packet, key, station, received_at, out)
+            if ts is None:
+                return
+            if link is not None:
+                parts.remember(link, ts)
     # What conversion notices is recorded with the packet: every value of an accepted packet is
     # a stored reading, an event, or named by one of these findings (docs/data-loggers.md).
     notes: list[Finding] = []
@@ -125,6 +157,24 @@ def _one(
             json.dumps([f.as_json() for f in [*findings, *notes]], ensure_ascii=False),
         )
     )  # replies, time uploads and the like: kept in the packet log only
+
+
+def _orphan_part(packet: Packet) -> Problem:
+    return Problem(
+        Reason.BAD_TIMESTAMP,
+        f"part {packet.pno} of {packet.pnum} of a split packet carries no DataTime, and the part that does "
+        f"(QN {shown(packet.qn)}) has not been received; replay this once it has",
+        "DataTime",
+    )
+
+
+def _inherited(packet: Packet, ts: datetime) -> Finding:
+    return Finding(
+        Code.DATATIME_FROM_FIRST_PART,
+        Severity.INFO,
+        f"part {packet.pno} of {packet.pnum} carries no DataTime: read at its first part's, "
+        f"{ts.strftime('%Y%m%d%H%M%S')} (same QN)",
+    )
 
 
 def _data_time(packet: Packet, key: str, station: StationInfo, received_at: datetime, out: Message) -> datetime | None:

@@ -59,6 +59,7 @@ class Code(StrEnum):
     UNKNOWN_HEADER_KEY = "unknown_header_key"
     DUPLICATE_KEY = "duplicate_key"
     PACKET_NUMBERS_WITHOUT_FLAG = "packet_numbers_without_flag"
+    PACKET_NUMBER_LONG = "packet_number_long"
     # command parameters (CP)
     MISSING_CP = "missing_cp"
     CP_UNTERMINATED = "cp_unterminated"
@@ -73,10 +74,11 @@ class Code(StrEnum):
     # conversion into readings (ingest/hj212/convert.py)
     UNDECLARED_CODE = "undeclared_code"
     VALUE_NOT_STORED = "value_not_stored"
+    DATATIME_FROM_FIRST_PART = "datatime_from_first_part"
 
 
 # Found when a decoded packet is converted into readings, not by the codec (tested with the ingest).
-CONVERSION_CODES = frozenset({Code.UNDECLARED_CODE, Code.VALUE_NOT_STORED})
+CONVERSION_CODES = frozenset({Code.UNDECLARED_CODE, Code.VALUE_NOT_STORED, Code.DATATIME_FROM_FIRST_PART})
 
 
 @dataclass(frozen=True, slots=True)

@@ -352,6 +352,15 @@ def _check(packet: Packet) -> None:
         _note(packet, Code.FLAG_MALFORMED, f"Flag {flag!r} is not a number from 0 to 255")
     elif packet.version == "unknown":
         _note(packet, Code.UNKNOWN_VERSION, f"Flag {flag} carries unknown version bits {(packet.flag or 0) >> 2}")
+    for key in ("PNUM", "PNO"):
+        number = h.get(key, "")
+        if len(number) > 4 and _int(number) is not None:
+            _note(
+                packet,
+                Code.PACKET_NUMBER_LONG,
+                f"{key} {number!r} has more than the standard's 4 digits; read as {int(number)}",
+                Severity.INFO,
+            )
     if ("PNUM" in h or "PNO" in h) and not packet.packetized:
         _note(packet, Code.PACKET_NUMBERS_WITHOUT_FLAG, "PNUM/PNO present but Flag's D bit is not set", Severity.INFO)
     if cn in DATA_COMMANDS:
