@@ -580,3 +580,71 @@ async def test_a_part_before_its_first_part_is_kept_and_replayed(
         ("w01018", datetime(2026, 11, 20, 9, 10, tzinfo=CST)),
         ("w21003", datetime(2026, 11, 20, 9, 10, tzinfo=CST)),
     ]
+
+
+async def test_content_that_does_not_match_its_command_is_stored_as_what_it_is(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """Minute statistics sent as real-time data (2011) and as running time (2041) are stored as
+    minute data, with a content_mismatch finding; 2041's facility value stays an event. They
+    were kept only in the raw packet log before."""
+    t = datetime(2026, 11, 21, 11, 0)
+    packets = [
+        encode_data(cn="2011", mn=OUT_MN, data_time=t, factors={"w01018": {"Avg": 33.0, "Min": 30.0, "Max": 36.0}}),
+        encode_data(
+            cn="2041", mn=OUT_MN, data_time=t + timedelta(minutes=1),
+            factors={"SB1": {"RT": 0.5}, "w21003": {"Avg": 1.1, "Cou": 0.2}},
+        ),
+    ]  # fmt: skip
+    await _publish(settings, OUT_MN, *packets)
+    rows = await eventually(
+        lambda: fetch(
+            settings.DATABASE_URL,
+            "SELECT p.code, r.iv, r.ts, r.value, r.vmin FROM readings r JOIN parameters p USING (pid) ORDER BY 1",
+        ),
+        lambda r: len(r) == 2,
+    )
+    assert [tuple(r) for r in rows] == [
+        ("w01018", 1, datetime(2026, 11, 21, 11, 0, tzinfo=CST), 33.0, 30.0),
+        ("w21003", 1, datetime(2026, 11, 21, 11, 1, tzinfo=CST), 1.1, None),
+    ]
+    events = await fetch(settings.DATABASE_URL, "SELECT kind, subject, value FROM station_events WHERE kind <> 'path'")
+    assert [tuple(e) for e in events] == [("facility_runtime", "SB1", 0.5)]
+    logged = await fetch(settings.DATABASE_URL, "SELECT cn, findings FROM hj212_packets ORDER BY id")
+    mismatches = [
+        (r["cn"], f["message"]) for r in logged for f in json.loads(r["findings"]) if f["code"] == "content_mismatch"
+    ]
+    assert mismatches == [
+        ("2011", "CN 2011 (real-time data) carries minute statistics (Avg/Min/Max/Cou): stored as such"),
+        ("2041", "CN 2041 (facility running time) carries minute statistics (Avg/Min/Max/Cou): stored as such"),
+    ]
+
+
+async def test_hour_and_day_data_off_their_period_start_are_stored_at_it_with_a_finding(
+    settings: Settings, ingest: IngestService, hj212_stations: None
+) -> None:
+    """Hour data stamped 10:05 is the hour from 10:00; day data stamped 08:00 the day from 00:00.
+    A second day record for the same day (stamped 09:00, another value) is the same key: a
+    revision, never a second day value without a word. The packet log keeps the original."""
+    day = datetime(2026, 11, 22)
+    packets = [
+        encode_data(cn="2061", mn=OUT_MN, data_time=day.replace(hour=10, minute=5), factors={"w01018": {"Avg": 40.0}}),
+        encode_data(cn="2031", mn=OUT_MN, data_time=day.replace(hour=8), factors={"w01018": {"Avg": 35.0}}),
+        encode_data(cn="2031", mn=OUT_MN, data_time=day.replace(hour=9), factors={"w01018": {"Avg": 36.0}}),
+    ]
+    await _publish(settings, OUT_MN, *packets)
+    await eventually(lambda: fetchval(settings.DATABASE_URL, "SELECT count(*) FROM hj212_packets"), lambda n: n == 3)
+    rows = await fetch(settings.DATABASE_URL, "SELECT iv, ts, value FROM readings ORDER BY iv")
+    assert [tuple(r) for r in rows] == [
+        (2, datetime(2026, 11, 22, 10, 0, tzinfo=CST), 40.0),
+        (3, datetime(2026, 11, 22, 0, 0, tzinfo=CST), 35.0),
+    ]
+    assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM reading_revisions") == 1
+    logged = await fetch(settings.DATABASE_URL, "SELECT data_time, findings FROM hj212_packets ORDER BY id")
+    assert [r["data_time"].astimezone(CST).hour for r in logged] == [10, 8, 9]
+    unaligned = [f["message"] for r in logged for f in json.loads(r["findings"]) if f["code"] == "datatime_unaligned"]
+    assert unaligned == [
+        "DataTime 20261122100500 is not the start of an hour: stored as the hour from 20261122100000",
+        "DataTime 20261122080000 is not the start of a day: stored as the day from 20261122000000",
+        "DataTime 20261122090000 is not the start of a day: stored as the day from 20261122000000",
+    ]

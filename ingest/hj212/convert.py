@@ -28,6 +28,10 @@ from schemas.readings import EARLIEST_TS, MAX_FUTURE_SKEW, Reason
 from schemas.units import UnitError
 
 INTERVAL_BY_CN = {"2011": 0, "2051": 1, "2061": 2, "2031": 3}
+INTERVAL_BY_NAME = {"rtd": 0, "min": 1, "hour": 2, "day": 3}
+CN_NAMES = {"2011": "real-time data", "2021": "facility state", "2041": "facility running time"}
+# Suffixes only a statistics record (minute, hour, day) carries.
+CONTENT_STATISTICS = frozenset({"Avg", "Min", "Max", "Cou", "ZsAvg"})
 # Kinds of code whose values become readings: pollutants, process data, noise levels (B.3) and
 # codes in no table (vendor codes, kept under their own name). Facility codes become events;
 # field-site information (i-codes) stays in the packet log, named by a value_not_stored finding.
@@ -136,11 +140,12 @@ def _one(
     # a stored reading, an event, or named by one of these findings (docs/data-loggers.md).
     notes: list[Finding] = []
     if ts is not None and cn != "2081":
-        iv = INTERVAL_BY_CN.get(cn)
+        iv = _interval(packet, cn, notes)
+        key_ts = ts if iv is None else _aligned(ts, iv, notes)
         for factor in packet.factors.values():
             _events_of(factor, station, ts, received_at, out)
             if iv is not None and factor.info.kind in STORED_KINDS:
-                notes += _row_of(factor, iv, station, ts, received_at=received_at, registry=registry, out=out)
+                notes += _row_of(factor, iv, station, key_ts, received_at=received_at, registry=registry, out=out)
         notes += _not_stored(packet, iv)
     elif ts is not None:
         out.events.append((station.sid, "logger_restart", "", ts, None, received_at))
@@ -157,6 +162,56 @@ def _one(
             json.dumps([f.as_json() for f in [*findings, *notes]], ensure_ascii=False),
         )
     )  # replies, time uploads and the like: kept in the packet log only
+
+
+def _interval(packet: Packet, cn: str, notes: list[Finding]) -> int | None:
+    """The interval a packet's values are stored as: its command's, unless its content says otherwise.
+
+    Loggers mislabel uploads: minute statistics (Avg, Min, Max, Cou) sent as real-time data
+    (2011) or as facility state or run time (2021, 2041). Such values are stored as what their
+    content is, with a finding (docs/data-loggers.md#what-a-packet-becomes).
+    """
+    measured = [f for f in packet.factors.values() if f.info.kind in STORED_KINDS]
+    statistics = any(set(f.values) & CONTENT_STATISTICS for f in measured)
+    realtime = any("Rtd" in f.values for f in measured)
+    iv = INTERVAL_BY_CN.get(cn)
+    if iv == 0 and statistics and not realtime:
+        iv = INTERVAL_BY_NAME["min"]
+    elif iv is None and cn in EVENT_CNS and (statistics or realtime):
+        iv = INTERVAL_BY_NAME["min"] if statistics else 0
+    else:
+        return iv
+    what = "minute statistics (Avg/Min/Max/Cou)" if iv else "real-time values (Rtd)"
+    name = CN_NAMES.get(cn, cn)
+    notes.append(Finding(Code.CONTENT_MISMATCH, Severity.WARNING, f"CN {cn} ({name}) carries {what}: stored as such"))
+    return iv
+
+
+def _aligned(ts: datetime, iv: int, notes: list[Finding]) -> datetime:
+    """The start of the minute, hour or day a statistics record's DataTime falls in (local time).
+
+    DataTime is the start of the period (docs/reference/hj212.md §5.2); a logger that stamps hour
+    data 10:05 or day data 08:00 means the period that holds it. The packet log keeps the
+    original, and a finding names both.
+    """
+    if iv == 0:
+        return ts
+    start = ts.replace(second=0, microsecond=0)
+    if iv >= INTERVAL_BY_NAME["hour"]:
+        start = start.replace(minute=0)
+    if iv == INTERVAL_BY_NAME["day"]:
+        start = start.replace(hour=0)
+    if start != ts:
+        period, article = {1: ("minute", "a"), 2: ("hour", "an"), 3: ("day", "a")}[iv]
+        notes.append(
+            Finding(
+                Code.DATATIME_UNALIGNED,
+                Severity.WARNING,
+                f"DataTime {ts.strftime('%Y%m%d%H%M%S')} is not the start of {article} {period}: "
+                f"stored as the {period} from {start.strftime('%Y%m%d%H%M%S')}",
+            )
+        )
+    return start
 
 
 def _orphan_part(packet: Packet) -> Problem:

@@ -75,10 +75,20 @@ class Code(StrEnum):
     UNDECLARED_CODE = "undeclared_code"
     VALUE_NOT_STORED = "value_not_stored"
     DATATIME_FROM_FIRST_PART = "datatime_from_first_part"
+    CONTENT_MISMATCH = "content_mismatch"
+    DATATIME_UNALIGNED = "datatime_unaligned"
 
 
 # Found when a decoded packet is converted into readings, not by the codec (tested with the ingest).
-CONVERSION_CODES = frozenset({Code.UNDECLARED_CODE, Code.VALUE_NOT_STORED, Code.DATATIME_FROM_FIRST_PART})
+CONVERSION_CODES = frozenset(
+    {
+        Code.UNDECLARED_CODE,
+        Code.VALUE_NOT_STORED,
+        Code.DATATIME_FROM_FIRST_PART,
+        Code.CONTENT_MISMATCH,
+        Code.DATATIME_UNALIGNED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
