@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,8 @@ REGISTRY_CHANNEL = "parkwatch_registry"
 REGISTRY_CACHE = "registry-cache.json"
 
 SELECT_STATIONS = """
-SELECT s.sid, s.id, s.park_id, s.kind, s.mn, s.timezone, s.pw, s.crc, coalesce(s.attrs->'ranges', '{}') AS ranges,
+SELECT s.sid, s.id, s.park_id, s.kind, s.mn, s.timezone, s.pw, s.crc, s.sm4_key,
+       coalesce(s.attrs->'ranges', '{}') AS ranges,
        coalesce((s.attrs->'hj212'->>'strict_codes')::boolean, false) AS strict_codes,
        coalesce(array_agg(p.code ORDER BY p.code) FILTER (WHERE p.code IS NOT NULL), '{}') AS codes,
        coalesce(jsonb_object_agg(p.code, sp.unit) FILTER (WHERE sp.unit IS NOT NULL), '{}') AS units
@@ -52,11 +54,11 @@ ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, city = EXCLUDED.city, attrs
 WHERE (parks.name, parks.city, parks.attrs) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.city, EXCLUDED.attrs)
 """
 UPSERT_STATION = """
-INSERT INTO stations (id, park_id, kind, name, mn, timezone, attrs, pw, crc)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO stations (id, park_id, kind, name, mn, timezone, attrs, pw, crc, sm4_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (id) DO UPDATE SET park_id = EXCLUDED.park_id, kind = EXCLUDED.kind, name = EXCLUDED.name,
     mn = EXCLUDED.mn, timezone = EXCLUDED.timezone, attrs = EXCLUDED.attrs, pw = EXCLUDED.pw,
-    crc = EXCLUDED.crc, updated_at = now()
+    crc = EXCLUDED.crc, sm4_key = EXCLUDED.sm4_key, updated_at = now()
 RETURNING sid
 """
 INSERT_VENDOR_PARAMETER = """
@@ -112,6 +114,7 @@ class StationInfo:
     crc: CrcVariant = CrcVariant.HJ212
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)  # instrument ranges by code
     strict_codes: bool = False  # HJ 212 values of undeclared codes refused (schemas/registry.py Hj212Profile)
+    sm4_key: bytes | None = None  # HJ 212-2025 encryption key (ingest/hj212/sm4.py)
     _slots: dict[str, ParamSlot | None] = field(default_factory=dict)
     _factors: dict[tuple[str, str], float] = field(default_factory=dict)
 
@@ -135,6 +138,7 @@ class StationInfo:
             crc=CrcVariant(r["crc"]),
             ranges={code: (float(lo), float(hi)) for code, (lo, hi) in (ranges or {}).items()},
             strict_codes=bool(r.get("strict_codes", False)),  # absent from older caches
+            sm4_key=bytes.fromhex(r["sm4_key"]) if r.get("sm4_key") else None,
         )
 
     def as_record(self) -> dict[str, Any]:
@@ -152,6 +156,7 @@ class StationInfo:
             "crc": self.crc.value,
             "ranges": {code: list(r) for code, r in self.ranges.items()},
             "strict_codes": self.strict_codes,
+            "sm4_key": self.sm4_key.hex() if self.sm4_key else None,
         }
 
     def slot(self, name: str, pids: dict[str, int]) -> ParamSlot | None:
@@ -264,6 +269,7 @@ async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -
                 json.dumps(st.attrs(), ensure_ascii=False),
                 st.pw,
                 st.crc.value,
+                st.sm4_key,
             )
             for code in st.parameters:
                 await conn.execute(INSERT_VENDOR_PARAMETER, code)
@@ -304,7 +310,11 @@ class RegistryWatcher:
         doc = {"pids": self.current.pids, "stations": [s.as_record() for s in self.current.stations.values()]}
         tmp = self._cache_path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(doc, ensure_ascii=False))
+            # It holds stations' passwords and SM4 keys: readable by this user only.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(json.dumps(doc, ensure_ascii=False))
+            tmp.chmod(0o600)  # a leftover tmp from an older version may have had wider rights
             tmp.replace(self._cache_path)
         except OSError as exc:
             logger.warning("cannot save the registry cache %s: %s", self._cache_path, exc)

@@ -26,6 +26,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MN_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 # Vendor factor codes a station may declare beyond the HJ 212 tables ('a99054', 'ys1000', ...).
 VENDOR_CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,24}$"
+SM4_KEY_BYTES = 16
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -159,6 +160,9 @@ class StationSpec(BaseModel):
     pw: str | None = Field(default=None, min_length=1, max_length=32)
     crc: CrcVariant = CrcVariant.HJ212
     hj212: Hj212Profile = Field(default_factory=Hj212Profile)
+    # HJ 212-2025: the SM4 key the logger encrypts its data areas with, as 32 hex digits or as
+    # 16 ASCII characters (the standard's example key is sixteen '0's); stored as hex.
+    sm4_key: str | None = None
     # Compliance profile: the standard and class the station is judged by, permit-specific
     # limits (排污许可) that replace the standard's, and the facts some limits depend on.
     standard: str | None = None
@@ -181,6 +185,17 @@ class StationSpec(BaseModel):
     def _class_text(cls, value: Any) -> Any:
         # YAML reads `class: 1` (GB 8978, GB 3095) as a number; classes are names.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("sm4_key")
+    @classmethod
+    def _sm4_key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if re.fullmatch(r"[0-9A-Fa-f]{32}", value):
+            return value.lower()
+        if len(value) == SM4_KEY_BYTES and value.isascii():
+            return value.encode("ascii").hex()
+        raise ValueError("an SM4 key is 32 hex digits or 16 ASCII characters")
 
     @field_validator("timezone")
     @classmethod

@@ -16,6 +16,7 @@ from ingest.hj212 import access
 from ingest.hj212.codec import decode, encode_data, frame_segment
 from ingest.hj212.gateway import Gateway
 from ingest.hj212.packet import build_segment
+from ingest.hj212.sm4 import encrypt_segment
 from ingest.service import IngestService
 from parkwatch.settings import Settings
 from schemas.stations import CrcVariant
@@ -397,3 +398,69 @@ async def test_a_modbus_logger_gets_replies_it_accepts_in_its_dialect(
     assert int(raw[2:6]) == len(segment)
     assert crc.decode() == f"{_modbus_bitwise(segment):04X}"
     assert segment.decode() == "ST=32;CN=9014;PW=123456;MN=43010000000101;Flag=4;CP=&&QN=20261122093000123&&"
+
+
+async def test_a_forwarders_frame_without_closing_ampersands_is_recovered(settings: Settings, gateway: Gateway) -> None:
+    """A forwarder drops the CP's closing '&&' but keeps the length field (2 too many) and CRCs
+    the bytes it sends: the gateway finds the frame's end by its CRC and line end, answers it,
+    and it is stored with findings saying so (it was refused as truncated before)."""
+    segment = build_segment(
+        cn="2051", mn=MN, qn="20261122094000001", flag=5,
+        cp=[[("DataTime", "20261122094000")], [("w01018-Avg", "33.3"), ("w01018-Flag", "N")]],
+    ).removesuffix("&&")  # fmt: skip
+    assert _hj212_crc_bitwise(b"123456789") == 0x2F80  # the standard's check value
+    data = segment.encode()
+    frame = b"##" + f"{len(data) + 2:04d}".encode() + data + f"{_hj212_crc_bitwise(data):04X}".encode() + b"\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(frame)
+    await writer.drain()
+    replies = await _read_replies(reader, 1)
+    writer.close()
+    assert [(r["cn"], r["qn"]) for r in replies] == [("9014", "20261122094000001")]
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 1)
+    logged = await fetch(settings.DATABASE_URL, "SELECT findings::text FROM hj212_packets")
+    for code in ("frame_end_by_crc", "length_mismatch", "cp_unterminated"):
+        assert code in logged[0]["findings"]
+
+
+def _hj212_crc_bitwise(data: bytes) -> int:
+    """HJ 212-2017 Appendix A's CRC as the standard's C listing computes it, bit by bit."""
+    reg = 0xFFFF
+    for byte in data:
+        reg = (reg >> 8) ^ byte
+        for _ in range(8):
+            reg = (reg >> 1) ^ 0xA001 if reg & 1 else reg >> 1
+    return reg
+
+
+async def test_an_encrypted_upload_is_answered_only_when_its_key_is_registered(
+    settings: Settings, ingest: IngestService, gateway: Gateway
+) -> None:
+    """An HJ 212-2025 upload (Flag=9, SM4-encrypted data area, CRC over the plain text): without
+    the station's key the gateway cannot check it and does not answer (the logger keeps it);
+    with the key it answers 9014, and the ingest stores it."""
+    segment = build_segment(
+        cn="2051", mn=MN, qn="20261122095000001", flag=9,
+        cp=[[("DataTime", "20261122095000")], [("w01018-Avg", "30.5"), ("w01018-Flag", "N")]],
+    )  # fmt: skip
+    plain = segment.encode()
+    wire = encrypt_segment(segment, b"0" * 16)
+    frame = b"##" + f"{len(plain):04d}".encode() + wire + f"{_hj212_crc_bitwise(plain):04X}".encode() + b"\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(frame)
+    await writer.drain()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(reader.readuntil(b"\r\n"), 1.0)
+    writer.close()
+
+    await fetch(settings.DATABASE_URL, "UPDATE stations SET sm4_key = $1 WHERE mn = $2", ("0" * 16).encode().hex(), MN)
+    await fetch(settings.DATABASE_URL, "SELECT pg_notify('parkwatch_registry', 'load')")
+    await gateway.load_registry()
+    await eventually(lambda: _value(ingest.registry.current.by_mn[MN].sm4_key), lambda key: key is not None)
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(frame)
+    await writer.drain()
+    replies = await _read_replies(reader, 1)
+    writer.close()
+    assert [(r["cn"], r["qn"]) for r in replies] == [("9014", "20261122095000001")]
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 1)

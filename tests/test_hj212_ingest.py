@@ -15,8 +15,9 @@ import pytest
 import ingest.registry as registry_module
 from alerts.instruments import check_instruments
 from ingest.hj212.codec import encode_data, frame_segment
-from ingest.hj212.crc import CrcVariant
+from ingest.hj212.crc import CrcVariant, crc_text
 from ingest.hj212.packet import build_segment, mask_password
+from ingest.hj212.sm4 import encrypt_segment
 from ingest.registry import load_registry_file
 from ingest.service import IngestService
 from parkwatch.settings import Settings
@@ -648,3 +649,52 @@ async def test_hour_and_day_data_off_their_period_start_are_stored_at_it_with_a_
         "DataTime 20261122080000 is not the start of a day: stored as the day from 20261122000000",
         "DataTime 20261122090000 is not the start of a day: stored as the day from 20261122000000",
     ]
+
+
+async def test_encrypted_packets_are_stored_with_the_stations_key_and_refused_by_name_without(
+    settings: Settings, ingest: IngestService, registry: None
+) -> None:
+    """An HJ 212-2025 logger encrypts its data area (SM4): with `sm4_key` in the registry its
+    readings are stored and the packet log keeps the bytes received; a station without a key
+    gets a dead letter that names the encryption (it read "DataTime is missing" before)."""
+    keyed, bare = "SM4LOGGER00001", "SM4LOGGER00002"
+    specs = [
+        StationSpec.model_validate(
+            {"id": f"p1-{mn[-1]}", "park_id": "p1", "kind": "wastewater_outlet", "mn": mn, **extra}
+        )
+        for mn, extra in ((keyed, {"sm4_key": "0000000000000000"}), (bare, {}))
+    ]
+    assert specs[0].sm4_key == "30" * 16  # sixteen ASCII characters, stored as hex
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await load_registry_file(conn, RegistryFile(stations=specs))
+    finally:
+        await conn.close()
+
+    def packet(mn: str) -> bytes:
+        segment = build_segment(
+            cn="2051", mn=mn, qn="20261120100100000", flag=9,
+            cp=[[("DataTime", "20261120100000")], [("w01018-Avg", "28.25"), ("w01018-Flag", "N")]],
+        )  # fmt: skip
+        plain = segment.encode()
+        wire = encrypt_segment(segment, b"0" * 16)
+        return b"##" + f"{len(plain):04d}".encode() + wire + crc_text(plain, CrcVariant.HJ212).encode() + b"\r\n"
+
+    sent = packet(keyed)
+    await eventually(lambda: _publish_counted(settings, keyed, sent), lambda n: n == 1)
+    logged = await fetch(settings.DATABASE_URL, "SELECT raw, findings FROM hj212_packets")
+    assert bytes(logged[0]["raw"]) == sent
+    assert "decrypted" in [f["code"] for f in json.loads(logged[0]["findings"])]
+    assert await fetchval(settings.DATABASE_URL, "SELECT value FROM readings") == 28.25
+
+    await _publish(settings, bare, packet(bare))
+    dead = await eventually(
+        lambda: fetch(settings.DATABASE_URL, "SELECT reason, message FROM dead_letters"), lambda r: len(r) == 1
+    )
+    assert dead[0]["reason"] == "invalid_frame"
+    assert "SM4-encrypted (HJ 212-2025)" in dead[0]["message"] and "DataTime" not in dead[0]["message"]
+    # once its key is registered, the kept packet is stored by a replay
+    await fetch(settings.DATABASE_URL, "UPDATE stations SET sm4_key = $1 WHERE mn = $2", "30" * 16, bare)
+    done = run_cli("dead-letters", "replay", "--reason", "invalid_frame", env=cli_env(settings))
+    assert done.returncode == 0, done.stderr
+    assert await count_readings(settings.DATABASE_URL) == 2

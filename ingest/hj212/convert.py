@@ -19,6 +19,7 @@ from ingest.hj212.codec import DecodedPacket, decode
 from ingest.hj212.findings import Code, Finding, Severity
 from ingest.hj212.packet import DATA_FLAGS, Factor, Packet, parse_time
 from ingest.hj212.parts import FirstParts, part_key
+from ingest.hj212.sm4 import is_encrypted, open_packet
 from ingest.registry import ParamSlot, Registry, StationInfo
 from ingest.rows import Row
 from ingest.validate import Problem, shown
@@ -92,6 +93,9 @@ def _one(
     packet = decoded.packet
     mn = packet.mn
     station = registry.by_mn.get(mn) if mn else None
+    if is_encrypted(decoded.frame.data):
+        decoded = open_packet(decoded, station.sm4_key if station else None)
+        packet = decoded.packet
     accept = (station.crc,) if station else ()
     findings = decoded.findings(accept=accept)
     errors = [f for f in findings if f.severity is Severity.ERROR]

@@ -29,6 +29,9 @@ class Code(StrEnum):
     LENGTH_INVALID = "length_invalid"
     DATA_TOO_LONG = "data_too_long"
     TRUNCATED = "truncated"
+    FRAME_END_BY_CRC = "frame_end_by_crc"
+    ENCRYPTED_UNREADABLE = "encrypted_unreadable"
+    DECRYPTED = "decrypted"
     CRC_MISMATCH = "crc_mismatch"
     CRC_MALFORMED = "crc_malformed"
     CRC_SHORT = "crc_short"
@@ -58,6 +61,7 @@ class Code(StrEnum):
     HEADER_STRAY_CHARACTERS = "header_stray_characters"
     UNKNOWN_HEADER_KEY = "unknown_header_key"
     DUPLICATE_KEY = "duplicate_key"
+    CODE_COLLISION = "code_collision"
     PACKET_NUMBERS_WITHOUT_FLAG = "packet_numbers_without_flag"
     PACKET_NUMBER_LONG = "packet_number_long"
     # command parameters (CP)
@@ -79,9 +83,12 @@ class Code(StrEnum):
     DATATIME_UNALIGNED = "datatime_unaligned"
 
 
-# Found when a decoded packet is converted into readings, not by the codec (tested with the ingest).
+# Found after decoding, when a packet is decrypted (ingest/hj212/sm4.py) or converted into
+# readings (ingest/hj212/convert.py); tested with those, not among the codec's cases.
 CONVERSION_CODES = frozenset(
     {
+        Code.ENCRYPTED_UNREADABLE,
+        Code.DECRYPTED,
         Code.UNDECLARED_CODE,
         Code.VALUE_NOT_STORED,
         Code.DATATIME_FROM_FIRST_PART,

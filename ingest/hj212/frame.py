@@ -38,6 +38,9 @@ GARBAGE_KEPT = 4096
 FREE_BOUNDARIES = 2
 BYTES_PER_BOUNDARY = 4
 BOUNDARY_BUDGET_START = 4096
+# How many bytes a length field may overstate a frame whose CP lacks its closing '&&' (the two
+# missing bytes, and a few a forwarder miscounted) for the frame still to be found by its CRC.
+MAX_OVERSTATED = 8
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _DIGITS = frozenset(b"0123456789")
 _CP_OPEN = re.compile(rb"CP=&&", re.IGNORECASE)
@@ -55,6 +58,7 @@ _LENIENT_OK = frozenset(
         Code.CRC_SHORT,
         Code.NO_TERMINATOR,
         Code.LF_TERMINATOR,
+        Code.FRAME_END_BY_CRC,
     }
 )
 _VARIANT_CODE = {
@@ -62,7 +66,9 @@ _VARIANT_CODE = {
     CrcVariant.MODBUS_SWAPPED: Code.CRC_VARIANT_MODBUS_SWAPPED,
 }
 # Findings that refuse a frame in every mode.
-_ALWAYS_ERROR = frozenset({Code.NO_HEADER, Code.TRUNCATED, Code.CRC_MISMATCH, Code.CRC_MALFORMED})
+_ALWAYS_ERROR = frozenset(
+    {Code.NO_HEADER, Code.TRUNCATED, Code.CRC_MISMATCH, Code.CRC_MALFORMED, Code.ENCRYPTED_UNREADABLE}
+)
 
 
 @dataclass
@@ -119,7 +125,8 @@ class Frame:
         return f"CRC {self.crc_field} does not match the data (HJ 212 routine gives {hj212_crc(self.data):04X})"
 
 
-def _crc_matches(data: bytes, text: str) -> frozenset[CrcVariant]:
+def crc_matches(data: bytes, text: str) -> frozenset[CrcVariant]:
+    """The routines whose CRC of `data` is the hex `text`."""
     try:
         received = int(text, 16)
     except ValueError:
@@ -187,6 +194,7 @@ class _Candidate:
     crc_field: str
     matches: frozenset[CrcVariant]
     malformed: bool = False  # the CRC field is not hex
+    unclosed: bool = False  # found by _by_line_end: short of the length field, no closing '&&'
 
 
 class Framer:
@@ -229,7 +237,7 @@ class Framer:
             return frozenset()
         self.checks += 1
         if end <= start:
-            return _crc_matches(b"", text)
+            return crc_matches(b"", text)
         if self._crcs.hj212(start, end) == received:
             return frozenset({CrcVariant.HJ212})
         # Only computed when the standard routine fails: detection of the MODBUS devices.
@@ -362,6 +370,9 @@ class Framer:
         by_structure, structure_pending = self._by_structure(start, mode)
         if by_structure is not None and by_structure.matches:
             return by_structure, length_field, declared, start, False
+        by_line_end = self._by_line_end(start, declared)
+        if by_line_end is not None:
+            return by_line_end, length_field, declared, start, False
         need_more = length_pending or structure_pending or (by_structure is None and by_length is None)
         return by_structure or by_length, length_field, declared, start, need_more
 
@@ -472,6 +483,30 @@ class Framer:
             first = first or cand
         return first, pending
 
+    def _by_line_end(self, start: int, declared: int | None) -> _Candidate | None:
+        """A frame a few bytes shorter than its length field, ended by CRC and line end, no '&&' before.
+
+        Some forwarders drop the CP's closing '&&' but keep the length field and compute the CRC
+        over the bytes they send (docs/data-loggers.md#frame-quirks). Only line ends just short of
+        where the length field points are tried, so this costs O(1) per header.
+        """
+        if declared is None:
+            return None
+        buf = self._buf
+        lo = max(start + 4, start + declared - MAX_OVERSTATED)
+        hi = min(len(buf), start + declared + 4 + 1)
+        at = buf.find(b"\n", lo, hi)
+        while at >= 0:
+            crc_end = at - 1 if buf[at - 1] == 0x0D else at
+            data_end = crc_end - 4
+            text = bytes(buf[data_end:crc_end])
+            if start < data_end < start + declared and all(b in _HEX for b in text):
+                matches = self._matches(start, data_end, text.decode())
+                if matches and buf[data_end - 2 : data_end] != b"&&":
+                    return _Candidate(data_end, crc_end, text.decode(), matches, unclosed=True)
+            at = buf.find(b"\n", at + 1, hi)
+        return None
+
     def _cut(self, cand: _Candidate, start: int, length_field: str, declared: int | None) -> Frame:
         buf = self._buf
         data = bytes(buf[start : cand.data_end])
@@ -496,6 +531,14 @@ class Framer:
         if declared is not None and declared != len(data):
             notes.append(
                 (Code.LENGTH_MISMATCH, f"length field says {declared}, the data segment has {len(data)} bytes")
+            )
+        if cand.unclosed:
+            notes.append(
+                (
+                    Code.FRAME_END_BY_CRC,
+                    f"the frame ends at its line end, where the CRC verifies: {len(data)} data bytes, "
+                    f"{(declared or 0) - len(data)} fewer than the length field says, with no closing '&&'",
+                )
             )
         if cand.malformed:
             notes.append((Code.CRC_MALFORMED, f"CRC field {cand.crc_field!r} is not four hex digits"))

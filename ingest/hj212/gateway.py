@@ -36,6 +36,7 @@ from ingest.hj212.access import Access, Peer, canonical_address
 from ingest.hj212.codec import DecodedPacket, decode_frame, encode_reply
 from ingest.hj212.frame import Frame, Framer
 from ingest.hj212.packet import COMMAND_CODES
+from ingest.hj212.sm4 import is_encrypted, open_packet
 from ingest.mqtt import MqttError
 from ingest.publisher import LeanPublisher
 from ingest.store import CONNECT_TIMEOUT
@@ -71,7 +72,7 @@ _TOPIC_SAFE = re.compile(r"^[^/#+\s]{1,64}$")
 UNKNOWN_MN_LEVEL = "_unknown"
 # Each configured logger: its CRC routine, and the networks its park allows (parks.attrs).
 LOGGERS = """
-SELECT s.mn, s.crc, s.attrs->'hj212' AS dialect, p.attrs->'gateway_networks' AS networks
+SELECT s.mn, s.crc, s.sm4_key, s.attrs->'hj212' AS dialect, p.attrs->'gateway_networks' AS networks
 FROM stations s JOIN parks p ON p.id = s.park_id
 WHERE s.mn IS NOT NULL
 """
@@ -154,6 +155,7 @@ class Gateway:
         self.stats = GatewayStats()
         self.crc_by_mn: dict[str, CrcVariant] = {}
         self.dialect_by_mn: dict[str, Hj212Profile] = {}
+        self.key_by_mn: dict[str, bytes] = {}  # HJ 212-2025 SM4 keys: encrypted packets are checked with them
         self.access = Access()
         self.tls_port: int | None = None
         self._over_limit_logged = -OVER_LIMIT_LOG_EVERY
@@ -201,6 +203,7 @@ class Gateway:
             await conn.close()
         self.crc_by_mn = {r["mn"]: CrcVariant(r["crc"]) for r in rows}
         self.dialect_by_mn = {r["mn"]: _dialect(r["dialect"]) for r in rows if r["dialect"]}
+        self.key_by_mn = {r["mn"]: bytes.fromhex(r["sm4_key"]) for r in rows if r["sm4_key"]}
         self.access.networks = _networks(rows)
 
     async def _registry_loop(self) -> None:
@@ -307,6 +310,8 @@ class Gateway:
                 )
         await self.link.publish(hj212_topic(self.settings.TOPIC_PREFIX, level), frame.raw)
         self.stats.forwarded += 1
+        if is_encrypted(frame.data):  # its CRC covers the plain text: judged once decrypted
+            decoded = open_packet(decoded, self.key_by_mn.get(mn), header_only=True)
         accept = (self.crc_by_mn[mn],) if mn in self.crc_by_mn else ()
         if not decoded.valid(accept=accept):
             self.stats.invalid_frames += 1

@@ -316,7 +316,16 @@ def _add_factor_value(packet: Packet, raw_code: str, raw_suffix: str, value: str
     if info.converted and suffix in ("Rtd", "Avg", "Min", "Max"):
         suffix = "Zs" + suffix  # a 2005 'z' code (02z-Rtd) is the converted value of its base code
     if suffix in factor.values:
-        _note(packet, Code.DUPLICATE_KEY, f"{raw_code}-{raw_suffix} appears twice; the first is used")
+        if factor.raw_code != raw_code:
+            # Two spellings of one factor, e.g. the 2005 code '011' and its 2017 twin 'w01018'.
+            _note(
+                packet,
+                Code.CODE_COLLISION,
+                f"{raw_code}-{raw_suffix} and {factor.raw_code}-{suffix} are both {info.code}-{suffix}; "
+                f"the first, {factor.raw_code}, is used",
+            )
+        else:
+            _note(packet, Code.DUPLICATE_KEY, f"{raw_code}-{raw_suffix} appears twice; the first is used")
         return
     factor.values[suffix] = value
 
