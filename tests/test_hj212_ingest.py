@@ -15,9 +15,9 @@ import pytest
 import ingest.registry as registry_module
 from alerts.instruments import check_instruments
 from ingest.hj212.codec import encode_data, frame_segment
-from ingest.hj212.crc import CrcVariant, crc_text
+from ingest.hj212.crc import CrcVariant
 from ingest.hj212.packet import build_segment, mask_password
-from ingest.hj212.sm4 import encrypt_segment
+from ingest.hj212.sm4 import encrypt_frame
 from ingest.registry import load_registry_file
 from ingest.service import IngestService
 from parkwatch.settings import Settings
@@ -676,9 +676,7 @@ async def test_encrypted_packets_are_stored_with_the_stations_key_and_refused_by
             cn="2051", mn=mn, qn="20261120100100000", flag=9,
             cp=[[("DataTime", "20261120100000")], [("w01018-Avg", "28.25"), ("w01018-Flag", "N")]],
         )  # fmt: skip
-        plain = segment.encode()
-        wire = encrypt_segment(segment, b"0" * 16)
-        return b"##" + f"{len(plain):04d}".encode() + wire + crc_text(plain, CrcVariant.HJ212).encode() + b"\r\n"
+        return encrypt_frame(segment, b"0" * 16)
 
     sent = packet(keyed)
     await eventually(lambda: _publish_counted(settings, keyed, sent), lambda n: n == 1)

@@ -17,7 +17,7 @@ from typing import Final
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ingest.hj212.codec import DecodedPacket, decode_frame
-from ingest.hj212.crc import CrcVariant
+from ingest.hj212.crc import CrcVariant, crc_text
 from ingest.hj212.findings import Code
 from ingest.hj212.frame import crc_matches
 
@@ -51,6 +51,14 @@ def encrypt_segment(segment: str, key: bytes) -> bytes:
     cipher = encryptor.update(area[:whole]) + encryptor.finalize()
     text = ",".join(f"0x{b:02X}" for b in cipher)
     return f"{head}CP=&&{{{text}}}".encode() + area[whole:] + b"&&"
+
+
+def encrypt_frame(segment: str, key: bytes, *, crc: CrcVariant = CrcVariant.HJ212) -> bytes:
+    """A whole encrypted frame as a 2025 logger sends it: length and CRC of the plain segment."""
+    plain = segment.encode()
+    return (
+        b"##" + f"{len(plain):04d}".encode() + encrypt_segment(segment, key) + crc_text(plain, crc).encode() + b"\r\n"
+    )
 
 
 def _plain(data: bytes, key: bytes) -> bytes | None:
