@@ -26,6 +26,7 @@ from alerts.instruments import check_instruments
 from alerts.quality import check_offline, check_series
 from alerts.suspicious import check_suspicious
 from compliance.store import close_windows
+from ingest.hj212.asking import plan_requests
 from ingest.maintenance import ensure_partitions
 from parkwatch.settings import Settings
 
@@ -46,6 +47,9 @@ DATA_QUALITY_EVERY = timedelta(minutes=5)
 INSTRUMENTS_EVERY = timedelta(minutes=1)
 # Suspicious patterns span hours to days: four looks an hour.
 SUSPICIOUS_EVERY = timedelta(minutes=15)
+# Asking loggers for gaps and clock settings: gaps are judged after 15 minutes' grace, so a
+# look every few minutes asks soon enough (ingest/hj212/asking.py).
+LOGGER_REQUESTS_EVERY = timedelta(minutes=2)
 # A run that started less than this share of a period ago elsewhere makes this tick skip.
 RECENT_SHARE = 0.8
 CONNECT_TIMEOUT = 5.0
@@ -88,6 +92,7 @@ def cluster_jobs(settings: Settings) -> list[Job]:
         Job("instruments", INSTRUMENTS_EVERY, check_instruments),
         Job("suspicious-data", SUSPICIOUS_EVERY, check_suspicious),
         Job("alert-follow-up", FOLLOW_UP_EVERY, lambda conn: follow_up(conn, settings)),
+        Job("logger-requests", LOGGER_REQUESTS_EVERY, plan_requests),
     ]
 
 

@@ -105,3 +105,61 @@ async def get_events(
             for r in rows
         ]
     }
+
+
+SELECT_REQUESTS = """
+SELECT id, kind, cn, begin_ts, end_ts, missing, reason, state, qn, created_at, sent_at, answered_at,
+       finished_at, result
+FROM logger_requests
+WHERE sid = $1 AND created_at >= $2 AND created_at < $3 AND id > $4 AND ($5::text IS NULL OR state = $5)
+ORDER BY id
+LIMIT $6
+"""
+
+
+@router.get("/stations/{station_id}/logger-requests")
+async def get_logger_requests(
+    conn: ConnDep,
+    station_id: str,
+    start: str | None = None,
+    end: str | None = None,
+    state: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(pending|sent|acknowledged|completed|filled|unfilled|refused|failed|expired)$",
+            description="only requests in this state",
+        ),
+    ] = None,
+    after_id: Annotated[int, Query(ge=0, description="keyset: the last id of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """What the platform asked the station's logger (set its clock, send a gap again) and what came of it."""
+    sid, tz = await _station(conn, station_id)
+    lo, hi = bounds(start, end, tz)
+    rows = await conn.fetch(SELECT_REQUESTS, sid, lo, hi, after_id, state, limit)
+
+    def local(ts: Any) -> str | None:
+        return ts.astimezone(tz).isoformat() if ts is not None else None
+
+    return {
+        "results": [
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "cn": r["cn"],
+                "begin": local(r["begin_ts"]),
+                "end": local(r["end_ts"]),
+                "missing": r["missing"],
+                "reason": r["reason"],
+                "state": r["state"],
+                "qn": r["qn"],
+                "created_at": iso_utc(r["created_at"]),
+                "sent_at": iso_utc(r["sent_at"]) if r["sent_at"] else None,
+                "answered_at": iso_utc(r["answered_at"]) if r["answered_at"] else None,
+                "finished_at": iso_utc(r["finished_at"]) if r["finished_at"] else None,
+                "result": r["result"],
+            }
+            for r in rows
+        ],
+        "next_after_id": rows[-1]["id"] if len(rows) == limit else None,
+    }

@@ -29,10 +29,12 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from ingest.hj212.access import Access, Peer, canonical_address
+from ingest.hj212.asker import Asker, Profile
 from ingest.hj212.codec import DecodedPacket, decode_frame, encode_reply
 from ingest.hj212.frame import Frame, Framer
 from ingest.hj212.packet import COMMAND_CODES
@@ -57,6 +59,8 @@ UPLOAD_CNS = frozenset(
 )  # fmt: skip
 NOTIFICATION_CNS = frozenset({"1013"})
 REPLY_CNS = frozenset({"9011", "9012", "9013", "9014"})
+# A logger's answers to the platform's requests (ingest/hj212/asker.py).
+ASKED_ANSWERS = frozenset({"9011", "9012"})
 # How long a line must be quiet before a checked frame without terminator at the end of the
 # buffer counts as complete. Loggers write a frame in one go; 200 ms is far above the gap
 # between a frame and its CRLF on any real link, and far below a logger's answer timeout (10 s).
@@ -72,7 +76,8 @@ _TOPIC_SAFE = re.compile(r"^[^/#+\s]{1,64}$")
 UNKNOWN_MN_LEVEL = "_unknown"
 # Each configured logger: its CRC routine, and the networks its park allows (parks.attrs).
 LOGGERS = """
-SELECT s.mn, s.crc, s.sm4_key, s.attrs->'hj212' AS dialect, p.attrs->'gateway_networks' AS networks
+SELECT s.mn, s.crc, s.sm4_key, s.pw, s.timezone, s.attrs->'hj212' AS dialect,
+       p.attrs->'gateway_networks' AS networks
 FROM stations s JOIN parks p ON p.id = s.park_id
 WHERE s.mn IS NOT NULL
 """
@@ -158,6 +163,7 @@ class Gateway:
         self.key_by_mn: dict[str, bytes] = {}  # HJ 212-2025 SM4 keys: encrypted packets are checked with them
         self.access = Access()
         self.tls_port: int | None = None
+        self.asker = Asker(settings.DATABASE_URL)
         self._over_limit_logged = -OVER_LIMIT_LOG_EVERY
         self.listening = asyncio.Event()
         self._connections: set[asyncio.Task[None]] = set()
@@ -181,6 +187,7 @@ class Gateway:
             async with asyncio.TaskGroup() as tg:
                 link = tg.create_task(self.link.run(), name="gateway.broker")
                 registry = tg.create_task(self._registry_loop(), name="gateway.registry")
+                asking = tg.create_task(self.asker.run(), name="gateway.asking")
                 await stop.wait()
                 for srv in servers:
                     srv.close()
@@ -188,6 +195,7 @@ class Gateway:
                     task.cancel()
                 link.cancel()
                 registry.cancel()
+                asking.cancel()
         finally:
             for srv in servers:
                 srv.close()
@@ -204,6 +212,9 @@ class Gateway:
         self.crc_by_mn = {r["mn"]: CrcVariant(r["crc"]) for r in rows}
         self.dialect_by_mn = {r["mn"]: _dialect(r["dialect"]) for r in rows if r["dialect"]}
         self.key_by_mn = {r["mn"]: bytes.fromhex(r["sm4_key"]) for r in rows if r["sm4_key"]}
+        self.asker.profiles = {
+            r["mn"]: Profile(pw=r["pw"] or "", tz=ZoneInfo(r["timezone"]), crc=CrcVariant(r["crc"])) for r in rows
+        }
         self.access.networks = _networks(rows)
 
     async def _registry_loop(self) -> None:
@@ -276,6 +287,7 @@ class Gateway:
             logger.info("gateway: connection %s lost (%s)", peername, exc)
         finally:
             self.access.release(peer)
+            self.asker.forget(writer)
             self.stats.open_connections -= 1
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
@@ -316,6 +328,9 @@ class Gateway:
         if not decoded.valid(accept=accept):
             self.stats.invalid_frames += 1
             return
+        self.asker.seen(packet, writer)
+        if packet.cn in ASKED_ANSWERS:
+            await self.asker.answered(decode_frame(decoded.frame).packet)  # answers carry QnRtn/ExeRtn in CP
         crc = self.crc_by_mn.get(mn, CrcVariant.HJ212)
         for reply in replies(decoded, crc=crc, dialect=self.dialect_by_mn.get(mn)):
             writer.write(reply)
