@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from ingest.service import IngestService
 from parkwatch.settings import Settings
 from schemas.stations import CrcVariant
 from simulators.broker import PrivateBroker
-from tests.helpers import cli_env, count_readings, eventually, fetch, run_cli, running_gateway
+from tests.helpers import cli_env, count_readings, eventually, fetch, fetchval, run_cli, running_gateway
 
 ROOT = Path(__file__).resolve().parent.parent
 MN = "43010000000101"  # p1-out in tests/data/registry.yaml
@@ -464,3 +465,62 @@ async def test_an_encrypted_upload_is_answered_only_when_its_key_is_registered(
     writer.close()
     assert [(r["cn"], r["qn"]) for r in replies] == [("9014", "20261122095000001")]
     await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == 1)
+
+
+def _third_party(segment: str, *, length: int | None = None) -> bytes:
+    """A frame put together as other implementations do, not by parkwatch's encoder: the segment
+    text as written, the length they count (characters, not bytes, for some), the standard's CRC
+    computed bit by bit."""
+    data = segment.encode()
+    n = len(data) if length is None else length
+    return b"##" + f"{n:04d}".encode() + data + f"{_hj212_crc_bitwise(data):04X}".encode() + b"\r\n"
+
+
+THIRD_PARTY_HEAD = "ST=32;PW=123456;MN=43010000000101;Flag=5"
+THIRD_PARTY = [
+    pytest.param(
+        [f"QN=20261122100000001;CN=2011;{THIRD_PARTY_HEAD};CP=&&DataTime=20261122100000;w01018-Rtd=21.5,"
+         "w01018-Flag=N;i12001-Info=仪器正常&&"],
+        True, 1, {"length_mismatch", "value_not_stored"},
+        id="length-in-characters",
+    ),
+    pytest.param(
+        [f"QN=20261122100100001;CN=2011;{THIRD_PARTY_HEAD};CP=&&DataTime=20261122100100;"
+         "w01018-Min=20.0,w01018-Avg=21.0,w01018-Max=22.0,w01018-Flag=N&&"],
+        False, 1, {"content_mismatch"},
+        id="minute-data-as-2011",
+    ),
+    pytest.param(
+        [f"QN=20261122100200001;CN=2051;{THIRD_PARTY_HEAD.replace('Flag=5', 'Flag=7')};PNUM=2;PNO=1;"
+         "CP=&&DataTime=20261122100200;w01018-Avg=21.0,w01018-Flag=N&&",
+         f"QN=20261122100200001;CN=2051;{THIRD_PARTY_HEAD.replace('Flag=5', 'Flag=7')};PNUM=2;PNO=2;"
+         "CP=&&w21003-Avg=1.1,w21003-Flag=N&&"],
+        False, 2, {"datatime_from_first_part"},
+        id="split-without-datatime",
+    ),
+    pytest.param(
+        [f"QN=20261122100300001;CN=2011;{THIRD_PARTY_HEAD};CP=&&DataTime=20261122100300;011-Rtd=30.2,011-Flag=N;"
+         "w21003-Rtd=1.2,w21003-Flag=N&&"],
+        False, 2, {"old_code"},
+        id="mixed-2005-and-2017-codes",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("segments", "by_characters", "stored", "found"), THIRD_PARTY)
+async def test_frames_as_other_implementations_build_them(
+    settings: Settings, gateway: Gateway, segments: list[str], by_characters: bool, stored: int, found: set[str]
+) -> None:
+    """For each: what is answered (a 9014 per packet), what is stored, what is found."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    for segment in segments:
+        writer.write(_third_party(segment, length=len(segment) if by_characters else None))
+    await writer.drain()
+    replies = await _read_replies(reader, len(segments))
+    writer.close()
+    assert [r["cn"] for r in replies] == ["9014"] * len(segments)
+    await eventually(lambda: count_readings(settings.DATABASE_URL), lambda n: n == stored)
+    logged = await fetch(settings.DATABASE_URL, "SELECT findings::text AS f FROM hj212_packets")
+    codes = set().union(*({f["code"] for f in json.loads(r["f"])} for r in logged))
+    assert found <= codes, codes
+    assert await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM dead_letters") == 0
