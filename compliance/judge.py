@@ -24,11 +24,13 @@ Verdict = Literal["compliant", "exceedance", "insufficient_data"]
 COMPLIANT: Verdict = "compliant"
 EXCEEDANCE: Verdict = "exceedance"
 INSUFFICIENT: Verdict = "insufficient_data"
-# O2 at or above this makes the correction factor (21 - ref) / (21 - O2) meaningless: the source
-# is stopped or purging, and such hours are not judged (docs/reference/standards.md B5). A standard lowers it
-# with `validity: o2_max` (19.5 % for boilers and kilns); sinter and pellet plants, whose
-# reference is 16-18 %, keep the physical bound.
-O2_CEILING = 21.0
+# O2 at or above this is near-ambient air (20.9 %): the source is stopped or purging, the factor
+# (21 - ref) / (21 - O2) only multiplies noise, and such hours are not judged
+# (docs/reference/standards.md B5). A standard lowers it with `validity: o2_max` (19.5 % for
+# boilers and kilns); the rest, sinter and pellet plants (16-18 % reference) among them, stop at
+# 20 %, where a stopped sinter machine's 10 mg/m³ of SO2 would otherwise be corrected to 500
+# (found by the standards audit). A running pellet machine at 19 % (correction x3) is judged.
+O2_CEILING = 20.0
 # A class description that opens with its table: "Table 2 — new coal-fired boilers".
 _CLASS_TABLE = re.compile(r"^(Table \d+)\b")
 
@@ -244,6 +246,8 @@ def _corrected(standard: Standard, cls: str, value: float, ctx: Context, notes: 
             "missing_o2",
             f"{standard.id} class {cls} judges at {ref.value:g} % O2: give context.o2_pct (measured O2, %)",
         )
+    if ctx.o2_pct < 0:
+        raise JudgementError("o2_invalid", f"O2 of {ctx.o2_pct:g} % is below 0: not a measurement")
     ceiling = standard.setting("o2_max", O2_CEILING)
     if ctx.o2_pct >= ceiling:
         raise JudgementError(

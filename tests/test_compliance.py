@@ -160,6 +160,23 @@ async def test_stack_hour_without_valid_oxygen_is_not_judged(settings: Settings,
     assert any("O2" in n for n in got["notes"])
 
 
+async def test_a_stopped_sinter_machine_hour_is_not_judged(settings: Settings, pipeline: IngestService) -> None:
+    """A sinter machine (reference 16 % O2) stopped for an hour breathes ambient air: SO2 10 at
+    20.9 % O2 would be corrected to 10 x 5 / 0.1 = 500, 2.5 times the limit. Near-ambient O2 is a
+    stopped source for every reference (docs/compliance.md): not judged. The next hour, running
+    at 16 % O2, is."""
+    h = DAY.replace(hour=15)
+    stopped = [obj("cp-sinter", t, "min", {"a21026": 10, "a19001": 20.9}) for t in minutes(h, 60)]
+    running = [obj("cp-sinter", t, "min", {"a21026": 150, "a19001": 16}) for t in minutes(h + timedelta(hours=1), 60)]
+    await send(settings, "cp-sinter", stopped + running)
+    await drain(settings)
+    got = await verdicts(settings, "cp-sinter", "a21026", "hour")
+    assert got[h]["verdict"] == "insufficient_data"
+    assert any("stopped or purging" in n for n in got[h]["notes"]), got[h]["notes"]
+    assert got[h + timedelta(hours=1)]["verdict"] == "compliant"
+    assert got[h + timedelta(hours=1)]["value_judged"] == pytest.approx(150)
+
+
 async def test_stack_over_range_lower_bound_exceeds(settings: Settings, pipeline: IngestService) -> None:
     """T values are no valid average, but a lower bound above the limit is a certain exceedance."""
     h = DAY.replace(hour=15)

@@ -567,6 +567,13 @@ ULE_STEEL_VECTORS = [
         q(US, "other", "a21026", "hour", 50),
         ok(50, 50, US, None, "二氧化硫"),
     ),
+    # Pellet roasting on a grate-kiln or belt machine is corrected to 18 % (GB 28662 amendment to
+    # 4.9), not to the sinter head's 16 %: 30 @ 19 % -> 30 x 3/2 = 45 > 35 (at 16 % it was 75).
+    vec(
+        "ULE-STEEL-2019 grate-kiln pellet SO2 35 at 18% O2 (GB 28662 4.9 amendment): 30 @ 19% -> 45 -> 0.2857",
+        q(US, "pellet-grate-kiln", "a21026", "hour", 30, o2_pct=19),
+        over(35, 45, 10 / 35, US, None, "二氧化硫"),
+    ),
 ]
 
 # Cement ultra-low (docs/reference/standards.md A5): kiln 10 / 35 / 50 at 10 % O2 [S1].
@@ -1464,6 +1471,19 @@ ERROR_VECTORS = [
     vec("B5 missing O2: ULE-POWER coal", q(UP, "coal", "a21026", "hour", 20), "missing_o2"),
     vec("B5 O2 = 21 %", q(C13, "kiln", "a34013", "hour", 20, o2_pct=21), "o2_out_of_range"),
     vec("B5 O2 = 25 %", q(B14, "coal-new", "a34013", "hour", 20, o2_pct=25), "o2_out_of_range"),
+    # A stopped sinter machine breathes ambient air: 10 mg/m³ at 20.9 % would be corrected to 500.
+    vec(
+        "B5 near-ambient O2 20.9 %: GB 28662 sinter",
+        q(S12, "sinter", "a21026", "hour", 10, o2_pct=20.9),
+        "o2_out_of_range",
+    ),
+    vec(
+        "B5 near-ambient O2 20 %: ULE-STEEL sinter head",
+        q(US, "sinter-head", "a21026", "hour", 10, o2_pct=20),
+        "o2_out_of_range",
+    ),
+    vec("B5 negative O2 is no measurement", q(S12, "sinter", "a21026", "hour", 10, o2_pct=-1), "o2_invalid"),
+    vec("B5 negative O2: GB 13271 boiler", q(B14, "coal-new", "a34013", "hour", 20, o2_pct=-0.5), "o2_invalid"),
     vec("unknown context key", q(G18, "1A", "w01018", "day", 1, temperature=10), "bad_context"),
     vec(
         "construction_date not YYYY-MM-DD",
