@@ -928,8 +928,89 @@ UNIT_VECTORS = [
     ),
 ]
 
+# What the standards audit found missing or miscited (issue "standards audit", docs/compliance.md).
+AUDIT_VECTORS = [
+    vec(
+        "GB 18918-2002 Table 1 item 4 animal & vegetable oil 1A 1: 1.2 -> 0.2",
+        q(G18, "1A", "w22002", "day", 1.2),
+        over(1, 1.2, 0.2, G18, "Table 1", "4 动植物油"),
+    ),
+    vec(
+        "GB 18918-2002 Table 1 item 4 animal & vegetable oil class 3 20: 20 -> compliant",
+        q(G18, "3", "w22002", "day", 20),
+        ok(20, 20, G18, "Table 1", "4 动植物油"),
+    ),
+    vec(
+        "GB 18918-2002 Table 2 alkyl mercury not detectable (4.1.1.2): 0 -> compliant",
+        q(G18, "1B", "w20113", "day", 0),
+        ok(0, 0, G18, "Table 2", "烷基汞"),
+    ),
+    vec(
+        "GB 18918-2002 Table 2 alkyl mercury not detectable: 0.00001 detected -> exceedance",
+        q(G18, "1B", "w20113", "day", 0.00001),
+        over(0, 0.00001, None, G18, "Table 2", "烷基汞"),
+    ),
+    vec(
+        "GB 8978-1996 Table 1 item 2 alkyl mercury not detectable: 0.00002 -> exceedance",
+        q(G89, "2", "w20113", "day", 0.00002),
+        over(0, 0.00002, None, G89, "Table 1", "2 烷基汞"),
+    ),
+    vec(
+        "GB 8978-1996 Table 4 item 7 animal & vegetable oil class 3 100: 90 -> compliant",
+        q(G89, "3", "w22002", "day", 90),
+        ok(100, 90, G89, "Table 4", "7 动植物油"),
+    ),
+    vec(
+        "GB 8978-1996 Table 4 item 12 fluoride, yellow phosphorus class 2 15: 12 -> compliant",
+        q(G89, "2", "w21017", "day", 12, sector="yellow_phosphorus"),
+        ok(15, 12, G89, "Table 4", "12 氟化物", confidence="S1"),
+    ),
+    vec(
+        "GB 8978-1996 Table 4 item 12 fluoride, low-fluoride area class 3 30: 33 -> 0.1",
+        q(G89, "3", "w21017", "day", 33, sector="low_fluoride_area"),
+        over(30, 33, 0.1, G89, "Table 4", "12 氟化物", confidence="S1"),
+    ),
+    vec(
+        "GB 8978-1996 Table 4 item 12 fluoride, other units class 2 10: 12 -> 0.2",
+        q(G89, "2", "w21017", "day", 12, sector="dyes"),
+        over(10, 12, 0.2, G89, "Table 4", "12 氟化物"),
+    ),
+    vec(
+        "GB 8978-1996 Table 4 item 17 LAS (not 14) class 1 5: 6 -> 0.2",
+        q(G89, "1", "w19002", "day", 6),
+        over(5, 6, 0.2, G89, "Table 4", "17 阴离子表面活性剂 (LAS)"),
+    ),
+    vec(
+        "GB 8978-1996 Table 4 item 18 total copper (not 15) class 1 0.5: 0.5 -> compliant",
+        q(G89, "1", "w20122", "day", 0.5),
+        ok(0.5, 0.5, G89, "Table 4", "18 总铜"),
+    ),
+    vec(
+        "GB 8978-1996 Table 4 item 19 total zinc (not 16) class 2 5: 6 -> 0.2",
+        q(G89, "2", "w20123", "day", 6),
+        over(5, 6, 0.2, G89, "Table 4", "19 总锌"),
+    ),
+    # 150 x (21-15)/(21-15) = 150 > 100 for a new oil turbine, compliant for an existing one (200)
+    vec(
+        "GB 13223-2011 Table 1 existing oil-fired gas turbine SO2 200 [M]: 150 @ 15% -> compliant",
+        q(P11, "oil-turbine-existing", "a21026", "hour", 150, o2_pct=15),
+        ok(200, 150, P11, "Table 1", "二氧化硫", confidence="M"),
+    ),
+    vec(
+        "GB 13223-2011 Table 1 other gaseous fuel boiler NOx 200 [S1]: 210 @ 3% -> 0.05",
+        q(P11, "other-gas-boiler", "a21002", "hour", 210, o2_pct=3),
+        over(200, 210, 0.05, P11, "Table 1", "氮氧化物 (以 NO2 计, 其他气体燃料)", confidence="S1"),
+    ),
+    vec(
+        "GB 13223-2011 Table 1 other gaseous fuel turbine SO2 100 [S1]: 100 @ 15% -> compliant",
+        q(P11, "other-gas-turbine", "a21026", "hour", 100, o2_pct=15),
+        ok(100, 100, P11, "Table 1", "二氧化硫 (其他气体燃料)", confidence="S1"),
+    ),
+]
+
 LIMIT_VECTORS = (
-    GB18918_VECTORS
+    AUDIT_VECTORS
+    + GB18918_VECTORS
     + GB8978_VECTORS
     + GB3095_2012_VECTORS
     + GB3095_2026_VECTORS
@@ -1685,3 +1766,22 @@ def test_aqi_breakpoints(edition: str) -> None:
     assert table.iaqi == [0, 50, 100, 150, 200, 300, 400, 500]
     assert table.breakpoints == A4[edition]
     assert table.primary_above == 50
+
+
+def test_every_limit_cites_its_clause_and_every_unconfirmed_figure_its_source() -> None:
+    """A citation without a source fails here: every limit names its table or item, and every
+    figure not read in the standard itself ([S2], [S1], [M]) names the section of
+    docs/reference/standards.md it comes from, which must exist."""
+    reference = (Path(__file__).resolve().parent.parent / "docs/reference/standards.md").read_text()
+    sections = set(re.findall(r"^### ([A-D]\d+)\.", reference, re.MULTILINE))
+    missing = []
+    for standard in catalogue().by_id.values():
+        for limit in standard.limits:
+            where = f"{standard.id} {limit.parameter} {limit.period}"
+            if not (limit.clause.table or limit.clause.item):
+                missing.append(f"{where}: no table or item")
+            if limit.confidence != "P":
+                cited = re.findall(r"docs/reference/standards\.md ([A-D]\d+)", limit.source or "")
+                if not cited or not set(cited) <= sections:
+                    missing.append(f"{where} [{limit.confidence}]: source {limit.source!r}")
+    assert not missing, "\n".join(missing)
