@@ -185,7 +185,7 @@ class _Judge:
         o2_hour = hours.get(O2, {}).get(t)
         o2 = o2_hour.avg if o2_hour is not None and rule.valid(o2_hour) else None
         reference = std.reference_o2.get(self.cls)
-        ctx = Context(o2_pct=o2, construction_date=self.p.construction_date, sector=self.p.sector)
+        ctx = replace(self.p.context(), o2_pct=o2)
         for code in sorted(self._judged(std, "hour", on, ctx)):
             h = hours.get(code, {}).get(t)
             if h is None:
@@ -239,12 +239,7 @@ class _Judge:
         required = int(std.setting("day_min_valid_hours", WATER_DAY_MIN_HOURS))
         temp = days.get(WATER_TEMP, {}).get(day)
         water_temp = temp.avg if temp is not None and temp.hours_valid >= required else None
-        ctx = Context(
-            water_temp_c=water_temp,
-            influent=dict(influent),
-            construction_date=self.p.construction_date,
-            sector=self.p.sector,
-        )
+        ctx = replace(self.p.context(), water_temp_c=water_temp, influent=dict(influent))
         for code in sorted(self._judged(std, "day", day, ctx)):
             d = days.get(code, {}).get(day)
             if d is None:

@@ -52,11 +52,14 @@ class Context:
     influent: dict[str, float] = field(default_factory=dict)  # daily influent value by parameter
     construction_date: date | None = None
     sector: str | None = None
+    capacity_t_h: float | None = None  # a boiler's rated steam output (GB 13271's transition dates)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Context:
         """The `context` object of an evaluate request."""
-        known = {"water_temp_c", "o2_pct", "influent_cod", "influent_bod", "construction_date", "sector"}
+        known = {
+            "water_temp_c", "o2_pct", "influent_cod", "influent_bod", "construction_date", "sector", "capacity_t_h",
+        }  # fmt: skip
         unknown = sorted(set(doc) - known)
         if unknown:
             raise JudgementError(
@@ -85,6 +88,9 @@ class Context:
             influent=influent,
             construction_date=built_on,
             sector=doc.get("sector"),
+            capacity_t_h=_number(doc["capacity_t_h"], "context.capacity_t_h")
+            if doc.get("capacity_t_h") is not None
+            else None,
         )
 
 
@@ -282,6 +288,7 @@ def judge(
             "unknown_class", f"{standard.id} has no class {cls!r}; its classes: {', '.join(standard.classes)}"
         )
     _requires(standard, ctx)
+    _class_in_force(standard, cls, on, ctx)
     rows = candidates(standard, cls, parameter, period, on=on, ctx=ctx)
     if not rows and permit_limit is None:
         periods = sorted({lim.period for lim in standard.limits if lim.parameter == parameter and cls in lim.values})
@@ -525,6 +532,44 @@ def _requires(standard: Standard, ctx: Context) -> None:
     if req and ctx.construction_date is not None and not _date_ok(ctx.construction_date, req):
         clause = req.get("clause", {})
         raise JudgementError("not_covered", f"{standard.id}: {clause.get('note', 'not covered')}")
+
+
+def _class_in_force(standard: Standard, cls: str, on: date, ctx: Context) -> None:
+    """Refuse a window from before the class's limits applied to this unit (the standards audit).
+
+    Existing units kept the earlier edition for a while (GB 13271-2014 4.1-4.2, GB 4915-2013
+    4.1.1). parkwatch does not ship those editions: such a window is not judged, naming the edition
+    that applied, and where the date depends on a fact not given, naming the fact.
+    """
+    rule = standard.class_from.get(cls)
+    if rule is None or on >= rule.from_:
+        return
+    if rule.built_before is not None:
+        if ctx.construction_date is not None and ctx.construction_date >= rule.built_before:
+            return  # a new unit: this edition from its start
+        if ctx.construction_date is None:
+            raise JudgementError(
+                "missing_construction_date",
+                f"{standard.id} applied to units built before {rule.built_before} only from {rule.from_} "
+                f"({rule.clause}); before, {rule.earlier}, which parkwatch does not ship: give the construction date",
+            )
+    start = rule.from_
+    if rule.larger is not None:
+        larger = rule.larger
+        if ctx.capacity_t_h is None and on >= larger.from_:
+            raise JudgementError(
+                "missing_capacity",
+                f"{standard.id} class {cls} applied from {larger.from_} to units over {larger.above_t_h:g} t/h and "
+                f"from {rule.from_} to smaller ones ({rule.clause}): give the capacity (capacity_t_h)",
+            )
+        if ctx.capacity_t_h is not None and ctx.capacity_t_h > larger.above_t_h:
+            start = larger.from_
+    if on < start:
+        raise JudgementError(
+            "earlier_edition",
+            f"{standard.id} class {cls} applied to this unit from {start} ({rule.clause}); on {on} {rule.earlier} "
+            "applied, which parkwatch does not ship: not judged",
+        )
 
 
 def _in_unit(value: float, unit: str | None, limit_unit: str, parameter: str, standard: Standard) -> float:

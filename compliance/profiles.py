@@ -38,6 +38,7 @@ class Profile:
     limits: dict[str, float] = field(default_factory=dict)
     construction_date: date | None = None
     sector: str | None = None
+    capacity_t_h: float | None = None
     inlet_sid: int | None = None
     min_interval: int = 1
 
@@ -59,6 +60,7 @@ class Profile:
             limits={str(k): float(v) for k, v in (attrs.get("limits") or {}).items()},
             construction_date=date.fromisoformat(built) if built else None,
             sector=attrs.get("sector"),
+            capacity_t_h=float(attrs["capacity_t_h"]) if attrs.get("capacity_t_h") is not None else None,
             inlet_sid=r["inlet_sid"],
             min_interval=int(attrs.get("min_interval") or 1),
         )
@@ -74,7 +76,7 @@ class Profile:
 
     def context(self) -> Context:
         """The facts of the station itself; the day's water temperature and influent are added per day."""
-        return Context(construction_date=self.construction_date, sector=self.sector)
+        return Context(construction_date=self.construction_date, sector=self.sector, capacity_t_h=self.capacity_t_h)
 
 
 @dataclass

@@ -128,6 +128,32 @@ class AqiTable(BaseModel):
     missing_publish_above: int | None = None
 
 
+class Larger(BaseModel):
+    """Larger units a class's limits applied to earlier (GB 13271: boilers over 10 t/h)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    above_t_h: float
+    from_: date = Field(alias="from")
+
+
+class ClassFrom(BaseModel):
+    """When a class's limits began to apply to existing units, and what applied before.
+
+    Re-judging history before that date against this edition would be wrong; parkwatch does not
+    ship the earlier edition, so such windows are not judged (compliance/judge.py).
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: date = Field(alias="from")
+    earlier: str  # the edition that applied before, e.g. "GB 13271-2001"
+    clause: str
+    # Only units built (EIA approved) before this date waited: newer ones applied it at once.
+    built_before: date | None = None
+    larger: Larger | None = None
+
+
 class Standard(BaseModel):
     """One edition of a standard."""
 
@@ -147,6 +173,7 @@ class Standard(BaseModel):
     reference_o2: dict[str, Setting] = Field(default_factory=dict)
     validity: dict[str, Setting] = Field(default_factory=dict)
     requires: dict[str, Any] = Field(default_factory=dict)
+    class_from: dict[str, ClassFrom] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     confidence_note: str | None = None
     limits: list[Limit] = Field(default_factory=list)

@@ -170,6 +170,8 @@ class StationSpec(BaseModel):
     limits: dict[str, float] = Field(default_factory=dict)
     construction_date: date | None = None
     sector: str | None = None
+    # A boiler's rated steam output, t/h: GB 13271-2014 applied to in-use boilers by size.
+    capacity_t_h: float | None = Field(default=None, gt=0, le=10_000)
     # A wastewater outlet's inlet station: its daily influent decides GB 18918 class 3's removal rule.
     inlet: str | None = Field(default=None, pattern=ID_PATTERN)
     # Minutes one minute-data record covers (HJ 212 MinInterval): 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30.
@@ -279,6 +281,8 @@ class StationSpec(BaseModel):
             out["construction_date"] = self.construction_date.isoformat()
         if self.sector:
             out["sector"] = self.sector
+        if self.capacity_t_h is not None:
+            out["capacity_t_h"] = self.capacity_t_h
         if self.inlet:
             out["inlet"] = self.inlet
         return out

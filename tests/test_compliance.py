@@ -177,6 +177,25 @@ async def test_a_stopped_sinter_machine_hour_is_not_judged(settings: Settings, p
     assert got[h + timedelta(hours=1)]["value_judged"] == pytest.approx(150)
 
 
+async def test_history_from_before_an_editions_transition_is_not_judged_against_it(
+    settings: Settings, pipeline: IngestService
+) -> None:
+    """A 20 t/h in-use coal boiler re-judged for March 2015: GB 13271-2014's Table 1 applied to it
+    only from 2015-10-01 (4.1-4.2); the window is not judged, naming GB 13271-2001. Its hour of
+    October 2015 is judged against Table 1 (SO2 400 at 9 % O2)."""
+    march, october = datetime(2015, 3, 2, 10, tzinfo=CST), datetime(2015, 10, 5, 10, tzinfo=CST)
+    await send(
+        settings,
+        "cp-boiler",
+        [obj("cp-boiler", t, "min", {"a21026": 450, "a19001": 9}) for h in (march, october) for t in minutes(h, 60)],
+    )
+    await drain(settings)
+    got = await verdicts(settings, "cp-boiler", "a21026", "hour")
+    assert got[march]["verdict"] == "insufficient_data"
+    assert any("GB 13271-2001" in n and "2015-10-01" in n for n in got[march]["notes"]), got[march]["notes"]
+    assert got[october]["verdict"] == "exceedance" and got[october]["limit_value"] == 400
+
+
 async def test_stack_over_range_lower_bound_exceeds(settings: Settings, pipeline: IngestService) -> None:
     """T values are no valid average, but a lower bound above the limit is a certain exceedance."""
     h = DAY.replace(hour=15)

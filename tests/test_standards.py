@@ -931,6 +931,16 @@ UNIT_VECTORS = [
 # What the standards audit found missing or miscited (issue "standards audit", docs/compliance.md).
 AUDIT_VECTORS = [
     vec(
+        "GB 13271-2014 4.1: in-use boiler over 10 t/h in 2016-01 -> Table 1 SO2 400: 300 @ 9% compliant",
+        q(B14, "coal-in-use", "a21026", "hour", 300, date="2016-01-15", o2_pct=9, capacity_t_h=20),
+        ok(400, 300, B14, "Table 1", "二氧化硫"),
+    ),
+    vec(
+        "GB 4915-2013 4.1.1: a kiln built 2014-06 is a new plant, Table 1 at once: 150 @ 10% in 2015-03",
+        q(C13, "kiln", "a21026", "hour", 150, date="2015-03-01", o2_pct=10, construction_date="2014-06-01"),
+        ok(200, 150, C13, "Table 1", "二氧化硫"),
+    ),
+    vec(
         "GB 18918-2002 Table 1 item 4 animal & vegetable oil 1A 1: 1.2 -> 0.2",
         q(G18, "1A", "w22002", "day", 1.2),
         over(1, 1.2, 0.2, G18, "Table 1", "4 动植物油"),
@@ -1562,6 +1572,32 @@ ERROR_VECTORS = [
         "B5 near-ambient O2 20 %: ULE-STEEL sinter head",
         q(US, "sinter-head", "a21026", "hour", 10, o2_pct=20),
         "o2_out_of_range",
+    ),
+    # Transition periods (GB 13271-2014 4.1-4.2, GB 4915-2013 4.1.1): never the later table.
+    vec(
+        "GB 13271-2014 4.1: in-use boiler in 2015-03 -> GB 13271-2001 applied",
+        q(B14, "coal-in-use", "a21026", "hour", 300, date="2015-03-01", o2_pct=9, capacity_t_h=20),
+        "earlier_edition",
+    ),
+    vec(
+        "GB 13271-2014 4.1: in-use boiler in 2016-01, capacity unknown -> which date applies is unknown",
+        q(B14, "coal-in-use", "a21026", "hour", 300, date="2016-01-15", o2_pct=9),
+        "missing_capacity",
+    ),
+    vec(
+        "GB 13271-2014 4.1: in-use boiler of 4 t/h in 2016-01 -> still GB 13271-2001",
+        q(B14, "gas-in-use", "a21002", "hour", 300, date="2016-01-15", o2_pct=3.5, capacity_t_h=4),
+        "earlier_edition",
+    ),
+    vec(
+        "GB 4915-2013 4.1.1: existing kiln (built 2010) in 2015-03 -> GB 4915-2004 applied",
+        q(C13, "kiln", "a21026", "hour", 150, date="2015-03-01", o2_pct=10, construction_date="2010-05-01"),
+        "earlier_edition",
+    ),
+    vec(
+        "GB 4915-2013 4.1.1: kiln of unknown age in 2015-03 -> the construction date decides",
+        q(C13, "kiln", "a21026", "hour", 150, date="2015-03-01", o2_pct=10),
+        "missing_construction_date",
     ),
     vec("B5 negative O2 is no measurement", q(S12, "sinter", "a21026", "hour", 10, o2_pct=-1), "o2_invalid"),
     vec("B5 negative O2: GB 13271 boiler", q(B14, "coal-new", "a34013", "hour", 20, o2_pct=-0.5), "o2_invalid"),
