@@ -241,16 +241,22 @@ def moving_mean(
     return clean(sum(got) / len(got)), len(got)
 
 
-def o3_daily_max_8h(
-    values: Mapping[datetime, float], day_start: datetime, *, min_hours: int, min_windows: int
-) -> tuple[float | None, int]:
-    """The day's maximum 8 h moving average (windows starting 00:00 … 16:00) and its valid windows."""
+def o3_8h_means(values: Mapping[datetime, float], day_start: datetime, *, min_hours: int) -> list[float]:
+    """The day's valid 8 h moving averages (windows starting 00:00 … 16:00)."""
     means = []
     day_start = day_start.astimezone(UTC)
     for k in range(O3_DAY_WINDOWS):
         mean, _ = moving_mean(values, day_start + HOUR * (k + 7), 8, min_hours)
         if mean is not None:
             means.append(mean)
+    return means
+
+
+def o3_daily_max_8h(
+    values: Mapping[datetime, float], day_start: datetime, *, min_hours: int, min_windows: int
+) -> tuple[float | None, int]:
+    """The day's maximum 8 h moving average and its valid windows (None when too few)."""
+    means = o3_8h_means(values, day_start, min_hours=min_hours)
     if len(means) < min_windows:
         return None, len(means)
     return max(means), len(means)

@@ -380,6 +380,22 @@ async def aqi_rows(settings: Settings, period: str) -> dict[datetime, dict[str, 
 AIR = {"a34004": 80, "a34002": 100, "a21026": 20, "a21004": 40, "a05024": 100, "a21005": 0.8}
 
 
+async def test_an_o3_day_short_of_windows_whose_highest_exceeds_is_an_exceedance(
+    settings: Settings, pipeline: IngestService
+) -> None:
+    """Ozone valid only 08:00-17:00 (7 of the day's 17 8 h windows, 14 required): at 200 µg/m³ the
+    highest window already exceeds 160, so the day exceeds whatever the missing windows held; at
+    100 it stays insufficient_data (the missing windows might have been higher)."""
+    high, low = DAY + timedelta(days=3), DAY + timedelta(days=4)
+    await send(settings, "cp-air", air_hours(high, range(8, 18), {"a05024": 200}))
+    await send(settings, "cp-air", air_hours(low, range(8, 18), {"a05024": 100}))
+    await drain(settings)
+    o3 = await verdicts(settings, "cp-air", "a05024", "8h")
+    assert (o3[high]["verdict"], o3[high]["value_judged"]) == ("exceedance", 200)
+    assert any("the highest already exceeds" in n for n in o3[high]["notes"]), o3[high]["notes"]
+    assert o3[low]["verdict"] == "insufficient_data"
+
+
 async def test_ambient_day_and_aqi(settings: Settings, pipeline: IngestService) -> None:
     await send(settings, "cp-air", air_hours(DAY, range(24), AIR))
     await drain(settings)
