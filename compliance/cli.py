@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 import asyncpg
 
+from compliance.delivery import Delivery, Level, Period, delivery
 from compliance.evaluate import evaluate
 from compliance.worker import ComplianceWorker
 from schemas.catalogue import CatalogError, Standard, catalogue
@@ -151,3 +153,39 @@ async def rejudge(dsn: str, *, stations: list[str] | None, park: str | None, sta
     finally:
         await conn.close()
     return int(status.split()[-1])
+
+
+def kpis_command(
+    out: TextIO,
+    url: str,
+    *,
+    period: Period,
+    on: date,
+    level: Level,
+    park_id: str | None,
+    city: str | None,
+    as_json: bool,
+) -> int:
+    """`parkwatch kpis`: the data-delivery rates as JSON lines or a table."""
+
+    async def fetch() -> list[Delivery]:
+        conn = await asyncpg.connect(url)
+        try:
+            return await delivery(conn, period=period, on=on, level=level, park_id=park_id, city=city)
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(fetch())
+    if as_json:
+        for r in rows:
+            out.write(json.dumps(r.as_json(), ensure_ascii=False) + "\n")
+        return 0
+    out.write(f"{level:<24} {'transmission':>12} {'validity':>9} {'effective':>9}  minutes expected/received/valid\n")
+    for r in rows:
+        f = r.as_json()
+        rates = [f["transmission_rate"], f["validity_rate"], f["effective_transmission_rate"]]
+        shown = ["—" if v is None else f"{v:.1%}" for v in rates]
+        out.write(f"{r.id:<24} {shown[0]:>12} {shown[1]:>9} {shown[2]:>9}  {r.expected:,}/{r.received:,}/{r.valid:,}\n")
+    if not rows:
+        out.write("no stations selected\n")
+    return 0

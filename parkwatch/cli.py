@@ -244,6 +244,23 @@ def _evaluate(_settings: Settings, _args: argparse.Namespace) -> int:
     return evaluate_command(sys.stdin, sys.stdout)
 
 
+def _kpis(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from compliance.cli import kpis_command
+
+    return kpis_command(
+        sys.stdout,
+        settings.DATABASE_URL,
+        period=args.period,
+        on=args.date or date.today(),
+        level=args.level,
+        park_id=args.park,
+        city=args.city,
+        as_json=args.json,
+    )
+
+
 def _compliance(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -442,6 +459,7 @@ _COMMANDS = {
     "dead-letters": _dead_letters,
     "standards": _standards,
     "evaluate": _evaluate,
+    "kpis": _kpis,
     "compliance": _compliance,
     "demo": _demo,
     "alerts": _alerts,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from pathlib import Path
 
 from parkwatch import __version__
@@ -191,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="what-if judgement: JSON lines on stdin (standard, class, parameter, period, value, ...) → JSON lines",
     )
+
+    kp = sub.add_parser(
+        "kpis", help="data-delivery rates (transmission, validity, effective) per station, park or city"
+    )
+    kp.add_argument("--period", choices=["day", "month", "quarter", "year"], default="day")
+    kp.add_argument("--date", type=date.fromisoformat, help="a day of the period, YYYY-MM-DD (default: today)")
+    kp.add_argument("--level", choices=["station", "park", "city"], default="park")
+    kp.add_argument("--park", help="this park's stations only")
+    kp.add_argument("--city", help="this city's parks only")
+    kp.add_argument("--json", action="store_true", help="one JSON object per line")
 
     comp = sub.add_parser("compliance", help="rollups and verdicts")
     csub = comp.add_subparsers(dest="action", required=True, metavar="ACTION")

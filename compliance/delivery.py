@@ -1,0 +1,138 @@
+"""Data-delivery rates per station, park and city: transmission, validity and effective transmission.
+
+The figures regulators rank stations by (传输率, 有效率, 有效传输率; docs/kpis.md):
+
+- transmission rate = received / expected;
+- validity rate = valid / received;
+- effective transmission rate = valid / expected (their product).
+
+Counted in minutes of each declared parameter, from the hourly rollups the compliance worker
+keeps current: a minute record covers its MinInterval, a station's hourly record its hour, a
+real-time value its minute; valid means flagged N (compliance/store.py AGGREGATE_HOURS). The
+expected minutes run from the period's start (local time) to its end, or to the last complete
+hour of a period still under way. A park or a city adds its stations' minutes before dividing,
+so a station counts by how much it should deliver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+import asyncpg
+
+Period = Literal["day", "month", "quarter", "year"]
+Level = Literal["station", "park", "city"]
+PERIOD_INTERVAL: dict[str, str] = {"day": "1 day", "month": "1 month", "quarter": "3 months", "year": "1 year"}
+
+# Per station: its declared parameters, the period's local bounds (cut at the last complete hour
+# for a period under way), and the minutes its rollups cover there.
+STATION_MINUTES = """
+WITH st AS (
+    SELECT s.sid, s.id, s.park_id, p.city, array_agg(sp.pid) AS pids,
+           ($1::date)::timestamp AT TIME ZONE s.timezone AS lo,
+           least((($1::date) + $2::text::interval)::timestamp AT TIME ZONE s.timezone, date_trunc('hour', now())) AS hi
+    FROM stations s
+    JOIN parks p ON p.id = s.park_id
+    JOIN station_parameters sp ON sp.sid = s.sid
+    WHERE ($3::text IS NULL OR s.park_id = $3) AND ($4::text IS NULL OR p.city = $4)
+      AND ($5::text IS NULL OR s.id = $5)
+    GROUP BY s.sid, p.city
+)
+SELECT st.id AS station_id, st.park_id, st.city, st.lo AS period_start, cardinality(st.pids) AS parameters,
+       (cardinality(st.pids) * greatest(0, extract(epoch FROM st.hi - st.lo) / 60))::bigint AS expected,
+       coalesce(sum(r.observed_minutes), 0)::bigint AS received,
+       coalesce(sum(r.valid_minutes), 0)::bigint AS valid
+FROM st
+LEFT JOIN rollup_hour r ON r.sid = st.sid AND r.pid = any(st.pids) AND r.hour >= st.lo AND r.hour < st.hi
+GROUP BY st.sid, st.id, st.park_id, st.city, st.lo, st.hi, st.pids
+ORDER BY st.park_id, st.id
+"""
+
+
+@dataclass
+class Delivery:
+    """One row: whose figures, over which period, and the minutes behind them."""
+
+    level: Level
+    id: str
+    park_id: str | None
+    city: str
+    period: Period
+    period_start: str
+    expected: int = 0
+    received: int = 0
+    valid: int = 0
+    stations: int = 0
+    parameters: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The figures by name (fractions; None when nothing was expected or received) and their inputs."""
+        return {
+            "level": self.level,
+            "id": self.id,
+            "park_id": self.park_id,
+            "city": self.city,
+            "period": self.period,
+            "period_start": self.period_start,
+            "transmission_rate": _ratio(min(self.received, self.expected), self.expected),
+            "validity_rate": _ratio(self.valid, self.received),
+            "effective_transmission_rate": _ratio(min(self.valid, self.expected), self.expected),
+            "inputs": {
+                "expected_minutes": self.expected,
+                "received_minutes": self.received,
+                "valid_minutes": self.valid,
+                "stations": self.stations,
+                "parameters": self.parameters,
+            },
+        }
+
+
+def period_start(period: Period, on: date) -> date:
+    """The first day of the period that holds `on`."""
+    if period == "day":
+        return on
+    if period == "month":
+        return on.replace(day=1)
+    if period == "quarter":
+        return on.replace(month=(on.month - 1) // 3 * 3 + 1, day=1)
+    return on.replace(month=1, day=1)
+
+
+async def delivery(
+    conn: asyncpg.Connection,
+    *,
+    period: Period,
+    on: date,
+    level: Level = "park",
+    park_id: str | None = None,
+    city: str | None = None,
+    station_id: str | None = None,
+) -> list[Delivery]:
+    """The rates of every station, park or city selected, for the period that holds `on`."""
+    start = period_start(period, on)
+    rows = await conn.fetch(STATION_MINUTES, start, PERIOD_INTERVAL[period], park_id, city, station_id)
+    groups: dict[str, Delivery] = {}
+    for r in rows:
+        key = {"station": r["station_id"], "park": r["park_id"], "city": r["city"]}[level]
+        row = groups.get(key)
+        if row is None:
+            row = groups[key] = Delivery(
+                level=level,
+                id=key,
+                park_id=r["park_id"] if level != "city" else None,
+                city=r["city"],
+                period=period,
+                period_start=start.isoformat(),
+            )
+        row.expected += r["expected"]
+        row.received += r["received"]
+        row.valid += r["valid"]
+        row.stations += 1
+        row.parameters += r["parameters"]
+    return list(groups.values())
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
