@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
@@ -27,7 +26,15 @@ from schemas.parameters import catalog
 from schemas.readings import Reason, hj212_topic
 from schemas.registry import RegistryFileError, parse_registry
 from schemas.stations import CrcVariant, StationKind
-from simulators.fuzz_inputs import HOSTILE_NUMBERS, HOSTILE_STRINGS, MAX_INPUT, Mutator, hj212_seeds, json_seeds
+from simulators.fuzz_inputs import (
+    HOSTILE_NUMBERS,
+    HOSTILE_STRINGS,
+    MAX_INPUT,
+    Mutator,
+    hj212_seeds,
+    json_seeds,
+    serialise,
+)
 
 PREFIX = "fuzz"
 # A refusal's message is shown in logs and the API: whatever the input, it stays readable.
@@ -180,7 +187,7 @@ def registry_edge(seed: int) -> Edge:
     def generate() -> tuple[str, bytes]:
         if mutator.rng.random() < 0.5:
             mutated = mutator.document(yaml.safe_load(text) if mutator.rng.random() < 0.1 else _copy(doc))
-            return "JSON", json.dumps(mutated, default=str).encode()[:MAX_INPUT]
+            return "JSON", serialise(mutated, default=str)
         return "YAML", mutator.bytes_(text, [text])[:MAX_INPUT]
 
     def check(case: tuple[str, bytes]) -> Outcome:
