@@ -18,11 +18,10 @@ from datetime import date, datetime
 from typing import Any
 
 from compliance import aqi as aqi_index
+from compliance.context import Context, JudgementError
 from compliance.judge import (
     EXCEEDANCE,
-    Context,
     Judgement,
-    JudgementError,
     candidates,
     insufficient,
     judge,

@@ -14,7 +14,8 @@ from datetime import date
 from typing import Any
 
 from compliance import aqi
-from compliance.judge import Context, JudgementError, judge, standard_for
+from compliance.context import Context, JudgementError
+from compliance.judge import judge, standard_for
 from schemas.parameters import catalog as parameters
 
 LIMIT_KEYS = {"standard", "class", "parameter", "period", "value", "unit", "date", "context", "limit"}

@@ -10,13 +10,15 @@ insufficient_data, never a guess.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
 from typing import Any, Literal
 
+from compliance.applicability import check_in_force, check_requires, date_ok
+from compliance.context import Context, JudgementError
+from compliance.oxygen import corrected
 from schemas.catalogue import CatalogError, Limit, Standard, catalogue
 from schemas.units import UnitError, converter
 
@@ -24,80 +26,8 @@ Verdict = Literal["compliant", "exceedance", "insufficient_data"]
 COMPLIANT: Verdict = "compliant"
 EXCEEDANCE: Verdict = "exceedance"
 INSUFFICIENT: Verdict = "insufficient_data"
-# O2 at or above this is near-ambient air (20.9 %): the source is stopped or purging, the factor
-# (21 - ref) / (21 - O2) only multiplies noise, and such hours are not judged
-# (docs/reference/standards.md B5). A standard lowers it with `validity: o2_max` (19.5 % for
-# boilers and kilns); the rest, sinter and pellet plants (16-18 % reference) among them, stop at
-# 20 %, where a stopped sinter machine's 10 mg/m³ of SO2 would otherwise be corrected to 500
-# (found by the standards audit). A running pellet machine at 19 % (correction x3) is judged.
-O2_CEILING = 20.0
 # A class description that opens with its table: "Table 2 — new coal-fired boilers".
 _CLASS_TABLE = re.compile(r"^(Table \d+)\b")
-
-
-class JudgementError(Exception):
-    """The question cannot be answered as asked; `code` is machine-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
-
-
-@dataclass
-class Context:
-    """What a limit may depend on, beyond the value itself."""
-
-    water_temp_c: float | None = None
-    o2_pct: float | None = None
-    influent: dict[str, float] = field(default_factory=dict)  # daily influent value by parameter
-    construction_date: date | None = None
-    sector: str | None = None
-    capacity_t_h: float | None = None  # a boiler's rated steam output (GB 13271's transition dates)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Context:
-        """The `context` object of an evaluate request."""
-        known = {
-            "water_temp_c", "o2_pct", "influent_cod", "influent_bod", "construction_date", "sector", "capacity_t_h",
-        }  # fmt: skip
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise JudgementError(
-                "bad_context", f"unknown context keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})"
-            )
-        influent = {}
-        if doc.get("influent_cod") is not None:
-            influent["w01018"] = _number(doc["influent_cod"], "context.influent_cod")
-        if doc.get("influent_bod") is not None:
-            influent["w01017"] = _number(doc["influent_bod"], "context.influent_bod")
-        built = doc.get("construction_date")
-        if built is not None and not isinstance(built, str):
-            raise JudgementError("bad_context", "context.construction_date must be a date string YYYY-MM-DD")
-        sector = doc.get("sector")
-        if sector is not None and not isinstance(sector, str):
-            raise JudgementError("bad_context", "context.sector must be a string")
-        try:
-            built_on = date.fromisoformat(built) if isinstance(built, str) else None
-        except ValueError:
-            raise JudgementError("bad_context", f"context.construction_date {built!r} is not YYYY-MM-DD") from None
-        return cls(
-            water_temp_c=_number(doc["water_temp_c"], "context.water_temp_c")
-            if doc.get("water_temp_c") is not None
-            else None,
-            o2_pct=_number(doc["o2_pct"], "context.o2_pct") if doc.get("o2_pct") is not None else None,
-            influent=influent,
-            construction_date=built_on,
-            sector=doc.get("sector"),
-            capacity_t_h=_number(doc["capacity_t_h"], "context.capacity_t_h")
-            if doc.get("capacity_t_h") is not None
-            else None,
-        )
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise JudgementError("bad_context", f"{where} must be a finite number")
-    return float(value)
 
 
 def _exact(value: float) -> Fraction:
@@ -171,7 +101,7 @@ def _matches_when(limit: Limit, on: date, ctx: Context, named: set[str]) -> bool
     unknown = False
     for key, cond in limit.when.items():
         if key == "date":
-            if not _date_ok(on, cond):
+            if not date_ok(on, cond):
                 return False
         elif key == "sector":
             sector = ctx.sector
@@ -187,17 +117,11 @@ def _matches_when(limit: Limit, on: date, ctx: Context, named: set[str]) -> bool
         elif key == "construction_date":
             if ctx.construction_date is None:
                 unknown = True
-            elif not _date_ok(ctx.construction_date, cond):
+            elif not date_ok(ctx.construction_date, cond):
                 return False
         else:
             raise CatalogError(limit.parameter, f"unknown condition {key!r}")
     return None if unknown else True
-
-
-def _date_ok(on: date, cond: dict[str, Any]) -> bool:
-    if "before" in cond and not on < cond["before"]:
-        return False
-    return not ("on_or_after" in cond and not on >= cond["on_or_after"])
 
 
 def _number_ok(value: float, cond: dict[str, Any]) -> bool:
@@ -243,32 +167,6 @@ def _limit_value(bound: float | tuple[float, float]) -> float | list[float]:
     return list(bound) if isinstance(bound, tuple | list) else bound
 
 
-def _corrected(standard: Standard, cls: str, value: float, ctx: Context, notes: list[str]) -> tuple[float, str | None]:
-    ref = standard.reference_o2.get(cls)
-    if ref is None:
-        return value, None
-    if ctx.o2_pct is None:
-        raise JudgementError(
-            "missing_o2",
-            f"{standard.id} class {cls} judges at {ref.value:g} % O2: give context.o2_pct (measured O2, %)",
-        )
-    if ctx.o2_pct < 0:
-        raise JudgementError("o2_invalid", f"O2 of {ctx.o2_pct:g} % is below 0: not a measurement")
-    ceiling = standard.setting("o2_max", O2_CEILING)
-    if ctx.o2_pct >= ceiling:
-        raise JudgementError(
-            "o2_out_of_range",
-            f"O2 of {ctx.o2_pct:g} % (≥ {ceiling:g} %) is a stopped or purging source: the correction to "
-            f"{ref.value:g} % would multiply the value by {(21 - ref.value) / max(21 - ctx.o2_pct, 1e-9):.1f}",
-        )
-    o2, ref_o2 = ctx.o2_pct, ref.value
-    # 21 × 11 / 7.7 is 30, not the 30.000000000000004 of binary floats: rounded to 12 significant
-    # digits (far below any analyser's resolution), a value at the limit stays compliant.
-    corrected = float(f"{value * (21 - ref_o2) / (21 - o2):.12g}")
-    notes.append(f"corrected to {ref_o2:g} % O2 from measured {o2:g} %: C × (21 − {ref_o2:g}) / (21 − {o2:g})")
-    return corrected, ref.clause
-
-
 def judge(
     standard: Standard,
     cls: str,
@@ -287,8 +185,8 @@ def judge(
         raise JudgementError(
             "unknown_class", f"{standard.id} has no class {cls!r}; its classes: {', '.join(standard.classes)}"
         )
-    _requires(standard, ctx)
-    _class_in_force(standard, cls, on, ctx)
+    check_requires(standard, ctx)
+    check_in_force(standard, cls, on, ctx)
     rows = candidates(standard, cls, parameter, period, on=on, ctx=ctx)
     if not rows and permit_limit is None:
         periods = sorted({lim.period for lim in standard.limits if lim.parameter == parameter and cls in lim.values})
@@ -301,7 +199,7 @@ def judge(
     limit_unit = rows[0][0].unit if rows else (unit or "")
     given = _in_unit(value, unit, limit_unit, parameter, standard) if rows else value
     notes: list[str] = []
-    judged, o2_clause = _corrected(standard, cls, given, ctx, notes) if standard.medium == "stack" else (given, None)
+    judged, o2_clause = corrected(standard, cls, given, ctx, notes) if standard.medium == "stack" else (given, None)
 
     if permit_limit is not None:
         verdict, multiple = _compare(judged, permit_limit)
@@ -520,56 +418,6 @@ def _removal_rule(
         rule,
         notes,
     )
-
-
-def _requires(standard: Standard, ctx: Context) -> None:
-    if ctx.sector is not None and standard.sectors and ctx.sector not in standard.sectors:
-        raise JudgementError(
-            "bad_context",
-            f"sector {ctx.sector!r} is not one of {standard.id}'s sectors: {', '.join(sorted(standard.sectors))}",
-        )
-    req = standard.requires.get("construction_date")
-    if req and ctx.construction_date is not None and not _date_ok(ctx.construction_date, req):
-        clause = req.get("clause", {})
-        raise JudgementError("not_covered", f"{standard.id}: {clause.get('note', 'not covered')}")
-
-
-def _class_in_force(standard: Standard, cls: str, on: date, ctx: Context) -> None:
-    """Refuse a window from before the class's limits applied to this unit (the standards audit).
-
-    Existing units kept the earlier edition for a while (GB 13271-2014 4.1-4.2, GB 4915-2013
-    4.1.1). parkwatch does not ship those editions: such a window is not judged, naming the edition
-    that applied, and where the date depends on a fact not given, naming the fact.
-    """
-    rule = standard.class_from.get(cls)
-    if rule is None or on >= rule.from_:
-        return
-    if rule.built_before is not None:
-        if ctx.construction_date is not None and ctx.construction_date >= rule.built_before:
-            return  # a new unit: this edition from its start
-        if ctx.construction_date is None:
-            raise JudgementError(
-                "missing_construction_date",
-                f"{standard.id} applied to units built before {rule.built_before} only from {rule.from_} "
-                f"({rule.clause}); before, {rule.earlier}, which parkwatch does not ship: give the construction date",
-            )
-    start = rule.from_
-    if rule.larger is not None:
-        larger = rule.larger
-        if ctx.capacity_t_h is None and on >= larger.from_:
-            raise JudgementError(
-                "missing_capacity",
-                f"{standard.id} class {cls} applied from {larger.from_} to units over {larger.above_t_h:g} t/h and "
-                f"from {rule.from_} to smaller ones ({rule.clause}): give the capacity (capacity_t_h)",
-            )
-        if ctx.capacity_t_h is not None and ctx.capacity_t_h > larger.above_t_h:
-            start = larger.from_
-    if on < start:
-        raise JudgementError(
-            "earlier_edition",
-            f"{standard.id} class {cls} applied to this unit from {start} ({rule.clause}); on {on} {rule.earlier} "
-            "applied, which parkwatch does not ship: not judged",
-        )
 
 
 def _in_unit(value: float, unit: str | None, limit_unit: str, parameter: str, standard: Standard) -> float:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from compliance.judge import Context
+from compliance.context import Context
 from schemas.stations import StationKind
 
 SELECT_PROFILES = """

@@ -141,7 +141,7 @@ class ClassFrom(BaseModel):
     """When a class's limits began to apply to existing units, and what applied before.
 
     Re-judging history before that date against this edition would be wrong; parkwatch does not
-    ship the earlier edition, so such windows are not judged (compliance/judge.py).
+    ship the earlier edition, so such windows are not judged (compliance/applicability.py).
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
