@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from compliance import aqi as aqi_index
+from compliance.aqi_reports import AQI_REACH_HOURS, day_report, hour_report
 from compliance.context import Context, JudgementError
 from compliance.judge import (
     EXCEEDANCE,
@@ -26,7 +26,6 @@ from compliance.judge import (
     insufficient,
     judge,
     limited,
-    standard_for,
 )
 from compliance.profiles import Profile
 from compliance.windows import (
@@ -35,19 +34,18 @@ from compliance.windows import (
     EARLY_WARNING_MINUTES,
     HOUR,
     HOUR_MIN_MINUTES,
-    MOVING_24H_MIN_HOURS,
     O3_8H_MIN_HOURS,
     O3_DAY_MIN_WINDOWS,
     O3_DAY_WINDOWS,
     WATER_DAY_MIN_HOURS,
+    Days,
     DayStat,
     HourRule,
+    Hours,
     HourStat,
     day_bounds,
     day_stat,
-    moving_mean,
     o3_8h_means,
-    o3_daily_max_8h,
     valid_values,
 )
 from schemas.catalogue import Standard
@@ -59,23 +57,6 @@ O2 = "a19001"
 WATER_FLOW = "w00000"
 WATER_TEMP = "w01010"
 INFLUENT = ("w01018", "w01017")  # COD and BOD5: GB 18918 class 3 removal rule
-# HJ 633 inputs → the ambient parameter whose rollups feed them.
-AQI_CODES = {
-    "so2": "a21026",
-    "so2_24h": "a21026",
-    "no2": "a21004",
-    "co": "a21005",
-    "pm10": "a34002",
-    "pm25": "a34004",
-    "o3_1h": "a05024",
-    "o3_8h": "a05024",
-}
-# An hour's data change the 2012 real-time AQI of the next 23 hours (PM 24 h moving averages).
-AQI_REACH_HOURS = 23
-
-# Per-code hours and days of one station.
-Hours = dict[str, dict[datetime, HourStat]]
-Days = dict[str, dict[date, DayStat]]
 
 
 @dataclass
@@ -94,21 +75,12 @@ def hour_rule(profile: Profile, standard: Standard | None) -> HourRule:
     return HourRule(int(minutes))
 
 
-def _standard(profile: Profile, on: date) -> Standard | None:
-    if profile.standard is None:
-        return None
-    try:
-        return standard_for(profile.standard, on)
-    except JudgementError:
-        return None  # no edition in force that day: nothing to judge against
-
-
 def compute_days(profile: Profile, hours: Hours, days: set[date]) -> Days:
     """Daily rollups of the given local days, for every parameter with data."""
     out: Days = {}
     flow = hours.get(WATER_FLOW) if profile.medium == "water" else None
     for day in days:
-        rule = hour_rule(profile, _standard(profile, day))
+        rule = hour_rule(profile, profile.standard_on(day))
         for code, series in hours.items():
             weigh = flow if flow is not None and code != WATER_FLOW else None
             stat = day_stat(day, profile.tz, series, rule, weigh)
@@ -144,12 +116,12 @@ def assess(
             judge_.ambient_day(day, hours, days)
         reach = {t + HOUR * k for t in dirty_hours for k in range(AQI_REACH_HOURS + 1)}
         observed = {t for series in hours.values() for t in series}
-        rule = hour_rule(profile, _standard(profile, min(dirty_days))) if dirty_days else HourRule(HOUR_MIN_MINUTES)
+        rule = hour_rule(profile, profile.standard_on(min(dirty_days))) if dirty_days else HourRule(HOUR_MIN_MINUTES)
         values = {code: valid_values(series, rule) for code, series in hours.items()}
         for t in sorted(reach & observed):
-            judge_.aqi_hour(t, values)
+            out.aqi += hour_report(profile, t, values, now)
         for day in sorted(dirty_days):
-            judge_.aqi_day(day, values, days)
+            out.aqi += day_report(profile, day, values, days, now)
     return out
 
 
@@ -178,7 +150,7 @@ class _Judge:
 
     def stack_hour(self, t: datetime, hours: Hours) -> None:
         on = t.astimezone(self.p.tz).date()
-        std = _standard(self.p, on)
+        std = self.p.standard_on(on)
         if std is None or not self.cls:
             return
         rule = hour_rule(self.p, std)
@@ -232,7 +204,7 @@ class _Judge:
     # -- water ----------------------------------------------------------------------------------
 
     def water_day(self, day: date, days: Days, influent: dict[str, float]) -> None:
-        std = _standard(self.p, day)
+        std = self.p.standard_on(day)
         if std is None or not self.cls:
             return
         start, end = day_bounds(day, self.p.tz)
@@ -304,7 +276,7 @@ class _Judge:
 
     def ambient_hour(self, t: datetime, hours: Hours) -> None:
         on = t.astimezone(self.p.tz).date()
-        std = _standard(self.p, on)
+        std = self.p.standard_on(on)
         if std is None or not self.cls:
             return
         rule = hour_rule(self.p, std)
@@ -316,7 +288,7 @@ class _Judge:
             self._verdict(ask, t, t + HOUR, self._valid_or_lower(ask, h, rule), rule.coverage(h))
 
     def ambient_day(self, day: date, hours: Hours, days: Days) -> None:
-        std = _standard(self.p, day)
+        std = self.p.standard_on(day)
         if std is None or not self.cls:
             return
         start, end = day_bounds(day, self.p.tz)
@@ -365,77 +337,6 @@ class _Judge:
                 j = self._judge(ask, value)
                 j.notes.append("daily maximum 8 h moving average (windows starting 00:00 … 16:00)")
             self._verdict(ask, start, end, j, coverage)
-
-    def aqi_hour(self, t: datetime, values: Mapping[str, Mapping[datetime, float]]) -> None:
-        """The real-time report of hour t, from the valid hourly values by parameter."""
-        on = t.astimezone(self.p.tz).date()
-        edition = _aqi_edition(on)
-        if edition is None or edition.aqi is None:
-            return
-        conc: dict[str, float | None] = {}
-        for key, average in edition.aqi.averages["1h"].items():
-            series = values.get(AQI_CODES[key], {})
-            if average == "1h":
-                conc[key] = series.get(t)
-            elif average == "8h_moving":
-                conc[key] = moving_mean(series, t, 8, O3_8H_MIN_HOURS)[0]
-            elif average == "24h_moving":
-                conc[key] = moving_mean(series, t, 24, MOVING_24H_MIN_HOURS)[0]
-        self._aqi(edition, "1h", t, t + HOUR, conc)
-
-    def aqi_day(self, day: date, values: Mapping[str, Mapping[datetime, float]], days: Days) -> None:
-        """The daily report of a local day."""
-        edition = _aqi_edition(day)
-        if edition is None or edition.aqi is None:
-            return
-        std = _standard(self.p, day)
-        start, end = day_bounds(day, self.p.tz)
-        required = int(std.setting("day_min_valid_hours", AMBIENT_DAY_MIN_HOURS)) if std else AMBIENT_DAY_MIN_HOURS
-        conc: dict[str, float | None] = {}
-        for key, average in edition.aqi.averages["24h"].items():
-            code = AQI_CODES[key]
-            if average == "24h":
-                d = days.get(code, {}).get(day)
-                conc[key] = d.avg if d is not None and d.hours_valid >= required else None
-            elif average == "day_max_1h":
-                inside = [v for t, v in values.get(code, {}).items() if start <= t < end]
-                conc[key] = max(inside) if inside else None
-            elif average == "day_max_8h":
-                conc[key] = o3_daily_max_8h(
-                    values.get(code, {}),
-                    start,
-                    min_hours=O3_8H_MIN_HOURS,
-                    min_windows=O3_DAY_MIN_WINDOWS,
-                )[0]
-        self._aqi(edition, "24h", start, end, conc)
-
-    def _aqi(self, edition: Standard, period: str, start: datetime, end: datetime, conc: dict[str, Any]) -> None:
-        given = {k: max(v, 0.0) for k, v in conc.items() if v is not None}
-        if not any(k != "so2_24h" for k in given):
-            return  # nothing indexed in this window
-        try:
-            result = aqi_index.compute(edition, period, given)
-        except aqi_index.AqiError as exc:
-            logger.warning("station %s: AQI %s at %s not computed: %s", self.p.id, period, start, exc)
-            return
-        self.out.aqi.append(
-            (
-                self.p.sid,
-                period,
-                start,
-                end,
-                edition.id,
-                result.aqi,
-                result.level,
-                result.category,
-                result.color,
-                result.primary,
-                json.dumps(result.iaqi),
-                json.dumps(given),
-                json.dumps(result.notes, ensure_ascii=False),
-                end <= self.now,
-            )
-        )
 
     # -- shared ---------------------------------------------------------------------------------
 
@@ -525,14 +426,6 @@ class _Judge:
                 early,
             )
         )
-
-
-def _aqi_edition(on: date) -> Standard | None:
-    """HJ 633 in force on a date; None before the first edition (2016-01-01): no AQI then."""
-    try:
-        return standard_for("HJ633", on)
-    except JudgementError:
-        return None
 
 
 def _minimum(ask: _Ask, cls: str, default: int) -> int:

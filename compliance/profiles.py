@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from compliance.context import Context
+from compliance.context import Context, JudgementError
+from compliance.judge import standard_for
+from schemas.catalogue import Standard
 from schemas.stations import StationKind
 
 SELECT_PROFILES = """
@@ -73,6 +75,15 @@ class Profile:
         if self.kind is StationKind.AMBIENT_AIR:
             return "ambient"
         return "water"
+
+    def standard_on(self, on: date) -> Standard | None:
+        """The edition of the station's standard in force on a date; None without one."""
+        if self.standard is None:
+            return None
+        try:
+            return standard_for(self.standard, on)
+        except JudgementError:
+            return None  # no edition in force that day: nothing to judge against
 
     def context(self) -> Context:
         """The facts of the station itself; the day's water temperature and influent are added per day."""

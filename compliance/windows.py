@@ -241,6 +241,11 @@ def moving_mean(
     return clean(sum(got) / len(got)), len(got)
 
 
+# Per-code hours and days of one station.
+Hours = dict[str, dict[datetime, HourStat]]
+Days = dict[str, dict[date, DayStat]]
+
+
 def o3_8h_means(values: Mapping[datetime, float], day_start: datetime, *, min_hours: int) -> list[float]:
     """The day's valid 8 h moving averages (windows starting 00:00 … 16:00)."""
     means = []

@@ -20,9 +20,9 @@ from typing import Any
 import asyncpg
 
 from compliance import store
-from compliance.assess import INFLUENT, Hours, assess, compute_days
+from compliance.assess import INFLUENT, assess, compute_days
 from compliance.profiles import Profile, Profiles
-from compliance.windows import HOUR, WATER_DAY_MIN_HOURS, day_bounds
+from compliance.windows import HOUR, WATER_DAY_MIN_HOURS, Hours, day_bounds
 from ingest.store import is_unavailable
 from parkwatch.aio import sleep_or_stop
 from parkwatch.connected import LoopPolicy, run_connected

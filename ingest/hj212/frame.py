@@ -15,13 +15,13 @@ packets.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from ingest.hj212.crc import CrcPrefixes, CrcVariant, hj212_crc, modbus_crc
 from ingest.hj212.findings import Code, Finding, Severity
+from ingest.hj212.positions import Positions
 
 HEADER = b"##"
 # The length field has four digits, so a data segment is at most 9,999 bytes (real devices
@@ -144,41 +144,6 @@ def crc_matches(data: bytes, text: str) -> frozenset[CrcVariant]:
     return frozenset(matches)
 
 
-class _Positions:
-    """Where a pattern occurs in the framer's stream (absolute offsets), each byte scanned once.
-
-    Every header searches the same bytes ahead of it for 'CP=&&' and for boundaries; with
-    thousands of headers in a window, searching per header was quadratic in the input.
-    """
-
-    def __init__(self, pattern: re.Pattern[bytes], width: int) -> None:
-        self._pattern = pattern
-        self._width = width  # bytes a match spans, lookahead included
-        self._at: list[int] = []
-        self._head = 0  # entries before it lie before the buffer: dropped lazily
-        self._to = 0  # match starts before this absolute offset are all found
-
-    def between(self, buf: bytearray, offset: int, lo: int, hi: int) -> list[int]:
-        """Absolute offsets of matches starting in [lo, hi), scanning new bytes first."""
-        end = offset + len(buf)
-        start = max(self._to, offset)
-        if start < end:
-            last = self._at[-1] if len(self._at) > self._head else -1
-            for m in self._pattern.finditer(buf, start - offset):
-                at = offset + m.start()
-                if at > last:
-                    self._at.append(at)
-            # A match may still begin in the last width-1 bytes once more arrive.
-            self._to = max(start, end - self._width + 1)
-        if self._head > 1024 and self._head * 2 > len(self._at):
-            del self._at[: self._head]
-            self._head = 0
-        self._head = bisect_left(self._at, offset, self._head)
-        i = bisect_left(self._at, lo, self._head)
-        j = bisect_left(self._at, hi, i)
-        return self._at[i:j]
-
-
 class _Mode(Enum):
     """How sure the framer must be that a frame has ended."""
 
@@ -219,8 +184,8 @@ class Framer:
         # looks only forward and at bytes already here, so it holds until more bytes arrive.
         self._scanned_to = 0
         self._scanned_mode: _Mode | None = None
-        self._cp_opens = _Positions(_CP_OPEN, len(b"CP=&&"))
-        self._boundaries = _Positions(_BOUNDARY, _BOUNDARY_SPAN)
+        self._cp_opens = Positions(_CP_OPEN, len(b"CP=&&"))
+        self._boundaries = Positions(_BOUNDARY, _BOUNDARY_SPAN)
 
     def _charge(self) -> bool:
         """Spend one boundary try; False once the budget is spent."""
