@@ -10,7 +10,8 @@ Counted in minutes of each declared parameter, from the hourly rollups the compl
 keeps current: a minute record covers its MinInterval, a station's hourly record its hour, a
 real-time value its minute; valid means flagged N (compliance/store.py AGGREGATE_HOURS). The
 expected minutes run from the period's start (local time) to its end, or to the last complete
-hour of a period still under way. A park or a city adds its stations' minutes before dividing,
+hour of a period still under way; minutes flagged M or C (maintenance, calibration) are taken
+out of both expected and received. A park or a city adds its stations' minutes before dividing,
 so a station counts by how much it should deliver.
 """
 
@@ -43,7 +44,8 @@ WITH st AS (
 SELECT st.id AS station_id, st.park_id, st.city, st.lo AS period_start, cardinality(st.pids) AS parameters,
        (cardinality(st.pids) * greatest(0, extract(epoch FROM st.hi - st.lo) / 60))::bigint AS expected,
        coalesce(sum(r.observed_minutes), 0)::bigint AS received,
-       coalesce(sum(r.valid_minutes), 0)::bigint AS valid
+       coalesce(sum(r.valid_minutes), 0)::bigint AS valid,
+       coalesce(sum(r.maintenance_minutes), 0)::bigint AS maintenance
 FROM st
 LEFT JOIN rollup_hour r ON r.sid = st.sid AND r.pid = any(st.pids) AND r.hour >= st.lo AND r.hour < st.hi
 GROUP BY st.sid, st.id, st.park_id, st.city, st.lo, st.hi, st.pids
@@ -64,6 +66,7 @@ class Delivery:
     expected: int = 0
     received: int = 0
     valid: int = 0
+    maintenance: int = 0
     stations: int = 0
     parameters: int = 0
 
@@ -83,6 +86,7 @@ class Delivery:
                 "expected_minutes": self.expected,
                 "received_minutes": self.received,
                 "valid_minutes": self.valid,
+                "maintenance_minutes": self.maintenance,
                 "stations": self.stations,
                 "parameters": self.parameters,
             },
@@ -126,9 +130,11 @@ async def delivery(
                 period=period,
                 period_start=start.isoformat(),
             )
-        row.expected += r["expected"]
-        row.received += r["received"]
+        # Maintenance and calibration (flags M, C) is neither expected nor delivered.
+        row.expected += max(0, r["expected"] - r["maintenance"])
+        row.received += max(0, r["received"] - r["maintenance"])
         row.valid += r["valid"]
+        row.maintenance += r["maintenance"]
         row.stations += 1
         row.parameters += r["parameters"]
     return list(groups.values())

@@ -66,6 +66,9 @@ WITH w AS (
         SELECT count(*) AS n_observed,
                count(*) FILTER (WHERE flag = 'N' AND value IS NOT NULL) AS n_valid,
                count(*) FILTER (WHERE flag = 'T' AND value IS NOT NULL) AS n_over_range,
+               count(*) FILTER (WHERE flag IN ('M', 'C')) AS n_maintenance,
+               count(DISTINCT date_trunc('minute', ts)) FILTER (WHERE s.iv = 0 AND flag IN ('M', 'C'))
+                   AS rtd_maintenance_minutes,
                count(DISTINCT date_trunc('minute', ts)) FILTER (WHERE s.iv = 0) AS rtd_minutes,
                count(DISTINCT date_trunc('minute', ts))
                    FILTER (WHERE s.iv = 0 AND flag = 'N' AND value IS NOT NULL) AS rtd_valid_minutes,
@@ -88,7 +91,9 @@ WITH w AS (
                AS valid_minutes,
            least(60, CASE iv WHEN 0 THEN rtd_measured_minutes
                              WHEN 1 THEN (n_valid + n_over_range) * mi
-                             ELSE 60 * (n_valid + n_over_range) END) AS measured_minutes
+                             ELSE 60 * (n_valid + n_over_range) END) AS measured_minutes,
+           least(60, CASE iv WHEN 0 THEN rtd_maintenance_minutes WHEN 1 THEN n_maintenance * mi
+                             ELSE 60 * n_maintenance END) AS maintenance_minutes
     FROM agg
 ), best AS (
     SELECT DISTINCT ON (sid, pid, hour) *
@@ -96,14 +101,15 @@ WITH w AS (
     ORDER BY sid, pid, hour, CASE iv WHEN 1 THEN 0 WHEN 0 THEN 1 ELSE 2 END
 )
 INSERT INTO rollup_hour (sid, pid, hour, source_iv, n_observed, n_valid, n_over_range, observed_minutes,
-                         valid_minutes, measured_minutes, avg, vmin, vmax, avg_lower)
+                         valid_minutes, measured_minutes, maintenance_minutes, avg, vmin, vmax, avg_lower)
 SELECT sid, pid, hour, iv, n_observed, n_valid, n_over_range, observed_minutes, valid_minutes,
-       measured_minutes, avg, vmin, vmax, avg_lower
+       measured_minutes, maintenance_minutes, avg, vmin, vmax, avg_lower
 FROM best
 ON CONFLICT (sid, pid, hour) DO UPDATE SET
     source_iv = EXCLUDED.source_iv, n_observed = EXCLUDED.n_observed, n_valid = EXCLUDED.n_valid,
     n_over_range = EXCLUDED.n_over_range, observed_minutes = EXCLUDED.observed_minutes,
     valid_minutes = EXCLUDED.valid_minutes, measured_minutes = EXCLUDED.measured_minutes,
+    maintenance_minutes = EXCLUDED.maintenance_minutes,
     avg = EXCLUDED.avg, vmin = EXCLUDED.vmin, vmax = EXCLUDED.vmax, avg_lower = EXCLUDED.avg_lower,
     updated_at = now()
 """

@@ -31,17 +31,19 @@ def test_period_starts() -> None:
 async def test_rates_of_a_day_worked_by_hand(settings: Settings, pipeline: IngestService) -> None:
     """cp-sinter declares two parameters (SO2, O2), minute data. On 2025-06-10 (a past day, all
     of it expected): 10:00-11:00 both for 60 minutes; 11:00-11:30 SO2 alone, 10 of its 30
-    minutes flagged D (instrument fault).
-    expected = 2 x 1,440 = 2,880 minutes; received = 60 + 60 + 30 = 150; valid = 150 - 10 = 140;
-    transmission 150 / 2,880 = 0.052083; validity 140 / 150 = 0.933333; effective 140 / 2,880 =
-    0.048611 (their product)."""
+    minutes flagged D (instrument fault); 12:00-12:20 O2 flagged M (maintenance).
+    expected = 2 x 1,440 - 20 = 2,860 minutes; received = 60 + 60 + 30 + 20 - 20 = 150;
+    valid = 150 - 10 = 140; transmission 150 / 2,860 = 0.052448; validity 140 / 150 = 0.933333;
+    effective 140 / 2,860 = 0.048951 (their product)."""
     ten = DAY.replace(hour=10)
     full = [obj("cp-sinter", t, "min", {"a21026": 50, "a19001": 16}) for t in minutes(ten, 60)]
     half = [
         obj("cp-sinter", t, "min", {"a21026": (50, "D" if i < 10 else "N")})
         for i, t in enumerate(minutes(ten + timedelta(hours=1), 30))
     ]
-    await send(settings, "cp-sinter", full + half)
+    # 12:00-12:20 O2 under maintenance (M): neither expected nor delivered
+    service = [obj("cp-sinter", t, "min", {"a19001": (20.9, "M")}) for t in minutes(ten + timedelta(hours=2), 20)]
+    await send(settings, "cp-sinter", full + half + service)
     await drain(settings)
     conn = await asyncpg.connect(settings.DATABASE_URL)
     try:
@@ -51,14 +53,15 @@ async def test_rates_of_a_day_worked_by_hand(settings: Settings, pipeline: Inges
         await conn.close()
     got = row.as_json()
     assert got["inputs"] == {
-        "expected_minutes": 2880, "received_minutes": 150, "valid_minutes": 140, "stations": 1, "parameters": 2,
+        "expected_minutes": 2860, "received_minutes": 150, "valid_minutes": 140, "maintenance_minutes": 20,
+        "stations": 1, "parameters": 2,
     }  # fmt: skip
-    assert got["transmission_rate"] == pytest.approx(150 / 2880, abs=1e-6)
+    assert got["transmission_rate"] == pytest.approx(150 / 2860, abs=1e-6)
     assert got["validity_rate"] == pytest.approx(140 / 150, abs=1e-6)
-    assert got["effective_transmission_rate"] == pytest.approx(140 / 2880, abs=1e-6)
+    assert got["effective_transmission_rate"] == pytest.approx(140 / 2860, abs=1e-6)
     assert got["period_start"] == "2025-06-10"
-    # June has 30 days: 2 x 43,200 minutes expected, the same 150 received
-    assert month.as_json()["inputs"]["expected_minutes"] == 2 * 30 * 1440
+    # June has 30 days: 2 x 43,200 minutes, less the 20 of maintenance, expected
+    assert month.as_json()["inputs"]["expected_minutes"] == 2 * 30 * 1440 - 20
     assert month.period_start == "2025-06-01"
 
     async with serving_api(settings, pipeline) as api:
