@@ -24,7 +24,10 @@ class ActionError(Exception):
         super().__init__(detail)
 
 
-LOCK = "SELECT x.*, s.park_id FROM alerts x JOIN stations s USING (sid) WHERE x.id = $1 FOR UPDATE OF x"
+LOCK = """
+SELECT x.*, coalesce(s.park_id, x.park) AS park_id FROM alerts x LEFT JOIN stations s ON s.sid = x.sid
+WHERE x.id = $1 FOR UPDATE OF x
+"""
 ACK = """
 UPDATE alerts SET acked_at = clock_timestamp(), acked_by = $2, ack_comment = $3, updated_at = clock_timestamp()
 WHERE id = $1

@@ -71,13 +71,13 @@ SELECT n.id, n.alert_id, n.event_id, n.channel_id, n.attempts,
        e.kind AS event_kind, e.at AS event_at, e.detail AS event_detail,
        a.rule, a.family, a.status, a.severity, a.first_seen, a.last_seen, a.occurrences, a.value,
        a.limit_value, a.unit, a.standard, a.clause, a.exceedance_multiple, a.details, a.late,
-       s.id AS station_id, s.name AS station_name, s.timezone, s.park_id, k.name AS park_name, k.city,
+       s.id AS station_id, s.name AS station_name, s.timezone, k.id AS park_id, k.name AS park_name, k.city,
        p.code AS parameter, p.name_zh AS parameter_zh
 FROM notifications n
 JOIN alert_events e ON e.id = n.event_id
 JOIN alerts a ON a.id = n.alert_id
-JOIN stations s ON s.sid = a.sid
-JOIN parks k ON k.id = s.park_id
+LEFT JOIN stations s ON s.sid = a.sid
+JOIN parks k ON k.id = coalesce(s.park_id, a.park)
 LEFT JOIN parameters p ON p.pid = a.pid
 LEFT JOIN alert_channels c ON c.id = n.channel_id
 WHERE n.id = any($1::bigint[])

@@ -14,13 +14,13 @@ logger = logging.getLogger(__name__)
 
 # Pending exceedances that have held long enough (their window is still open).
 DUE_PENDING = """
-SELECT x.*, s.park_id FROM alerts x JOIN stations s USING (sid)
+SELECT x.*, coalesce(s.park_id, x.park) AS park_id FROM alerts x LEFT JOIN stations s ON s.sid = x.sid
 WHERE x.status = 'pending' AND x.raised_at < clock_timestamp() - $1::interval
 FOR UPDATE OF x SKIP LOCKED
 """
 # Active alerts nobody acknowledged in time and not escalated yet.
 DUE_ESCALATION = """
-SELECT x.*, s.park_id FROM alerts x JOIN stations s USING (sid)
+SELECT x.*, coalesce(s.park_id, x.park) AS park_id FROM alerts x LEFT JOIN stations s ON s.sid = x.sid
 WHERE x.status = 'active' AND x.acked_at IS NULL AND x.escalated_at IS NULL
   AND x.activated_at < clock_timestamp() - $1::interval
 FOR UPDATE OF x SKIP LOCKED
@@ -29,19 +29,21 @@ MARK_ESCALATED = "UPDATE alerts SET escalated_at = clock_timestamp(), updated_at
 # Active, unacknowledged alerts whose latest notice is older than the shortest reminder
 # interval of a route that would take them.
 DUE_REMINDER = """
-SELECT x.*, s.park_id, clock_timestamp() - coalesce(x.notified_at, x.activated_at) AS quiet FROM alerts x
-JOIN stations s USING (sid)
+SELECT x.*, coalesce(s.park_id, x.park) AS park_id,
+       clock_timestamp() - coalesce(x.notified_at, x.activated_at) AS quiet
+FROM alerts x LEFT JOIN stations s ON s.sid = x.sid
 WHERE x.status = 'active' AND x.acked_at IS NULL
   AND EXISTS (
       SELECT 1 FROM alert_routes r
-      WHERE r.repeat_every IS NOT NULL AND NOT r.escalation AND (r.park_id IS NULL OR r.park_id = s.park_id)
+      WHERE r.repeat_every IS NOT NULL AND NOT r.escalation
+        AND (r.park_id IS NULL OR r.park_id = coalesce(s.park_id, x.park))
         AND x.family = any(r.families)
         AND clock_timestamp() - coalesce(x.notified_at, x.activated_at) >= r.repeat_every)
 FOR UPDATE OF x SKIP LOCKED
 """
 # Explanations (情况说明) not given by their deadline.
 DUE_EXPLANATION = """
-SELECT x.*, s.park_id FROM alerts x JOIN stations s USING (sid)
+SELECT x.*, coalesce(s.park_id, x.park) AS park_id FROM alerts x LEFT JOIN stations s ON s.sid = x.sid
 WHERE x.explanation_due_at < clock_timestamp() AND x.explanation IS NULL AND x.overdue_at IS NULL
 FOR UPDATE OF x SKIP LOCKED
 """

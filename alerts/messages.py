@@ -32,7 +32,12 @@ CLEAR_REASON_ZH = {
     "values_in_range": "一小时内未再出现超量程数值",
     "clock_on_time": "数采仪时钟已恢复准确",
     "one_path": "两小时内仅经一条路径上报",
+    "target_met": "指标已回到目标以内",
+    "projection_within_cap": "按当前速率预计全年排放量不再超出许可量",
+    "new_year": "新的核算年度开始",
 }
+PERIOD_ZH = {"day": "日", "month": "月", "quarter": "季度", "year": "年"}
+DEFAULT_ZONE = "Asia/Shanghai"
 # The heading of a notice, by family (or rule) and by what happened.
 TITLES = {
     "raised": "{what}",
@@ -69,6 +74,20 @@ WHAT = {
     "data_quality": "数据异常",
     "suspicious": "数据可疑",
     "watchdog": "系统异常",
+    "kpi.treatment_rate": "污水处理率未达标",
+    "kpi.compliance_rate": "出水达标率未达标",
+    "kpi.solid_waste_rate": "固废处置利用率未达标",
+    "kpi.effective_transmission_rate": "数据有效传输率未达标",
+    "kpi.cap_projected": "预计超出年度许可排放量",
+    "kpi.cap_exceeded": "超出年度许可排放量",
+    "kpi": "考核指标预警",
+}
+# The figures a KPI alert names (docs/kpis.md), in a notice's words.
+KPI_FIGURE_ZH = {
+    "treatment_rate": "污水处理率",
+    "compliance_rate": "出水达标率",
+    "solid_waste_rate": "工业固废处置利用率",
+    "effective_transmission_rate": "有效传输率",
 }
 
 
@@ -107,9 +126,28 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _kpi_facts(details: dict[str, Any]) -> list[tuple[str, str]]:
+    """A KPI alert's figure against its target, over its period."""
+    span = f"{details.get('period_start', '')}（{PERIOD_ZH.get(details.get('period', ''), '')}）"
+    if "cap_kg" in details:
+        what = f"{_num(details.get('value'))} kg，许可 {_num(details['cap_kg'])} kg"
+        if details.get("projected_kg") is not None:
+            what += f"，预计全年 {_num(details['projected_kg'])} kg"
+        return [("核算年度", span), ("排放量", what)]
+    name = KPI_FIGURE_ZH.get(details.get("figure", ""), details.get("figure", ""))
+    value, target = details.get("value"), details.get("target")
+    line = f"{_percent(value)}，目标 ≥ {_percent(target)}"
+    return [("考核期", span), (name or "指标", line)]
+
+
+def _percent(value: Any) -> str:
+    return f"{100 * float(value):.1f}%" if isinstance(value, int | float) else "—"
+
+
 def render(row: asyncpg.Record, public_url: str) -> Notice:
     """The notice of one outbox row (the dispatcher's claim: notification, event, alert, station)."""
-    zone = row["timezone"]
+    # A park's alert (a KPI) has no station: its times are shown in the province's zone.
+    zone = row["timezone"] or DEFAULT_ZONE
     detail = _json(row["event_detail"]) or {}
     clause = _json(row["clause"]) or {}
     what = _what(row["rule"], row["family"])
@@ -117,10 +155,9 @@ def render(row: asyncpg.Record, public_url: str) -> Notice:
     link = f"{public_url}/api/v1/alerts/{row['alert_id']}"
     parameter = row["parameter_zh"] or row["parameter"] or ""
     station = row["station_name"] or row["station_id"]
-    facts: list[tuple[str, str]] = [
-        ("园区", f"{row['park_name']}（{row['city']}）"),
-        ("站点", f"{station}（{row['station_id']}）"),
-    ]
+    facts: list[tuple[str, str]] = [("园区", f"{row['park_name']}（{row['city']}）")]
+    if row["station_id"] is not None:
+        facts.append(("站点", f"{station}（{row['station_id']}）"))
     if row["parameter"]:
         facts.append(("因子", f"{parameter}（{row['parameter']}）"))
     if row["family"] in ("exceedance", "early_warning"):
@@ -142,6 +179,8 @@ def render(row: asyncpg.Record, public_url: str) -> Notice:
         facts.append(("监测值", line))
         basis = " ".join(str(clause.get(k)) for k in ("table", "item") if clause.get(k))
         facts.append(("依据", f"{row['standard'] or ''} {basis}".strip()))
+    elif row["family"] == "kpi":
+        facts += _kpi_facts(_json(row["details"]) or {})
     elif row["rule"] == "data_quality.offline":
         facts.append(("最后数据", f"{_local(row['first_seen'], zone)} 接收"))
     elif row["rule"] == "data_quality.clock_drift":

@@ -10,11 +10,11 @@ from typing import Any
 import asyncpg
 
 SELECT_ALERTS = """
-SELECT x.*, s.id AS station_id, s.park_id, p.code AS parameter, p.name_zh AS parameter_name
-FROM alerts x JOIN stations s USING (sid) LEFT JOIN parameters p ON p.pid = x.pid
+SELECT x.*, s.id AS station_id, coalesce(s.park_id, x.park) AS park_id, p.code AS parameter, p.name_zh AS parameter_name
+FROM alerts x LEFT JOIN stations s ON s.sid = x.sid LEFT JOIN parameters p ON p.pid = x.pid
 WHERE ($1::text[] IS NULL OR x.status = any($1::text[]))
   AND ($2::text[] IS NULL OR x.severity = any($2::text[]))
-  AND ($3::text IS NULL OR s.park_id = $3)
+  AND ($3::text IS NULL OR coalesce(s.park_id, x.park) = $3)
   AND ($4::text[] IS NULL OR s.id = any($4::text[]))
   AND ($5::text[] IS NULL OR p.code = any($5::text[]))
   AND ($6::text[] IS NULL OR x.rule = any($6::text[]) OR x.family = any($6::text[]))
@@ -25,8 +25,8 @@ ORDER BY x.raised_at DESC, x.id DESC
 LIMIT $11
 """
 SELECT_ALERT = """
-SELECT x.*, s.id AS station_id, s.park_id, p.code AS parameter, p.name_zh AS parameter_name
-FROM alerts x JOIN stations s USING (sid) LEFT JOIN parameters p ON p.pid = x.pid
+SELECT x.*, s.id AS station_id, coalesce(s.park_id, x.park) AS park_id, p.code AS parameter, p.name_zh AS parameter_name
+FROM alerts x LEFT JOIN stations s ON s.sid = x.sid LEFT JOIN parameters p ON p.pid = x.pid
 WHERE x.id = $1
 """
 SELECT_TIMELINE = "SELECT id, at, kind, actor, detail FROM alert_events WHERE alert_id = $1 ORDER BY id"

@@ -15,7 +15,18 @@ from api.guard import Guard, error_responses
 from api.livefeed import LiveFeed
 from api.responses import ORJSONResponse
 from api.routes import alerts as alert_routes
-from api.routes import compliance, dead_letters, events, health, hj212, kpis, readings, registry
+from api.routes import (
+    compliance,
+    dead_letters,
+    events,
+    health,
+    hj212,
+    kpis,
+    readings,
+    registry,
+    solid_waste,
+    statistics,
+)
 from parkwatch.settings import Settings
 
 # A request that runs longer than this is cancelled by PostgreSQL and answered 408 with advice
@@ -73,7 +84,9 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
     app.state.alerts = alerts
     app.state.watchdog = watchdog
     errors.install(app)
-    for module in (registry, readings, compliance, kpis, alert_routes, events, hj212, dead_letters, health):
+    for module in (
+        registry, readings, compliance, kpis, solid_waste, statistics, alert_routes, events, hj212, dead_letters, health
+    ):
         app.include_router(module.router, responses=error_responses())
     app.add_middleware(Guard)
     return app

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 import asyncpg
 
-from compliance.delivery import Delivery, Level, Period, delivery
+from compliance.delivery import Level, Period
 from compliance.evaluate import evaluate
+from compliance.kpis import kpis
 from compliance.worker import ComplianceWorker
 from schemas.catalogue import CatalogError, Standard, catalogue
 
@@ -155,6 +157,18 @@ async def rejudge(dsn: str, *, stations: list[str] | None, park: str | None, sta
     return int(status.split()[-1])
 
 
+# The table's columns: a figure and its short heading.
+KPI_COLUMNS = {
+    "transmission_rate": "transmit",
+    "validity_rate": "validity",
+    "effective_transmission_rate": "effective",
+    "compliance_rate": "compliant",
+    "treated_water_compliance_rate": "treated-ok",
+    "treatment_rate": "treatment",
+    "water_balance": "balance",
+}
+
+
 def kpis_command(
     out: TextIO,
     url: str,
@@ -165,27 +179,30 @@ def kpis_command(
     park_id: str | None,
     city: str | None,
     as_json: bool,
+    targets: Mapping[str, float] | None = None,
 ) -> int:
-    """`parkwatch kpis`: the data-delivery rates as JSON lines or a table."""
+    """`parkwatch kpis`: the KPI rows as JSON lines or a table."""
 
-    async def fetch() -> list[Delivery]:
+    async def fetch() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(url)
         try:
-            return await delivery(conn, period=period, on=on, level=level, park_id=park_id, city=city)
+            return await kpis(
+                conn, period=period, on=on, level=level, park_id=park_id, city=city, now=datetime.now(UTC),
+                targets=targets,
+            )  # fmt: skip
         finally:
             await conn.close()
 
     rows = asyncio.run(fetch())
     if as_json:
         for r in rows:
-            out.write(json.dumps(r.as_json(), ensure_ascii=False) + "\n")
+            out.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
         return 0
-    out.write(f"{level:<24} {'transmission':>12} {'validity':>9} {'effective':>9}  minutes expected/received/valid\n")
+    names = list(KPI_COLUMNS)
+    out.write(f"{level:<24} " + " ".join(f"{KPI_COLUMNS[n]:>11}" for n in names) + "\n")
     for r in rows:
-        f = r.as_json()
-        rates = [f["transmission_rate"], f["validity_rate"], f["effective_transmission_rate"]]
-        shown = ["—" if v is None else f"{v:.1%}" for v in rates]
-        out.write(f"{r.id:<24} {shown[0]:>12} {shown[1]:>9} {shown[2]:>9}  {r.expected:,}/{r.received:,}/{r.valid:,}\n")
+        shown = ["—" if r.get(n) is None else f"{r[n]:.1%}" for n in names]
+        out.write(f"{r['id']:<24} " + " ".join(f"{v:>11}" for v in shown) + "\n")
     if not rows:
         out.write("no stations selected\n")
     return 0

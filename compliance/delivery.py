@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
 import asyncpg
 
 Period = Literal["day", "month", "quarter", "year"]
-Level = Literal["station", "park", "city"]
+Level = Literal["station", "park", "city", "province"]
 PERIOD_INTERVAL: dict[str, str] = {"day": "1 day", "month": "1 month", "quarter": "3 months", "year": "1 year"}
 
 # Per station: its declared parameters, the period's local bounds (cut at the last complete hour
@@ -60,7 +60,7 @@ class Delivery:
     level: Level
     id: str
     park_id: str | None
-    city: str
+    city: str | None
     period: Period
     period_start: str
     expected: int = 0
@@ -70,26 +70,23 @@ class Delivery:
     stations: int = 0
     parameters: int = 0
 
-    def as_json(self) -> dict[str, Any]:
-        """The figures by name (fractions; None when nothing was expected or received) and their inputs."""
+    def figures(self) -> dict[str, float | None]:
+        """The three rates as fractions; None when nothing was expected (or received)."""
         return {
-            "level": self.level,
-            "id": self.id,
-            "park_id": self.park_id,
-            "city": self.city,
-            "period": self.period,
-            "period_start": self.period_start,
             "transmission_rate": _ratio(min(self.received, self.expected), self.expected),
             "validity_rate": _ratio(self.valid, self.received),
             "effective_transmission_rate": _ratio(min(self.valid, self.expected), self.expected),
-            "inputs": {
-                "expected_minutes": self.expected,
-                "received_minutes": self.received,
-                "valid_minutes": self.valid,
-                "maintenance_minutes": self.maintenance,
-                "stations": self.stations,
-                "parameters": self.parameters,
-            },
+        }
+
+    def inputs(self) -> dict[str, int]:
+        """The minutes behind the rates."""
+        return {
+            "expected_minutes": self.expected,
+            "received_minutes": self.received,
+            "valid_minutes": self.valid,
+            "maintenance_minutes": self.maintenance,
+            "stations": self.stations,
+            "parameters": self.parameters,
         }
 
 
@@ -102,6 +99,15 @@ def period_start(period: Period, on: date) -> date:
     if period == "quarter":
         return on.replace(month=(on.month - 1) // 3 * 3 + 1, day=1)
     return on.replace(month=1, day=1)
+
+
+def period_end(period: Period, start: date) -> date:
+    """The first day after the period that starts on `start`."""
+    months = {"day": 0, "month": 1, "quarter": 3, "year": 12}[period]
+    if not months:
+        return date.fromordinal(start.toordinal() + 1)
+    month = start.month - 1 + months
+    return start.replace(year=start.year + month // 12, month=month % 12 + 1)
 
 
 async def delivery(
@@ -119,14 +125,14 @@ async def delivery(
     rows = await conn.fetch(STATION_MINUTES, start, PERIOD_INTERVAL[period], park_id, city, station_id)
     groups: dict[str, Delivery] = {}
     for r in rows:
-        key = {"station": r["station_id"], "park": r["park_id"], "city": r["city"]}[level]
+        key = {"station": r["station_id"], "park": r["park_id"], "city": r["city"], "province": "province"}[level]
         row = groups.get(key)
         if row is None:
             row = groups[key] = Delivery(
                 level=level,
                 id=key,
-                park_id=r["park_id"] if level != "city" else None,
-                city=r["city"],
+                park_id=r["park_id"] if level in ("station", "park") else None,
+                city=r["city"] if level != "province" else None,
                 period=period,
                 period_start=start.isoformat(),
             )

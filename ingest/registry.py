@@ -229,6 +229,7 @@ async def ensure_parameters(conn: asyncpg.Connection, codes: list[str]) -> dict[
     return {r["code"]: r["pid"] for r in await conn.fetch(SELECT_PIDS, codes)}
 
 
+SELECT_STATION_KINDS = "SELECT id, kind FROM stations WHERE id = any($1::text[])"
 LIST_STATIONS = "SELECT id, park_id, kind, mn, timezone FROM stations ORDER BY id"
 
 
@@ -253,6 +254,15 @@ async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -
         for s in registry.stations:
             if s.mn and owners.get(s.mn, s.id) != s.id:
                 problems.append(f"station {s.id!r}: mn {s.mn!r} already belongs to station {owners[s.mn]!r}")
+        in_file = {s.id for s in registry.stations}
+        outside = sorted({s.discharges_to for s in registry.stations if s.discharges_to} - in_file)
+        if outside:
+            inlets = {r["id"]: r["kind"] for r in await conn.fetch(SELECT_STATION_KINDS, outside)}
+            problems += [
+                f"discharges_to {plant!r} is {'not registered' if plant not in inlets else 'not a wastewater inlet'}"
+                for plant in outside
+                if inlets.get(plant) != "wastewater_inlet"
+            ]
         if problems:
             raise RegistryLoadError(problems)
         for park in registry.parks:

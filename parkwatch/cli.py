@@ -248,6 +248,7 @@ def _kpis(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import date
 
     from compliance.cli import kpis_command
+    from compliance.targets import province_targets
 
     return kpis_command(
         sys.stdout,
@@ -258,6 +259,7 @@ def _kpis(settings: Settings, args: argparse.Namespace) -> int:
         park_id=args.park,
         city=args.city,
         as_json=args.json,
+        targets=province_targets(settings),
     )
 
 

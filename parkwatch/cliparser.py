@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     kp.add_argument("--period", choices=["day", "month", "quarter", "year"], default="day")
     kp.add_argument("--date", type=date.fromisoformat, help="a day of the period, YYYY-MM-DD (default: today)")
-    kp.add_argument("--level", choices=["station", "park", "city"], default="park")
+    kp.add_argument("--level", choices=["station", "park", "city", "province"], default="park")
     kp.add_argument("--park", help="this park's stations only")
     kp.add_argument("--city", help="this city's parks only")
     kp.add_argument("--json", action="store_true", help="one JSON object per line")

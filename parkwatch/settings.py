@@ -94,6 +94,17 @@ class Settings(BaseSettings):
     # Minutes without data after which a station is offline (a station's `offline_after` in the
     # registry overrides it).
     ALERT_OFFLINE_AFTER: float = Field(default=10.0, gt=0)
+    # The provincial plan's targets (docs/kpis.md#targets), fractions; a park's `targets` in the
+    # registry overrides them. A figure below its target raises a kpi alert.
+    TARGET_TREATMENT_RATE: float = Field(default=0.95, gt=0, le=1)
+    TARGET_TREATED_WATER_COMPLIANCE_RATE: float = Field(default=1.0, gt=0, le=1)
+    TARGET_SOLID_WASTE_RATE: float = Field(default=0.90, gt=0, le=1)
+    # The platforms' usual requirement for automatic monitoring data (有效传输率 ≥ 90 %); not in
+    # docs/reference/standards.md, so a setting.
+    TARGET_EFFECTIVE_TRANSMISSION_RATE: float = Field(default=0.90, gt=0, le=1)
+    # The park assessment's weights, figure → weight (docs/kpis.md#assessment); JSON in the
+    # environment. Empty: the defaults of compliance/assessment.py.
+    ASSESSMENT_WEIGHTS: dict[str, float] = Field(default_factory=dict)
     # The watchdog's own way out (docs/alerts.md): parkwatch failing (database unreachable,
     # ingest stalled, compliance behind) is posted here directly, needing no database.
     WATCHDOG_WEBHOOK_URL: str | None = None

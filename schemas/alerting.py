@@ -21,6 +21,7 @@ class Family(StrEnum):
     DATA_QUALITY = "data_quality"  # offline, missing parameters, faults, clock drift
     SUSPICIOUS = "suspicious"  # patterns worth a look (弄虚作假 concerns); advisory only
     WATCHDOG = "watchdog"  # parkwatch itself: ingest stalled, backlog growing
+    KPI = "kpi"  # a park's or an enterprise's figure off its target or cap (docs/kpis.md)
 
 
 class Severity(StrEnum):

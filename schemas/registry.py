@@ -23,6 +23,8 @@ from schemas.units import normalise
 # Ids become MQTT topic levels and URL path segments: no '/', '+', '#' or spaces.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # HJ 212 MN: 24 hex characters by the 2017 text, 14 in 2005, 7-24 with letters and '_' in the field.
+# The KPIs a park has a target for (docs/kpis.md#targets); the defaults are settings.
+TARGET_NAMES = ("treatment_rate", "treated_water_compliance_rate", "solid_waste_rate", "effective_transmission_rate")
 MN_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 # Vendor factor codes a station may declare beyond the HJ 212 tables ('a99054', 'ys1000', ...).
 VENDOR_CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,24}$"
@@ -98,6 +100,19 @@ class ParkSpec(BaseModel):
     # Source networks the park's data loggers may reach the HJ 212 gateway from; absent: any
     # (docs/data-loggers.md#who-may-send-as-an-mn).
     gateway_networks: list[str] | None = None
+    # The park's own KPI targets where they differ from the province's (docs/kpis.md#targets),
+    # a figure's name → its threshold as a fraction.
+    targets: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, threshold in value.items():
+            if name not in TARGET_NAMES:
+                raise ValueError(f"targets names {name!r}; the figures with a target are {', '.join(TARGET_NAMES)}")
+            if not 0 < threshold <= 1:
+                raise ValueError(f"target {name} must be a fraction in (0, 1], not {threshold}")
+        return value
 
     @field_validator("gateway_networks")
     @classmethod
@@ -114,7 +129,8 @@ class ParkSpec(BaseModel):
     def attrs(self) -> dict[str, Any]:
         """What is stored in parks.attrs: the gateway's networks and keys beyond the known ones, verbatim."""
         networks = {"gateway_networks": self.gateway_networks} if self.gateway_networks is not None else {}
-        return {**(self.model_extra or {}), **networks}
+        targets = {"targets": self.targets} if self.targets else {}
+        return {**(self.model_extra or {}), **networks, **targets}
 
 
 class Hj212Profile(BaseModel):
@@ -174,6 +190,11 @@ class StationSpec(BaseModel):
     capacity_t_h: float | None = Field(default=None, gt=0, le=10_000)
     # A wastewater outlet's inlet station: its daily influent decides GB 18918 class 3's removal rule.
     inlet: str | None = Field(default=None, pattern=ID_PATTERN)
+    # An enterprise's wastewater outlet: the inlet station of the treatment plant it discharges
+    # to, whose metered volume the park's treatment rate sets against this outlet's (docs/kpis.md).
+    discharges_to: str | None = Field(default=None, pattern=ID_PATTERN)
+    # Permitted annual emissions (总量控制), code → kg a calendar year (docs/kpis.md#loads).
+    caps: dict[str, float] = Field(default_factory=dict)
     # Minutes one minute-data record covers (HJ 212 MinInterval): 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30.
     min_interval: int = Field(default=1, ge=1, le=60)
     # Minutes without data after which the station is offline (default PARKWATCH_ALERT_OFFLINE_AFTER).
@@ -239,6 +260,19 @@ class StationSpec(BaseModel):
                 raise ValueError(f"range of {name!r} must be [low, high] with low < high")
             ranges[code] = (low, high)
         self.ranges = ranges
+        caps = {}
+        for name, kg in self.caps.items():
+            code = catalog().resolve(name, self.kind) or name
+            if code not in codes:
+                raise ValueError(f"caps names {name!r}, which is not among the station's parameters")
+            if not 0 < kg < 1e12:
+                raise ValueError(f"cap of {name!r} must be a positive number of kg a year")
+            caps[code] = kg
+        self.caps = caps
+        if caps and self.kind not in (StationKind.STACK, StationKind.WASTEWATER_OUTLET):
+            raise ValueError("caps belong to a stack or a wastewater outlet")
+        if self.discharges_to is not None and self.kind != StationKind.WASTEWATER_OUTLET:
+            raise ValueError("discharges_to belongs to an enterprise's wastewater outlet")
         self._check_profile()
         return self
 
@@ -301,7 +335,10 @@ class StationSpec(BaseModel):
         alerting = {"offline_after": self.offline_after} if self.offline_after is not None else {}
         ranges = {"ranges": {code: list(r) for code, r in self.ranges.items()}} if self.ranges else {}
         dialect = {"hj212": self.hj212.stored()} if self.hj212.stored() else {}
-        return {**self.extra(), **self.profile(), **alerting, **ranges, **dialect}
+        kpis: dict[str, Any] = {"caps": self.caps} if self.caps else {}
+        if self.discharges_to:
+            kpis["discharges_to"] = self.discharges_to
+        return {**self.extra(), **self.profile(), **alerting, **ranges, **dialect, **kpis}
 
 
 def _is_vendor_code(name: str) -> bool:
@@ -333,6 +370,14 @@ class RegistryFile(BaseModel):
                 if value in seen:
                     raise ValueError(f"{label} {value!r} appears twice")
                 seen.add(value)
+        kinds = {s.id: s.kind for s in self.stations}
+        for s in self.stations:
+            # A receiving plant named in the same file must be an inlet; one not in the file is
+            # checked against the database when the file is loaded.
+            if s.discharges_to is not None and kinds.get(s.discharges_to, StationKind.WASTEWATER_INLET) != (
+                StationKind.WASTEWATER_INLET
+            ):
+                raise ValueError(f"station {s.id}: discharges_to {s.discharges_to!r} is not a wastewater inlet")
         return self
 
 

@@ -48,13 +48,13 @@ def obj(station: str, ts: datetime, interval: str, readings: dict[str, Any]) -> 
     return {"station_id": station, "ts": ts.isoformat(), "interval": interval, "readings": items}
 
 
-async def send(settings: Settings, station: str, objects: Iterable[dict[str, Any]]) -> int:
+async def send(settings: Settings, station: str, objects: Iterable[dict[str, Any]], *, park: str = "cp") -> int:
     """Publish the objects (as arrays of at most 200) on the station's topic; wait until stored."""
     batch = list(objects)
     before = await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM readings")
     expected = before + sum(len(o["readings"]) for o in batch)
     for i in range(0, len(batch), 200):
-        await publish(settings, "cp", station, batch[i : i + 200])
+        await publish(settings, park, station, batch[i : i + 200])
     await eventually(lambda: fetchval(settings.DATABASE_URL, "SELECT count(*) FROM readings"), lambda n: n >= expected)
     return len(batch)
 

@@ -4,7 +4,9 @@ the API and the command line."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,8 +14,10 @@ import pytest
 from compliance.delivery import delivery, period_start
 from ingest.service import IngestService
 from parkwatch.settings import Settings
+from schemas.registry import read_registry
+from tests.conftest import ingest_for
 from tests.helpers import cli_env, run_cli, serving_api
-from tests.test_compliance import DAY, drain, minutes, obj, pipeline, send
+from tests.test_compliance import DATA, DAY, drain, hourly, minutes, obj, pipeline, send
 
 __all__ = ["pipeline"]  # the fixture, shared with the compliance tests
 
@@ -51,7 +55,7 @@ async def test_rates_of_a_day_worked_by_hand(settings: Settings, pipeline: Inges
         [month] = await delivery(conn, period="month", on=DAY.date(), level="station", station_id="cp-sinter")
     finally:
         await conn.close()
-    got = row.as_json()
+    got = {**row.figures(), "inputs": row.inputs()}
     assert got["inputs"] == {
         "expected_minutes": 2860, "received_minutes": 150, "valid_minutes": 140, "maintenance_minutes": 20,
         "stations": 1, "parameters": 2,
@@ -59,9 +63,9 @@ async def test_rates_of_a_day_worked_by_hand(settings: Settings, pipeline: Inges
     assert got["transmission_rate"] == pytest.approx(150 / 2860, abs=1e-6)
     assert got["validity_rate"] == pytest.approx(140 / 150, abs=1e-6)
     assert got["effective_transmission_rate"] == pytest.approx(140 / 2860, abs=1e-6)
-    assert got["period_start"] == "2025-06-10"
+    assert row.period_start == "2025-06-10"
     # June has 30 days: 2 x 43,200 minutes, less the 20 of maintenance, expected
-    assert month.as_json()["inputs"]["expected_minutes"] == 2 * 30 * 1440 - 20
+    assert month.inputs()["expected_minutes"] == 2 * 30 * 1440 - 20
     assert month.period_start == "2025-06-01"
 
     async with serving_api(settings, pipeline) as api:
@@ -70,8 +74,8 @@ async def test_rates_of_a_day_worked_by_hand(settings: Settings, pipeline: Inges
         )
         assert answer.status_code == 200, answer.text
         [park] = answer.json()["results"]
-        assert park["id"] == "cp" and park["inputs"]["received_minutes"] >= 150
-        assert park["inputs"]["stations"] >= 2
+        assert park["id"] == "cp" and park["inputs"]["delivery"]["received_minutes"] >= 150
+        assert park["inputs"]["delivery"]["stations"] >= 2
         bad = await api.get("/api/v1/kpis", params={"date": "2025-13-01"})
         assert bad.status_code == 422 and bad.json()["error"] == "bad_date"
 
@@ -79,6 +83,101 @@ async def test_rates_of_a_day_worked_by_hand(settings: Settings, pipeline: Inges
                       env=cli_env(settings))  # fmt: skip
     assert printed.returncode == 0, printed.stderr
     rows = {r["id"]: r for r in map(json.loads, printed.stdout.splitlines())}
-    assert rows["cp-sinter"]["inputs"]["valid_minutes"] == 140
+    assert rows["cp-sinter"]["inputs"]["delivery"]["valid_minutes"] == 140
     table = run_cli("kpis", "--date", "2025-06-10", "--level", "station", "--park", "cp", env=cli_env(settings))
     assert "cp-sinter" in table.stdout and "5.2%" in table.stdout and "93.3%" in table.stdout
+
+
+# -- treatment figures (compliance/treatment.py, docs/kpis.md#treatment) --
+
+
+@pytest.fixture
+async def plant(settings: Settings) -> AsyncIterator[IngestService]:
+    """Park tp: a plant (tp-in, tp-out) and two enterprises discharging to it (tp-e1 metered, tp-e2 not)."""
+    async with ingest_for(settings, read_registry(DATA / "kpi_registry.yaml")) as service:
+        yield service
+
+
+def day_of(station: str, day: datetime, readings: dict[str, float]) -> list[dict[str, Any]]:
+    """A value at every hour of a local day: 24 valid hours."""
+    return hourly(station, day, range(24), readings)
+
+
+async def test_treatment_figures_worked_by_hand(settings: Settings, plant: IngestService) -> None:
+    """Volumes: mean valid flow (L/s) × 3.6 × 24 h = 86.4 m³ per L/s a day. Treatment rate 污水处理率 =
+    treated / discharged (docs/reference/standards.md B7, the MOHURD definition); removal = (C_in − C_out) / C_in
+    on flow-weighted daily means (HJ 356-2019); compliance rate = compliant / valid judged days (B7, [M]).
+
+    10 June: inlet 90 L/s (7,776 m³), COD 200, NH3-N 20; outlet 85 L/s (7,344 m³), COD 20, NH3-N 2;
+    tp-e1 50 L/s (4,320 m³); tp-e2 has no meter and reports 8,000 m³ over 10-11 June (4,000 a day).
+    Treatment 7,776 / 8,320 = 0.934615 (below the 95 % target); balance 7,344 / 7,776 = 0.944444;
+    removal 0.9 for both; treated water: 2 of 2 days compliant.
+    11 June: inlet 60 L/s (5,184 m³), COD 100, NH3-N 20; outlet 50 L/s (4,320 m³), COD 60 (over 1A's 50);
+    tp-e1 silent: no treatment rate, which names tp-e1. 12 June: tp-e1 only, the inlet meter missing.
+    June: 1 day of 30 compares, so no rate; removal of COD on flow-weighted means:
+    C_in = (200·7,776 + 100·5,184) / 12,960 = 160, C_out = (20·7,344 + 60·4,320) / 11,664 = 34.814815,
+    removal 0.782407 (an arithmetic mean would give 0.766667); 3 of 4 judged days compliant."""
+    d1, d2, d3 = DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)
+    await send(settings, "tp-in", day_of("tp-in", d1, {"w00000": 90, "w01018": 200, "w21003": 20})
+               + day_of("tp-in", d2, {"w00000": 60, "w01018": 100, "w21003": 20}), park="tp")  # fmt: skip
+    await send(settings, "tp-out", day_of("tp-out", d1, {"w00000": 85, "w01018": 20, "w21003": 2})
+               + day_of("tp-out", d2, {"w00000": 50, "w01018": 60, "w21003": 2}), park="tp")  # fmt: skip
+    await send(settings, "tp-e1", day_of("tp-e1", d1, {"w00000": 50}) + day_of("tp-e1", d3, {"w00000": 50}), park="tp")
+    await drain(settings)
+    async with serving_api(settings, plant) as api:
+        report = {"station_id": "tp-e2", "first_day": "2025-06-10", "last_day": "2025-06-11",
+                  "volume_m3": 8000, "reported_by": "园区环保办 王工"}  # fmt: skip
+        stored = await api.post("/api/v1/volumes", json=report)
+        assert stored.status_code == 201, stored.text
+        assert stored.json()["volume_m3"] == 8000
+        clash = await api.post("/api/v1/volumes", json={**report, "first_day": "2025-06-11", "last_day": "2025-06-12"})
+        assert clash.status_code == 422 and clash.json()["error"] == "overlapping_report"
+        backwards = await api.post(
+            "/api/v1/volumes", json={**report, "first_day": "2025-07-02", "last_day": "2025-07-01"}
+        )
+        assert backwards.status_code == 422 and backwards.json()["error"] == "bad_span"
+        unknown = await api.post("/api/v1/volumes", json={**report, "station_id": "nowhere"})
+        assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_station"
+        negative = await api.post("/api/v1/volumes", json={**report, "volume_m3": -1})
+        assert negative.status_code == 422
+        listed = (await api.get("/api/v1/volumes", params={"park_id": "tp"})).json()
+        assert [r["station_id"] for r in listed["results"]] == ["tp-e2"] and listed["next_cursor"] is None
+
+        async def park(period: str, on: str) -> dict[str, Any]:
+            answer = await api.get("/api/v1/kpis", params={"period": period, "date": on, "park_id": "tp"})
+            assert answer.status_code == 200, answer.text
+            [row] = answer.json()["results"]
+            return dict(row)
+
+        first = await park("day", "2025-06-10")
+        second = await park("day", "2025-06-11")
+        third = await park("day", "2025-06-12")
+        june = await park("month", "2025-06-10")
+    assert first["treatment_rate"] == pytest.approx(7776 / 8320, abs=1e-6)
+    assert first["inputs"]["treatment"]["treated_m3"] == pytest.approx(7776)
+    assert first["inputs"]["treatment"]["discharged_m3"] == pytest.approx(8320)
+    assert first["inputs"]["treatment"]["plants"][0]["reported_station_days"] == 1
+    assert first["water_balance"] == pytest.approx(7344 / 7776, abs=1e-6)
+    assert first["removal_efficiency"] == {"w01018": pytest.approx(0.9), "w21003": pytest.approx(0.9)}
+    assert first["treated_water_compliance_rate"] == 1.0
+    assert first["inputs"]["treated_water_compliance"]["windows_compliant"] == 2
+    assert first["targets"]["treatment_rate"] == 0.95
+    assert first["shortfalls"]["treatment_rate"] == {"value": pytest.approx(0.934615, abs=1e-6), "target": 0.95}
+    # one real-time value an hour covers 24 of the day's 1,440 minutes per parameter: far below 90 %
+    assert first["shortfalls"]["effective_transmission_rate"]["target"] == 0.9
+
+    assert second["treatment_rate"] is None
+    assert "tp-e1" in second["reasons"]["treatment_rate"][0]
+    assert second["water_balance"] == pytest.approx(4320 / 5184, abs=1e-6)
+    assert second["treated_water_compliance_rate"] == 0.5
+    assert third["treatment_rate"] is None and "tp-in" in third["reasons"]["treatment_rate"][0]
+
+    assert june["treatment_rate"] is None
+    assert "1 of 30 days" in june["reasons"]["treatment_rate"][0]
+    assert june["removal_efficiency"]["w01018"] == pytest.approx(0.782407, abs=1e-6)
+    assert june["removal_efficiency"]["w21003"] == pytest.approx(0.9)
+    assert june["water_balance"] == pytest.approx(11664 / 12960, abs=1e-6)
+    assert june["treated_water_compliance_rate"] == 0.75
+    assert june["inputs"]["treated_water_compliance"] == {
+        "windows_compliant": 3, "windows_exceedance": 1, "windows_insufficient_data": 0, "stations": 1,
+    }  # fmt: skip

@@ -78,10 +78,10 @@ class Supervision(BaseModel):
 
 
 class Alert(BaseModel):
-    """An alert: one episode of one rule at one station (and parameter)."""
+    """An alert: one episode of one rule at one station (and parameter), or of a park's figure."""
 
     id: int
-    station_id: str
+    station_id: str | None = Field(description="null for a park's alert (a KPI of the park as a whole)")
     park_id: str
     parameter: str | None = Field(description="HJ 212 code; null for an alert about the station as a whole")
     parameter_name: str | None

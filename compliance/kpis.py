@@ -1,0 +1,85 @@
+"""Every KPI of a station, park, city or the province over a period, in one row each, with the inputs behind them.
+
+The figures come from their own modules (docs/kpis.md): data delivery (delivery.py), compliance
+rates (conformity.py), treatment (treatment.py); this module lines them up by whom they are
+about, and sets a park's figures against its targets (targets.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from compliance.conformity import conformity
+from compliance.delivery import PERIOD_INTERVAL, Level, Period, delivery, period_end, period_start
+from compliance.targets import park_targets, shortfalls
+from compliance.treatment import treatment
+
+PARK_ATTRS = "SELECT id, attrs FROM parks WHERE ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR city = $2)"
+
+
+async def kpis(
+    conn: asyncpg.Connection,
+    *,
+    period: Period,
+    on: date,
+    level: Level = "park",
+    park_id: str | None = None,
+    city: str | None = None,
+    station_id: str | None = None,
+    now: datetime,
+    targets: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """The KPI rows selected; `targets` (the province's) adds each park's targets and shortfalls."""
+    start = period_start(period, on)
+    end = period_end(period, start)
+    rows: dict[str, dict[str, Any]] = {}
+    for d in await delivery(conn, period=period, on=on, level=level, park_id=park_id, city=city, station_id=station_id):
+        rows[d.id] = {
+            "level": level,
+            "id": d.id,
+            "park_id": d.park_id,
+            "city": d.city,
+            "period": period,
+            "period_start": start.isoformat(),
+            **d.figures(),
+            "inputs": {"delivery": d.inputs()},
+            "reasons": {},
+        }
+    rates = await conformity(
+        conn,
+        start=start,
+        interval=PERIOD_INTERVAL[period],
+        level=level,
+        park_id=park_id,
+        city=city,
+        station_id=station_id,
+    )
+    for key, c in rates.items():
+        if key in rows:
+            figures = c.as_json()
+            rows[key]["inputs"].update(figures.pop("inputs"))
+            rows[key].update(figures)
+    if level != "station" and station_id is None:
+        for t in await treatment(conn, start=start, end=end, level=level, park_id=park_id, city=city, now=now):
+            if t.id in rows:
+                figures = t.as_json()
+                rows[t.id]["inputs"]["treatment"] = figures.pop("inputs")
+                if reasons := figures.pop("reasons"):
+                    rows[t.id]["reasons"]["treatment_rate"] = reasons
+                rows[t.id].update(figures)
+    if level == "park" and targets is not None:
+        attrs = {r["id"]: _json(r["attrs"]) for r in await conn.fetch(PARK_ATTRS, park_id, city)}
+        for row in rows.values():
+            own = park_targets(targets, attrs.get(row["id"]))
+            row["targets"] = own
+            row["shortfalls"] = shortfalls(row, own)
+    return list(rows.values())
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
