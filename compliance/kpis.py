@@ -16,6 +16,7 @@ import asyncpg
 
 from compliance.conformity import conformity
 from compliance.delivery import PERIOD_INTERVAL, Level, Period, delivery, period_end, period_start
+from compliance.solidwaste import solid_waste_rates
 from compliance.targets import park_targets, shortfalls
 from compliance.treatment import treatment
 
@@ -72,6 +73,8 @@ async def kpis(
                 if reasons := figures.pop("reasons"):
                     rows[t.id]["reasons"]["treatment_rate"] = reasons
                 rows[t.id].update(figures)
+    if level != "station" and station_id is None and period != "day":
+        await _add_solid_waste(conn, rows, period=period, on=on, level=level, park_id=park_id, city=city)
     if level == "park" and targets is not None:
         attrs = {r["id"]: _json(r["attrs"]) for r in await conn.fetch(PARK_ATTRS, park_id, city)}
         for row in rows.values():
@@ -79,6 +82,48 @@ async def kpis(
             row["targets"] = own
             row["shortfalls"] = shortfalls(row, own)
     return list(rows.values())
+
+
+async def _add_solid_waste(
+    conn: asyncpg.Connection,
+    rows: dict[str, dict[str, Any]],
+    *,
+    period: Period,
+    on: date,
+    level: Level,
+    park_id: str | None,
+    city: str | None,
+) -> None:
+    """Solid waste is reported by month: a park's rates as solidwaste.py gives them, a city's from its parks' tonnes."""
+    sums: dict[str, dict[str, float]] = {}
+    for w in await solid_waste_rates(conn, period=period, on=on, park_id=park_id, city=city):
+        key = {"park": w.park_id, "city": w.city, "province": "province"}[level]
+        if key not in rows:
+            continue
+        if level == "park":
+            rows[key]["solid_waste_rate"] = w.disposal_utilisation_rate
+            rows[key]["solid_waste_utilisation_rate"] = w.comprehensive_utilisation_rate
+            rows[key]["hazardous_waste_dumped"] = w.hazardous_dumped
+            rows[key]["inputs"]["solid_waste"] = w.inputs
+            if "disposal_utilisation_rate" in w.reasons:
+                rows[key]["reasons"]["solid_waste_rate"] = [w.reasons["disposal_utilisation_rate"]]
+            continue
+        total = sums.setdefault(key, {"part": 0.0, "whole": 0.0, "parks": 0.0})
+        total["part"] += float(w.inputs["utilised_t"]) + float(w.inputs["disposed_t"])
+        total["whole"] += (
+            float(w.inputs["generated_t"])
+            + float(w.inputs["utilised_from_prior_stock_t"])
+            + float(w.inputs["disposed_from_prior_stock_t"])
+        )
+        total["parks"] += 1 if w.inputs["reports"] else 0
+    for key, total in sums.items():
+        rate = round(min(1.0, total["part"] / total["whole"]), 6) if total["whole"] > 0 else None
+        rows[key]["solid_waste_rate"] = rate
+        rows[key]["inputs"]["solid_waste"] = {
+            "utilised_and_disposed_t": round(total["part"], 6),
+            "generated_and_prior_stock_t": round(total["whole"], 6),
+            "parks_reporting": int(total["parks"]),
+        }
 
 
 def _json(value: Any) -> Any:

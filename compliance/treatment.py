@@ -266,12 +266,12 @@ async def volumes(conn: asyncpg.Connection, sids: list[int], lo: date, hi: date)
     return out
 
 
-async def daily_means(
-    conn: asyncpg.Connection, sids: list[int], lo: date, hi: date
+async def daily_values(
+    conn: asyncpg.Connection, sids: list[int], lo: date, hi: date, codes: list[str]
 ) -> dict[tuple[int, str], dict[date, float]]:
-    """Valid daily means of the removed pollutants, (sid, code) → day → mg/L."""
+    """Valid daily means (flow-weighted where flow is reported) of these codes, (sid, code) → day → value."""
     out: dict[tuple[int, str], dict[date, float]] = defaultdict(dict)
-    for r in await conn.fetch(DAY_VALUES, sids, lo, hi, list(REMOVED)):
+    for r in await conn.fetch(DAY_VALUES, sids, lo, hi, codes):
         if r["hours_valid"] >= WATER_DAY_MIN_HOURS:
             out[(r["sid"], r["code"])][r["day"]] = r["value"]
     return out
@@ -295,7 +295,7 @@ async def treatment(
     ]
     sids = sorted({s.sid for p in plants for s in (p.inlet, *p.outlets, *p.enterprises)})
     vols = await volumes(conn, sids, start, end)
-    means = await daily_means(conn, sids, start, end)
+    means = await daily_values(conn, sids, start, end, list(REMOVED))
     rows: dict[str, Treatment] = {}
     for plant in sorted(plants, key=lambda p: p.inlet.id):
         key = {"park": plant.inlet.park_id, "city": plant.inlet.city, "province": "province"}[level]

@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.followup import follow_up
 from alerts.instruments import check_instruments
+from alerts.kpi import check_kpis
 from alerts.quality import check_offline, check_series
 from alerts.suspicious import check_suspicious
 from compliance.store import close_windows
@@ -50,6 +51,9 @@ SUSPICIOUS_EVERY = timedelta(minutes=15)
 # Asking loggers for gaps and clock settings: gaps are judged after 15 minutes' grace, so a
 # look every few minutes asks soon enough (ingest/hj212/asking.py).
 LOGGER_REQUESTS_EVERY = timedelta(minutes=2)
+# The KPI figures are of days, months and years, computed from the rollups: a look every
+# quarter of an hour finds a target missed soon enough, at a cost measured in docs/benchmarks.md.
+KPI_EVERY = timedelta(minutes=15)
 # A run that started less than this share of a period ago elsewhere makes this tick skip.
 RECENT_SHARE = 0.8
 CONNECT_TIMEOUT = 5.0
@@ -93,6 +97,7 @@ def cluster_jobs(settings: Settings) -> list[Job]:
         Job("suspicious-data", SUSPICIOUS_EVERY, check_suspicious),
         Job("alert-follow-up", FOLLOW_UP_EVERY, lambda conn: follow_up(conn, settings)),
         Job("logger-requests", LOGGER_REQUESTS_EVERY, plan_requests),
+        Job("kpi-targets", KPI_EVERY, lambda conn: check_kpis(conn, settings)),
     ]
 
 

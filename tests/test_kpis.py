@@ -11,7 +11,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from alerts.kpi import check_kpis
 from compliance.delivery import delivery, period_start
+from compliance.loads import cap_positions
+from compliance.treatment import report_volume
 from ingest.service import IngestService
 from parkwatch.settings import Settings
 from schemas.registry import read_registry
@@ -149,10 +152,15 @@ async def test_treatment_figures_worked_by_hand(settings: Settings, plant: Inges
             [row] = answer.json()["results"]
             return dict(row)
 
+        loads = (await api.get("/api/v1/loads", params={"year": 2025, "station_id": "tp-out"})).json()["results"]
         first = await park("day", "2025-06-10")
         second = await park("day", "2025-06-11")
         third = await park("day", "2025-06-12")
         june = await park("month", "2025-06-10")
+    [cod] = loads
+    assert (cod["parameter"], cod["cap_kg"], cod["missing_days"]) == ("w01018", 500, 363)
+    assert cod["cumulative_kg"] == pytest.approx(406.08) and cod["projected_kg"] == pytest.approx(406.08)
+    assert cod["over_cap"] is False
     assert first["treatment_rate"] == pytest.approx(7776 / 8320, abs=1e-6)
     assert first["inputs"]["treatment"]["treated_m3"] == pytest.approx(7776)
     assert first["inputs"]["treatment"]["discharged_m3"] == pytest.approx(8320)
@@ -181,3 +189,107 @@ async def test_treatment_figures_worked_by_hand(settings: Settings, plant: Inges
     assert june["inputs"]["treated_water_compliance"] == {
         "windows_compliant": 3, "windows_exceedance": 1, "windows_insufficient_data": 0, "stations": 1,
     }  # fmt: skip
+
+
+async def test_a_cap_is_crossed_by_projection_before_it_is_crossed_in_fact(
+    settings: Settings, plant: IngestService
+) -> None:
+    """Stack load G = C × Q × 10⁻⁶ kg (docs/reference/standards.md B8): SO2 100 mg/m³ at 10 m³/s (36,000 m³/h)
+    is 3.6 kg an hour, 86.4 kg a day. tp-kiln's cap is 1,500 kg a year. On 11 January 2025, after ten
+    days: 864 kg so far, projected 864 × 365 / 10 = 31,536 kg: past the cap by projection only
+    (kpi.cap_projected). On 21 January: 1,728 kg, past the cap in fact (kpi.cap_exceeded), and the
+    projection's alert gives way to it. The water outlet tp-out's COD load in June (C × V × 10⁻³ kg):
+    20 mg/L × 7,344 m³ + 60 mg/L × 4,320 m³ = 146.88 + 259.2 = 406.08 kg."""
+    jan = datetime(2025, 1, 1, tzinfo=DAY.tzinfo)
+    hours = [jan + timedelta(hours=h) for h in range(240)]
+    await send(
+        settings, "tp-kiln", [obj("tp-kiln", t, "hour", {"a21026": 100, "a00000": 10}) for t in hours], park="tp"
+    )
+    await drain(settings)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        [kiln] = await cap_positions(conn, year=2025, now=jan + timedelta(days=10), station_id="tp-kiln")
+        assert kiln.cumulative_kg == pytest.approx(864)
+        assert kiln.projected_kg == pytest.approx(31536)
+        assert kiln.as_json()["over_cap"] is False and kiln.as_json()["projected_over_cap"] is True
+        assert await check_kpis(conn, settings, now=jan + timedelta(days=10)) >= (1, 0)
+        open_now = await conn.fetch("SELECT rule, value, limit_value, status FROM alerts WHERE rule LIKE 'kpi.cap%'")
+        assert [(r["rule"], r["status"]) for r in open_now] == [("kpi.cap_projected", "active")]
+        assert open_now[0]["value"] == pytest.approx(864) and open_now[0]["limit_value"] == 1500
+        later = [jan + timedelta(hours=h) for h in range(240, 480)]
+        await send(settings, "tp-kiln", [obj("tp-kiln", t, "hour", {"a21026": 100, "a00000": 10}) for t in later],
+                   park="tp")  # fmt: skip
+        await drain(settings)
+        await check_kpis(conn, settings, now=jan + timedelta(days=20))
+        rows = await conn.fetch("SELECT rule, status, clear_reason FROM alerts WHERE rule LIKE 'kpi.cap%' ORDER BY id")
+        assert [tuple(r) for r in rows] == [
+            ("kpi.cap_projected", "cleared", "judged"),
+            ("kpi.cap_exceeded", "active", None),
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_a_treatment_rate_alert_raised_and_cleared(settings: Settings, plant: IngestService) -> None:
+    """June 2025 under way on 3 June: two complete days. Inlet 90 L/s (7,776 m³ a day), tp-e1 50 L/s
+    (4,320 m³), tp-e2 reports 8,000 m³ for the two days: 15,552 / 16,640 = 0.934615 < 0.95, one
+    kpi.treatment_rate alert about the park. tp-e2's report is corrected to 6,000 m³: 15,552 / 14,640
+    is over 1 (capped at 1), and the alert clears."""
+    first = datetime(2025, 6, 1, tzinfo=DAY.tzinfo)
+    days = [first, first + timedelta(days=1)]
+    await send(settings, "tp-in", [o for d in days for o in day_of("tp-in", d, {"w00000": 90})], park="tp")
+    await send(settings, "tp-e1", [o for d in days for o in day_of("tp-e1", d, {"w00000": 50})], park="tp")
+    await drain(settings)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        report = {"station_id": "tp-e2", "first_day": date(2025, 6, 1), "last_day": date(2025, 6, 2),
+                  "reported_by": "test", "note": None}  # fmt: skip
+        await report_volume(conn, **report, volume_m3=8000)
+        now = first + timedelta(days=2, hours=1)
+        await check_kpis(conn, settings, now=now)
+        [alert] = await conn.fetch("SELECT * FROM alerts WHERE rule = 'kpi.treatment_rate'")
+        assert alert["park"] == "tp" and alert["sid"] is None and alert["status"] == "active"
+        assert alert["value"] == pytest.approx(15552 / 16640, abs=1e-6) and alert["limit_value"] == 0.95
+        async with serving_api(settings, plant) as api:
+            listed = (await api.get("/api/v1/alerts", params={"rule": "kpi.treatment_rate"})).json()["results"]
+            assert [(a["park_id"], a["station_id"]) for a in listed] == [("tp", None)]
+        # the same figure again: the alert is updated, not doubled
+        await check_kpis(conn, settings, now=now)
+        assert await conn.fetchval("SELECT count(*) FROM alerts WHERE rule = 'kpi.treatment_rate'") == 1
+        await report_volume(conn, **report, volume_m3=6000)
+        await check_kpis(conn, settings, now=now)
+        cleared = await conn.fetchrow("SELECT status, clear_reason FROM alerts WHERE rule = 'kpi.treatment_rate'")
+        assert tuple(cleared) == ("cleared", "target_met")
+    finally:
+        await conn.close()
+
+
+async def test_a_solid_waste_rate_below_target_raises_a_park_alert(settings: Settings, plant: IngestService) -> None:
+    """处置利用率 = (utilised + disposed) / (generated + earlier stock drawn) (docs/reference/standards.md B7):
+    May 2025, 100 t generated, 60 utilised, 20 disposed, 20 stored: 80 / 100 = 0.8 < 0.9, the target.
+    The year's figure is held to the target: one kpi.solid_waste_rate alert about park tp."""
+    month = {"park_id": "tp", "month": "2025-05", "category": "general", "generated": 100, "utilised": 60,
+             "disposed": 20, "stored": 20, "reported_by": "园区环保办"}  # fmt: skip
+    async with serving_api(settings, plant) as api:
+        stored = await api.post("/api/v1/solid-waste", json=month)
+        assert stored.status_code == 201, stored.text
+        answer = await api.get("/api/v1/kpis", params={"period": "year", "date": "2025-05-01", "park_id": "tp"})
+        [row] = answer.json()["results"]
+        city = await api.get("/api/v1/kpis", params={"period": "year", "date": "2025-05-01", "level": "city"})
+    assert row["solid_waste_rate"] == pytest.approx(0.8) and row["solid_waste_utilisation_rate"] == pytest.approx(0.6)
+    assert row["shortfalls"]["solid_waste_rate"] == {"value": pytest.approx(0.8), "target": 0.9}
+    [zz] = [r for r in city.json()["results"] if r["id"] == "株洲"]
+    assert zz["solid_waste_rate"] == pytest.approx(0.8)
+    assert zz["inputs"]["solid_waste"] == {
+        "utilised_and_disposed_t": 80, "generated_and_prior_stock_t": 100, "parks_reporting": 1,
+    }  # fmt: skip
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await check_kpis(conn, settings, now=datetime(2025, 6, 15, tzinfo=DAY.tzinfo))
+        [alert] = await conn.fetch("SELECT park, sid, value, limit_value, details FROM alerts WHERE rule = $1",
+                                   "kpi.solid_waste_rate")  # fmt: skip
+    finally:
+        await conn.close()
+    assert (alert["park"], alert["sid"], alert["limit_value"]) == ("tp", None, 0.9)
+    assert alert["value"] == pytest.approx(0.8)
+    assert json.loads(alert["details"])["period"] == "year"

@@ -13,6 +13,7 @@ from api.deps import ConnDep, PagerDep
 from api.errors import ApiError
 from compliance.delivery import Level, Period
 from compliance.kpis import kpis
+from compliance.loads import cap_positions
 from compliance.targets import province_targets
 from compliance.treatment import LIST_VOLUMES, VolumeReportError, report_volume
 
@@ -36,6 +37,9 @@ class KpiRow(BaseModel):
     compliance_rate: Fraction = None
     treated_water_compliance_rate: Fraction = None
     treatment_rate: Fraction = None
+    solid_waste_rate: Fraction = Field(default=None, description="处置利用率 (parks, cities; month or longer)")
+    solid_waste_utilisation_rate: Fraction = Field(default=None, description="综合利用率 (parks)")
+    hazardous_waste_dumped: bool | None = Field(default=None, description="null: no hazardous-waste report")
     water_balance: float | None = Field(default=None, description="plant outlets' volume / inlet volume")
     removal_efficiency: dict[str, float | None] | None = Field(
         default=None, description="(C_in − C_out) / C_in per pollutant code, flow-weighted"
@@ -144,3 +148,42 @@ async def get_volumes(
     rows = rows[:limit]
     next_cursor = pager.encode(fp, (rows[-1]["station_id"], rows[-1]["first_day"].isoformat())) if more else None
     return {"results": rows, "next_cursor": next_cursor}
+
+
+class CapRow(BaseModel):
+    """A capped station's emissions of one pollutant in a calendar year against its cap (docs/kpis.md#loads)."""
+
+    station_id: str
+    park_id: str
+    parameter: str
+    year: int
+    cap_kg: float
+    cumulative_kg: float
+    substituted_kg: float = Field(description="of which HJ 75-2017 substitutes for invalid stack hours")
+    share_of_cap: float
+    projected_kg: float | None = Field(description="at the run rate so far; null in the year's first week")
+    projected_share: float | None
+    elapsed_days: float
+    missing_hours: int | None = None
+    missing_days: int | None = None
+    over_cap: bool
+    projected_over_cap: bool
+
+
+class CapPage(BaseModel):
+    """The capped stations and pollutants selected."""
+
+    results: list[CapRow]
+
+
+@router.get("/loads", response_model=CapPage)
+async def get_loads(
+    conn: ConnDep,
+    year: Annotated[int | None, Query(ge=2000, le=2100, description="calendar year (default: this year)")] = None,
+    park_id: Annotated[str | None, Query(max_length=64)] = None,
+    station_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """Total-quantity control: each capped station's emissions of the year, its cap and the projection to year end."""
+    now = datetime.now(UTC)
+    positions = await cap_positions(conn, year=year or now.year, now=now, park_id=park_id, station_id=station_id)
+    return {"results": [p.as_json() for p in positions]}
