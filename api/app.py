@@ -16,6 +16,7 @@ from api.livefeed import LiveFeed
 from api.responses import ORJSONResponse
 from api.routes import alerts as alert_routes
 from api.routes import (
+    assessment,
     compliance,
     dead_letters,
     events,
@@ -85,7 +86,18 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
     app.state.watchdog = watchdog
     errors.install(app)
     for module in (
-        registry, readings, compliance, kpis, solid_waste, statistics, alert_routes, events, hj212, dead_letters, health
+        registry,
+        readings,
+        compliance,
+        kpis,
+        assessment,
+        solid_waste,
+        statistics,
+        alert_routes,
+        events,
+        hj212,
+        dead_letters,
+        health,
     ):
         app.include_router(module.router, responses=error_responses())
     app.add_middleware(Guard)

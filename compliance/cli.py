@@ -10,10 +10,13 @@ from typing import Any, TextIO
 
 import asyncpg
 
+from compliance.assessment import AssessedPeriod, Assessment, assessment
 from compliance.delivery import Level, Period
 from compliance.evaluate import evaluate
 from compliance.kpis import kpis
+from compliance.targets import province_targets
 from compliance.worker import ComplianceWorker
+from parkwatch.settings import Settings
 from schemas.catalogue import CatalogError, Standard, catalogue
 
 # Hours of a station's existing rollups put back in the queue by `compliance rejudge`.
@@ -205,4 +208,32 @@ def kpis_command(
         out.write(f"{r['id']:<24} " + " ".join(f"{v:>11}" for v in shown) + "\n")
     if not rows:
         out.write("no stations selected\n")
+    return 0
+
+
+def assessment_command(
+    out: TextIO, settings: Settings, *, period: AssessedPeriod, on: date, city: str | None, as_json: bool
+) -> int:
+    """`parkwatch assessment`: the ranking as a table (yellow cards marked) or the whole assessment as JSON."""
+
+    async def fetch() -> Assessment:
+        conn = await asyncpg.connect(settings.DATABASE_URL)
+        try:
+            return await assessment(
+                conn, period=period, on=on, now=datetime.now(UTC), targets=province_targets(settings),
+                weights=settings.ASSESSMENT_WEIGHTS, city=city,
+            )  # fmt: skip
+        finally:
+            await conn.close()
+
+    result = asyncio.run(fetch())
+    if as_json:
+        out.write(json.dumps(result.as_json(), ensure_ascii=False, default=str) + "\n")
+        return 0
+    out.write(f"{'rank':>4} {'park':<24} {'city':<8} {'score':>6}  card / status\n")
+    for c in result.cards:
+        rank = "—" if c.rank is None else str(c.rank)
+        score = "—" if c.score is None else f"{c.score:.1f}"
+        note = ("黄牌 yellow card: " + "; ".join(c.card_reasons)) if c.yellow_card else c.status
+        out.write(f"{rank:>4} {c.park_id:<24} {c.city:<8} {score:>6}  {note}\n")
     return 0

@@ -244,6 +244,16 @@ def _evaluate(_settings: Settings, _args: argparse.Namespace) -> int:
     return evaluate_command(sys.stdin, sys.stdout)
 
 
+def _assessment(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from compliance.cli import assessment_command
+
+    return assessment_command(
+        sys.stdout, settings, period=args.period, on=args.date or date.today(), city=args.city, as_json=args.json
+    )
+
+
 def _kpis(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import date
 
@@ -462,6 +472,7 @@ _COMMANDS = {
     "standards": _standards,
     "evaluate": _evaluate,
     "kpis": _kpis,
+    "assessment": _assessment,
     "compliance": _compliance,
     "demo": _demo,
     "alerts": _alerts,

@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     kp = sub.add_parser(
-        "kpis", help="data-delivery rates (transmission, validity, effective) per station, park or city"
+        "kpis", help="KPIs (data delivery, compliance, treatment, solid waste) per station, park, city or province"
     )
     kp.add_argument("--period", choices=["day", "month", "quarter", "year"], default="day")
     kp.add_argument("--date", type=date.fromisoformat, help="a day of the period, YYYY-MM-DD (default: today)")
@@ -202,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     kp.add_argument("--park", help="this park's stations only")
     kp.add_argument("--city", help="this city's parks only")
     kp.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    asm = sub.add_parser("assessment", help="the park assessment: scores, ranking and yellow cards")
+    asm.add_argument("--period", choices=["month", "quarter", "year"], default="month")
+    asm.add_argument("--date", type=date.fromisoformat, help="a day of the period, YYYY-MM-DD (default: today)")
+    asm.add_argument("--city", help="rank this city's parks only")
+    asm.add_argument("--json", action="store_true", help="the whole assessment as one JSON document")
 
     comp = sub.add_parser("compliance", help="rollups and verdicts")
     csub = comp.add_subparsers(dest="action", required=True, metavar="ACTION")
