@@ -65,7 +65,7 @@ FROM alerts x LEFT JOIN stations s ON s.sid = x.sid LEFT JOIN parameters p ON p.
 WHERE x.family = 'kpi' AND x.status <> 'cleared'
 FOR UPDATE OF x
 """
-STATION_PARKS = "SELECT s.id, s.sid, s.park_id FROM stations s"
+STATION_PARKS = "SELECT s.id, s.sid, s.park_id, s.timezone, s.created_at FROM stations s"
 PARKS = "SELECT id, attrs FROM parks"
 
 
@@ -118,7 +118,10 @@ async def judge(conn: asyncpg.Connection, settings: Settings, now: datetime) -> 
     for d in await delivery(conn, period="month", on=today, level="station"):
         rate = d.figures()["effective_transmission_rate"]
         st = stations[d.id]
-        if rate is None:
+        # A station registered during the month could not deliver before it existed: its month is
+        # judged from the next one on (docs/kpis.md#kpi-alerts).
+        begun = datetime.fromisoformat(d.period_start).replace(tzinfo=ZoneInfo(st["timezone"]))
+        if rate is None or st["created_at"] > begun:
             continue
         out.computed.add(("", st["sid"], None, rule))
         target = targets[st["park_id"]]["effective_transmission_rate"]

@@ -25,6 +25,7 @@ from api.routes import (
     kpis,
     readings,
     registry,
+    reports,
     solid_waste,
     statistics,
 )
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
         compliance,
         kpis,
         assessment,
+        reports,
         solid_waste,
         statistics,
         alert_routes,

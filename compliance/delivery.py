@@ -6,8 +6,9 @@ The figures regulators rank stations by (传输率, 有效率, 有效传输率; 
 - validity rate = valid / received;
 - effective transmission rate = valid / expected (their product).
 
-Counted in minutes of each declared parameter, from the hourly rollups the compliance worker
-keeps current: a minute record covers its MinInterval, a station's hourly record its hour, a
+Counted in minutes of each declared parameter, from the rollups the compliance worker keeps
+current (whole days from rollup_day, which sums its hours' minutes; the day under way from
+rollup_hour): a minute record covers its MinInterval, a station's hourly record its hour, a
 real-time value its minute; valid means flagged N (compliance/store.py AGGREGATE_HOURS). The
 expected minutes run from the period's start (local time) to its end, or to the last complete
 hour of a period still under way; minutes flagged M or C (maintenance, calibration) are taken
@@ -29,9 +30,12 @@ PERIOD_INTERVAL: dict[str, str] = {"day": "1 day", "month": "1 month", "quarter"
 
 # Per station: its declared parameters, the period's local bounds (cut at the last complete hour
 # for a period under way), and the minutes its rollups cover there.
+# Per station: its declared parameters, the period's local bounds (cut at the last complete hour
+# for a period under way), and the minutes its rollups cover there: whole days from rollup_day,
+# the hours of the day the cut falls in from rollup_hour.
 STATION_MINUTES = """
 WITH st AS (
-    SELECT s.sid, s.id, s.park_id, p.city, array_agg(sp.pid) AS pids,
+    SELECT s.sid, s.id, s.park_id, p.city, s.timezone, array_agg(sp.pid) AS pids,
            ($1::date)::timestamp AT TIME ZONE s.timezone AS lo,
            least((($1::date) + $2::text::interval)::timestamp AT TIME ZONE s.timezone, date_trunc('hour', now())) AS hi
     FROM stations s
@@ -40,16 +44,28 @@ WITH st AS (
     WHERE ($3::text IS NULL OR s.park_id = $3) AND ($4::text IS NULL OR p.city = $4)
       AND ($5::text IS NULL OR s.id = $5)
     GROUP BY s.sid, p.city
+), cut AS (
+    SELECT st.*, greatest(lo, date_trunc('day', hi AT TIME ZONE timezone) AT TIME ZONE timezone) AS hi_day FROM st
 )
-SELECT st.id AS station_id, st.park_id, st.city, st.lo AS period_start, cardinality(st.pids) AS parameters,
-       (cardinality(st.pids) * greatest(0, extract(epoch FROM st.hi - st.lo) / 60))::bigint AS expected,
-       coalesce(sum(r.observed_minutes), 0)::bigint AS received,
-       coalesce(sum(r.valid_minutes), 0)::bigint AS valid,
-       coalesce(sum(r.maintenance_minutes), 0)::bigint AS maintenance
-FROM st
-LEFT JOIN rollup_hour r ON r.sid = st.sid AND r.pid = any(st.pids) AND r.hour >= st.lo AND r.hour < st.hi
-GROUP BY st.sid, st.id, st.park_id, st.city, st.lo, st.hi, st.pids
-ORDER BY st.park_id, st.id
+SELECT c.id AS station_id, c.park_id, c.city, c.lo AS period_start, cardinality(c.pids) AS parameters,
+       (cardinality(c.pids) * greatest(0, extract(epoch FROM c.hi - c.lo) / 60))::bigint AS expected,
+       (d.received + h.received)::bigint AS received,
+       (d.valid + h.valid)::bigint AS valid,
+       (d.maintenance + h.maintenance)::bigint AS maintenance
+FROM cut c
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(r.observed_minutes), 0) AS received, coalesce(sum(r.valid_minutes), 0) AS valid,
+           coalesce(sum(r.maintenance_minutes), 0) AS maintenance
+    FROM rollup_day r
+    WHERE r.sid = c.sid AND r.pid = any(c.pids) AND r.day >= $1::date AND r.day_start < c.hi_day
+) d
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(r.observed_minutes), 0) AS received, coalesce(sum(r.valid_minutes), 0) AS valid,
+           coalesce(sum(r.maintenance_minutes), 0) AS maintenance
+    FROM rollup_hour r
+    WHERE r.sid = c.sid AND r.pid = any(c.pids) AND r.hour >= c.hi_day AND r.hour < c.hi
+) h
+ORDER BY c.park_id, c.id
 """
 
 

@@ -117,18 +117,30 @@ FETCH_HOURS = """
 SELECT h.* FROM unnest($1::integer[], $2::timestamptz[], $3::timestamptz[]) AS w(sid, lo, hi)
 JOIN rollup_hour h ON h.sid = w.sid AND h.hour >= w.lo AND h.hour < w.hi
 """
+# The day's minutes are summed from its hours, written just before in the same transaction.
 UPSERT_DAYS = """
 INSERT INTO rollup_day (sid, pid, day, day_start, hours_expected, hours_observed, hours_valid, n_observed,
-                        n_valid, avg, avg_flow_weighted, vmin, vmax)
-SELECT * FROM unnest($1::integer[], $2::smallint[], $3::date[], $4::timestamptz[], $5::smallint[],
-                     $6::smallint[], $7::smallint[], $8::integer[], $9::integer[], $10::float8[], $11::float8[],
-                     $12::float8[], $13::float8[])
+                        n_valid, avg, avg_flow_weighted, vmin, vmax, observed_minutes, valid_minutes,
+                        maintenance_minutes)
+SELECT u.*, m.observed, m.valid, m.maintenance
+FROM unnest($1::integer[], $2::smallint[], $3::date[], $4::timestamptz[], $5::smallint[],
+            $6::smallint[], $7::smallint[], $8::integer[], $9::integer[], $10::float8[], $11::float8[],
+            $12::float8[], $13::float8[]) AS u(sid, pid, day, day_start, hours_expected, hours_observed, hours_valid,
+                                               n_observed, n_valid, avg, avg_flow_weighted, vmin, vmax)
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(h.observed_minutes), 0) AS observed, coalesce(sum(h.valid_minutes), 0) AS valid,
+           coalesce(sum(h.maintenance_minutes), 0) AS maintenance
+    FROM rollup_hour h
+    WHERE h.sid = u.sid AND h.pid = u.pid AND h.hour >= u.day_start
+      AND h.hour < u.day_start + u.hours_expected * interval '1 hour'
+) m
 ON CONFLICT (sid, pid, day) DO UPDATE SET
     day_start = EXCLUDED.day_start, hours_expected = EXCLUDED.hours_expected,
     hours_observed = EXCLUDED.hours_observed, hours_valid = EXCLUDED.hours_valid,
     n_observed = EXCLUDED.n_observed, n_valid = EXCLUDED.n_valid, avg = EXCLUDED.avg,
     avg_flow_weighted = EXCLUDED.avg_flow_weighted, vmin = EXCLUDED.vmin, vmax = EXCLUDED.vmax,
-    updated_at = now()
+    observed_minutes = EXCLUDED.observed_minutes, valid_minutes = EXCLUDED.valid_minutes,
+    maintenance_minutes = EXCLUDED.maintenance_minutes, updated_at = now()
 """
 # The daily values of inlet stations (the influent of GB 18918 class 3's removal-rate rule).
 FETCH_INFLUENT = """

@@ -1,23 +1,17 @@
 """HJ 75-2017 substitution of a stack's invalid hours: hourly loads with substitutes, the quarter's capture rate α.
 
-The rules (docs/kpis.md; docs/reference/standards.md A7, B8):
-
-- load of a valid hour G = C × Q × 10⁻⁶ kg, C the hour's measured mean (mg/m³, not O2-corrected:
-  the correction normalises for compliance, it does not change the mass) and Q its mean flow
-  (a00000, stored in m³/s, so × 3,600 for m³/h). The load is valid when both C and Q are valid
-  hours (≥ 45 valid minutes, the rollups' hourly rule);
-- a shut-down hour is not valid and holds values of the pollutant or of the flow that the
-  station flagged F (HJ 212 table 8, 停运): no load, no substitute, out of α's denominator;
-- every other hour is invalid (missing, short of minutes, flagged D, M, C, ...) and gets the
-  HJ 75 substitute chosen by the quarter's α = (hours − shut-down − invalid) / (hours − shut-down)
-  and the length of its gap (a run of hours without a valid load; the shut-down hours in a run
-  neither count towards its length nor end it).
+Rules and choices in docs/kpis.md (sources: docs/reference/standards.md A7, B8). A valid hour's load
+is G = C × Q × 10⁻⁶ kg, C its measured mean (mg/m³, not O2-corrected: the correction normalises for
+compliance, it does not change the mass) and Q its mean flow (a00000, stored in m³/s), both valid
+hours. A not-valid hour whose pollutant or flow values the station flagged F (停运) is shut down:
+0 kg, out of α's denominator. Every other hour is invalid and takes the substitute that the
+quarter's α and the length of its gap (a run without a valid load) select.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from fractions import Fraction
@@ -31,7 +25,7 @@ from compliance.windows import HOUR, clean, day_bounds
 
 FLOW = "a00000"
 # a00000 is stored in m³/s (schemas/data/hj212_gas.csv): mg/m³ × m³/s × 3,600 s/h × 10⁻⁶ kg/mg.
-KG_PER_HOUR = Fraction(3600, 10**6)
+KG_PER_HOUR = 3600 * 1e-6
 # HJ 75-2017's table for out-of-control and missing hours, tagged [S1] (docs/reference/standards.md
 # A7: one third-party implementation; D6: the wording is unconfirmed). A text that differs
 # changes these figures only.
@@ -47,15 +41,12 @@ PARTIAL_REFERENCE = 2160
 LOW_CAPTURE_REFERENCE = 2160
 LOOKBACK = max(SHORT_GAP_REFERENCE, LONG_GAP_REFERENCE, PARTIAL_REFERENCE, LOW_CAPTURE_REFERENCE)
 
+_MAX = "the highest hourly load of the {} valid hours before the gap"
 RULES = {
-    "alpha_90_gap_24": f"α ≥ 90 %, gap ≤ {SHORT_GAP_HOURS} h: the highest hourly load of the "
-    f"{SHORT_GAP_REFERENCE} valid hours before the gap (HJ 75-2017 [S1])",
-    "alpha_90_long_gap": f"α ≥ 90 %, gap > {SHORT_GAP_HOURS} h: the highest hourly load of the "
-    f"{LONG_GAP_REFERENCE} valid hours before the gap (HJ 75-2017 [S1])",
-    "alpha_75": f"75 % ≤ α < 90 %: the highest hourly load of the {PARTIAL_REFERENCE} valid hours before the "
-    "gap (HJ 75-2017 [S1])",
-    "alpha_below_75": f"α < 75 %: no HJ 75 substitute as read; the highest hourly load of the {LOW_CAPTURE_REFERENCE} "
-    "valid hours before the gap, the table's most conservative figure (a choice)",
+    "alpha_90_gap_24": f"α ≥ 90 %, gap ≤ {SHORT_GAP_HOURS} h: {_MAX.format(SHORT_GAP_REFERENCE)} (HJ 75-2017 [S1])",
+    "alpha_90_long_gap": f"α ≥ 90 %, gap > {SHORT_GAP_HOURS} h: {_MAX.format(LONG_GAP_REFERENCE)} (HJ 75-2017 [S1])",
+    "alpha_75": f"75 % ≤ α < 90 %: {_MAX.format(PARTIAL_REFERENCE)} (HJ 75-2017 [S1])",
+    "alpha_below_75": f"α < 75 %: HJ 75 as read has no substitute; {_MAX.format(LOW_CAPTURE_REFERENCE)} (a choice)",
     "no_reference": "no valid hour before the gap: no substitute, the load is unknown",
 }
 
@@ -170,24 +161,6 @@ def next_quarter(first: date) -> date:
     return date(first.year + 1, 1, 1) if first.month == 10 else date(first.year, first.month + 3, 1)
 
 
-class _Reference:
-    """The highest load of the latest `size` valid hours, kept as loads arrive (a monotonic queue)."""
-
-    def __init__(self, size: int) -> None:
-        self.size, self.seen, self.queue = size, 0, deque[tuple[int, float]]()
-
-    def push(self, load: float) -> None:
-        while self.queue and self.queue[-1][1] <= load:
-            self.queue.pop()
-        self.queue.append((self.seen, load))
-        self.seen += 1
-        while self.queue[0][0] <= self.seen - 1 - self.size:
-            self.queue.popleft()
-
-    def peek(self) -> tuple[float | None, int]:
-        return (self.queue[0][1] if self.queue else None), min(self.seen, self.size)
-
-
 def _rule(alpha: Fraction | None, gap: int) -> tuple[str, int]:
     if alpha is not None and alpha >= FULL_CAPTURE:
         return (
@@ -218,118 +191,93 @@ async def hourly_loads(
     reference may reach back before them. One statement, two when no `profile` is given (pass
     the worker's Profiles.by_sid[sid] when computing for many stations).
     """
+    if hi <= lo:
+        return Loads()
     if profile is None:
         row = await conn.fetchrow(SELECT_STATION, None, FLOW, sid)
         if row is None:
             raise SubstitutionError("unknown_station", f"no station with sid {sid}")
         profile = Profile.from_record(row)
-    tz = profile.tz
-    now = now or datetime.now(UTC)
-    q_lo = day_bounds(quarter_of(lo.astimezone(tz).date()), tz)[0].astimezone(UTC)
-    q_hi = day_bounds(next_quarter(quarter_of((hi - HOUR).astimezone(tz).date())), tz)[0].astimezone(UTC)
-    horizon = min(q_hi, now.astimezone(tz).replace(minute=0, second=0, microsecond=0).astimezone(UTC))
+    tz, now = profile.tz, now or datetime.now(UTC)
+    first = quarter_of(lo.astimezone(tz).date())
+    bounds = [day_bounds(first, tz)[0].astimezone(UTC)]
+    while bounds[-1] < hi:  # the local quarters [lo, hi) touches
+        first = next_quarter(first)
+        bounds.append(day_bounds(first, tz)[0].astimezone(UTC))
+    horizon = min(bounds[-1], now.astimezone(tz).replace(minute=0, second=0, microsecond=0).astimezone(UTC))
     minutes = hour_rule(profile, profile.standard_on(lo.astimezone(tz).date())).min_minutes or 1
-    rows = await conn.fetch(SELECT_HOURS, sid, pid, q_lo, q_hi, minutes, LOOKBACK)
-    back = [r for r in rows if r["hour"] < q_lo]
-    span = {r["hour"]: r for r in rows if r["hour"] >= q_lo}
-    starts, status = [], []
-    t = q_lo
-    while t < horizon:
-        r = span.get(t)
-        starts.append(t)
-        status.append(
-            "valid" if r is not None and r["valid"] else "shutdown" if r is not None and r["stopped"] else "invalid"
-        )
-        t += HOUR
-    quarters = _captures(starts, status, tz, horizon)
-    gaps = _gap_lengths(status, back[-1]["hour"] if back else None, q_lo)
-    references = {size: _Reference(size) for size in {SHORT_GAP_REFERENCE, LONG_GAP_REFERENCE, PARTIAL_REFERENCE}}
-    for r in back:
-        for ref in references.values():
-            ref.push(_load(r["conc"], r["flow"]))
-    out = Loads(quarters=[q for q in quarters if q.end > lo.astimezone(UTC) and q.start < hi.astimezone(UTC)])
-    snapshot: dict[int, tuple[float | None, int]] = {}
-    for i, (start, state) in enumerate(zip(starts, status, strict=True)):
-        r = span.get(start)
+    rows = await conn.fetch(SELECT_HOURS, sid, pid, bounds[0], bounds[-1], minutes, LOOKBACK)
+    back = [r for r in rows if r["hour"] < bounds[0]]
+    by_hour = {r["hour"]: r for r in rows if r["hour"] >= bounds[0]}
+    got = [by_hour.get(bounds[0] + HOUR * i) for i in range(max(0, int((horizon - bounds[0]) / HOUR)))]
+    status = ["valid" if r is not None and r["valid"] else "shutdown" if r is not None and r["stopped"] else "invalid"
+              for r in got]  # fmt: skip
+    quarters = _captures(status, bounds, horizon)
+    alphas = [q.alpha for q in quarters]
+    gaps = _gap_lengths(status, int((bounds[0] - back[-1]["hour"]) / HOUR) - 1 if back else 0)
+    loads = [_load(r["conc"], r["flow"]) for r in back]  # every valid load so far, oldest first
+    maxima: dict[tuple[int, int], float | None] = {}  # (valid loads so far, reference size) → the highest
+    out = Loads(quarters=[q for q in quarters if q.end > lo and q.start < hi])
+    q = 0
+    for i, (r, state) in enumerate(zip(got, status, strict=True)):
+        start = bounds[0] + HOUR * i
+        while start >= quarters[q].end:
+            q += 1
         if r is not None and state == "valid":
-            load = _load(r["conc"], r["flow"])
-            for ref in references.values():
-                ref.push(load)
-            hour = HourLoad(start, "measured", load, r["conc"], clean(r["flow"] * 3600))
-        else:
-            if i == 0 or status[i - 1] == "valid":
-                snapshot = {size: ref.peek() for size, ref in references.items()}
-            if state == "shutdown":
-                hour = HourLoad(start, "shutdown", 0.0)
-            else:
-                alpha = next(q.alpha for q in quarters if q.start <= start < q.end)
-                rule, size = _rule(alpha, gaps[i])
-                value, n = snapshot[size]
-                hour = HourLoad(
-                    start,
-                    "substituted" if value is not None else "unknown",
-                    value,
-                    rule=rule if value is not None else "no_reference",
-                    gap_hours=gaps[i],
-                    reference_hours=n,
-                )
+            loads.append(_load(r["conc"], r["flow"]))
+            hour = HourLoad(start, "measured", loads[-1], r["conc"], round(r["flow"] * 3600, 6))
+        elif state == "shutdown":
+            hour = HourLoad(start, "shutdown", 0.0)
+        else:  # no valid load arrives during a gap: the loads so far are those before it
+            rule, size = _rule(alphas[q], gaps[i])
+            key = (len(loads), size)
+            if key not in maxima:
+                maxima[key] = max(loads[-size:], default=None)
+            value = maxima[key]
+            hour = HourLoad(
+                start,
+                "substituted" if value is not None else "unknown",
+                value,
+                rule=rule if value is not None else "no_reference",
+                gap_hours=gaps[i],
+                reference_hours=min(len(loads), size),
+            )
         if lo <= start < hi:
             out.hours.append(hour)
     return out
 
 
 def _load(conc: float, flow: float) -> float:
-    """G = C × Q × 10⁻⁶ kg with Q in m³/s × 3,600 (docs/reference/standards.md B8), from the decimal inputs."""
-    return float(Fraction(repr(float(conc))) * Fraction(repr(float(flow))) * KG_PER_HOUR)
+    """G = C × Q × 10⁻⁶ kg with Q in m³/s × 3,600 (docs/reference/standards.md B8), without binary noise."""
+    return round(conc * flow * KG_PER_HOUR, 9)
 
 
-def _captures(starts: list[datetime], status: list[str], tz: Any, horizon: datetime) -> list[Capture]:
-    """Each local quarter's hours, shut-down and invalid hours, over the hours read."""
-    out: list[Capture] = []
-    for start, state in zip(starts, status, strict=True):
-        if not out or start >= out[-1].end:
-            first = quarter_of(start.astimezone(tz).date())
-            q_start = day_bounds(first, tz)[0].astimezone(UTC)
-            q_end = min(day_bounds(next_quarter(first), tz)[0].astimezone(UTC), horizon)
-            out.append(Capture(q_start, q_end, 0, 0, 0))
-        q = out[-1]
-        out[-1] = Capture(
-            q.start,
-            q.end,
-            q.hours + 1,
-            q.shutdown_hours + (state == "shutdown"),
-            q.invalid_hours + (state == "invalid"),
-        )
+def _captures(status: list[str], bounds: list[datetime], horizon: datetime) -> list[Capture]:
+    """Each quarter's hours, shut-down and invalid hours (`status` is hour by hour from bounds[0])."""
+    out = []
+    for start, following in itertools.pairwise(bounds):
+        end = min(following, horizon)
+        if start < end:
+            part = status[int((start - bounds[0]) / HOUR) : int((end - bounds[0]) / HOUR)]
+            out.append(Capture(start, end, len(part), part.count("shutdown"), part.count("invalid")))
     return out
 
 
-def _gap_lengths(status: list[str], last_valid: datetime | None, first: datetime) -> list[int]:
+def _gap_lengths(status: list[str], before: int) -> list[int]:
     """The invalid hours of the gap each hour belongs to (0 for valid hours).
 
-    A gap open at the first hour read began after the last valid hour before it: the hours
-    between, not read, count as invalid.
+    A gap open at the first hour read also counts the `before` hours since the last valid hour.
     """
-    out = [0] * len(status)
-    i = 0
-    while i < len(status):
-        if status[i] == "valid":
-            i += 1
-            continue
-        j = i
-        while j < len(status) and status[j] != "valid":
-            j += 1
-        length = sum(1 for k in range(i, j) if status[k] == "invalid")
-        if i == 0 and last_valid is not None:
-            length += int((first - last_valid) / HOUR) - 1
-        for k in range(i, j):
-            out[k] = length
-        i = j
+    out: list[int] = []
+    for valid, group in itertools.groupby(status, key=lambda state: state == "valid"):
+        run = list(group)
+        out += [0 if valid else run.count("invalid") + (before if not out else 0)] * len(run)
     return out
 
 
 async def substituted_loads(
     conn: asyncpg.Connection, *, station_id: str, code: str, quarter_start: date, now: datetime | None = None
-) -> tuple[Profile, Loads]:
+) -> Loads:
     """A stack pollutant's loads over a local quarter, substitutes filled in, with the quarter's α."""
     if quarter_of(quarter_start) != quarter_start:
         raise SubstitutionError("bad_quarter", f"{quarter_start} is not the first day of a quarter")
@@ -347,4 +295,4 @@ async def substituted_loads(
     hi = day_bounds(next_quarter(quarter_start), profile.tz)[0]
     if lo >= (now or datetime.now(UTC)):
         raise SubstitutionError("future_quarter", f"the quarter from {quarter_start} has not begun")
-    return profile, await hourly_loads(conn, profile.sid, row["pid"], lo, hi, profile=profile, now=now)
+    return await hourly_loads(conn, profile.sid, row["pid"], lo, hi, profile=profile, now=now)

@@ -120,6 +120,8 @@ class PlantFigures:
         """Why this plant's treatment rate cannot be given, or None."""
         if not self.enterprises:
             return f"no_discharges_declared: no enterprise outlet names {self.inlet} in discharges_to"
+        if not self.days:
+            return "no_complete_day: the period has no complete local day yet"
         if self.compared_days < MIN_COMPARED_SHARE * self.days or not self.discharged_m3:
             missing = f" (missing: {', '.join(self.missing[:20])})" if self.missing else ""
             return (

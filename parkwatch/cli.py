@@ -244,6 +244,15 @@ def _evaluate(_settings: Settings, _args: argparse.Namespace) -> int:
     return evaluate_command(sys.stdin, sys.stdout)
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from compliance.report_store import report_command
+
+    return report_command(
+        settings, kind=args.kind, on=args.date, park_id=args.park, fmt=args.fmt, output=args.output, lang=args.lang,
+        refresh=args.refresh,
+    )  # fmt: skip
+
+
 def _assessment(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import date
 
@@ -365,6 +374,10 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         return bench_compliance.run(
             settings, stations=args.stations, json_path=args.json, duration=args.duration, tick_rate=args.tick_rate
         )
+    if args.target == "kpis":
+        from simulators import bench_kpis
+
+        return bench_kpis.run(settings, parks=args.parks, stations=args.stations, json_path=args.json, days=args.days)
     if args.target == "hj212":
         from simulators import bench_hj212
 
@@ -473,6 +486,7 @@ _COMMANDS = {
     "evaluate": _evaluate,
     "kpis": _kpis,
     "assessment": _assessment,
+    "report": _report,
     "compliance": _compliance,
     "demo": _demo,
     "alerts": _alerts,

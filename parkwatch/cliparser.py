@@ -203,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     kp.add_argument("--city", help="this city's parks only")
     kp.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    rp = sub.add_parser("report", help="a daily or monthly report (日报, 月报) of a park or the province")
+    rp.add_argument("--kind", choices=("daily", "monthly"), required=True)
+    rp.add_argument("--date", required=True, help="YYYY-MM-DD (monthly also YYYY-MM)")
+    rp.add_argument("--park", help="this park's report (default: the province's)")
+    rp.add_argument("--format", dest="fmt", choices=("json", "html", "xlsx"), default="json")
+    rp.add_argument("--output", type=Path, help="write here (required for xlsx)")
+    rp.add_argument("--lang", choices=("zh", "en"), default="zh", help="headings in Chinese (default) or English")
+    rp.add_argument("--refresh", action="store_true", help="regenerate a stored report")
+
     asm = sub.add_parser("assessment", help="the park assessment: scores, ranking and yellow cards")
     asm.add_argument("--period", choices=["month", "quarter", "year"], default="month")
     asm.add_argument("--date", type=date.fromisoformat, help="a day of the period, YYYY-MM-DD (default: today)")
@@ -243,11 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="benchmarks: the whole path (default), hj212, compliance, scale (data growth), alerts (notice latency)",
+        help="benchmarks: the whole path (default), hj212, compliance, scale (data growth), alerts (notice latency), "
+        "kpis (a province's KPIs and assessment)",
     )
     bench.add_argument(
-        "target", nargs="?", choices=("ingest", "hj212", "compliance", "scale", "alerts"), default="ingest"
+        "target", nargs="?", choices=("ingest", "hj212", "compliance", "scale", "alerts", "kpis"), default="ingest"
     )
+    bench.add_argument("--parks", type=int, default=150, help="kpis: parks of the simulated province")
+    bench.add_argument("--days", type=int, default=30, help="kpis: days of rollups and verdicts")
     bench.add_argument("--connections", type=int, default=1000, help="hj212: loggers connected to the gateway at once")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
     bench.add_argument("--stations", type=int, default=200)

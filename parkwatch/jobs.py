@@ -26,6 +26,7 @@ from alerts.instruments import check_instruments
 from alerts.kpi import check_kpis
 from alerts.quality import check_offline, check_series
 from alerts.suspicious import check_suspicious
+from compliance.report_store import generate_due_reports
 from compliance.store import close_windows
 from ingest.hj212.asking import plan_requests
 from ingest.maintenance import ensure_partitions
@@ -54,6 +55,9 @@ LOGGER_REQUESTS_EVERY = timedelta(minutes=2)
 # The KPI figures are of days, months and years, computed from the rollups: a look every
 # quarter of an hour finds a target missed soon enough, at a cost measured in docs/benchmarks.md.
 KPI_EVERY = timedelta(minutes=15)
+# Daily and monthly reports are due once a day or a month: a look every quarter of an hour
+# stores each soon after it is due, and a look with nothing due is a few small queries.
+REPORTS_EVERY = timedelta(minutes=15)
 # A run that started less than this share of a period ago elsewhere makes this tick skip.
 RECENT_SHARE = 0.8
 CONNECT_TIMEOUT = 5.0
@@ -98,6 +102,7 @@ def cluster_jobs(settings: Settings) -> list[Job]:
         Job("alert-follow-up", FOLLOW_UP_EVERY, lambda conn: follow_up(conn, settings)),
         Job("logger-requests", LOGGER_REQUESTS_EVERY, plan_requests),
         Job("kpi-targets", KPI_EVERY, lambda conn: check_kpis(conn, settings)),
+        Job("reports", REPORTS_EVERY, lambda conn: generate_due_reports(conn, settings)),
     ]
 
 

@@ -30,14 +30,36 @@ WATER = ["w01018", "w21003", "w21011", "w21001", "w01001", "w00000", "w01010"]
 AIR = ["a34004", "a34002", "a21026", "a21004", "a05024", "a21005"]
 STACK = ["a21026", "a21002", "a34013", "a19001", "a00000", "a01012", "a01014"]
 # A park's stations in the order --stations-per-park takes them: the treatment plant first (its
-# outlet is what the provincial targets judge), then the air station, then the key enterprises.
+# outlet is what the provincial targets judge), an enterprise discharging to it, then the air
+# station, then the key enterprises' stacks.
 ROSTER: tuple[tuple[str, dict[str, Any]], ...] = (
     ("wwtp-in", {"kind": "wastewater_inlet", "parameters": ["w01018", "w21003", "w21011", "w21001", "w00000"]}),
     ("wwtp-out", {"kind": "wastewater_outlet", "parameters": WATER, "standard": "GB18918-2002", "class": "1A"}),
+    # An enterprise's wastewater outlet discharging to the plant (GB 8978 class 3: into a sewer
+    # that leads to a treatment plant), its annual COD cap in kg: the park's treatment rate and
+    # total-quantity control (docs/kpis.md).
+    (
+        "ent-w1",
+        {
+            "kind": "wastewater_outlet",
+            "parameters": ["w01018", "w21003", "w00000"],
+            "standard": "GB8978-1996",
+            "class": "3",
+            "construction_date": "2015-01-01",
+            "caps": {"w01018": 40000},
+        },
+    ),
     ("air", {"kind": "ambient_air", "parameters": AIR, "standard": "GB3095", "class": "2"}),
     (
         "cement-k1",
-        {"kind": "stack", "parameters": STACK, "standard": "GB4915-2013", "class": "kiln", "model": "cement"},
+        {
+            "kind": "stack",
+            "parameters": STACK,
+            "standard": "GB4915-2013",
+            "class": "kiln",
+            "model": "cement",
+            "caps": {"a21026": 120000, "a21002": 250000},
+        },
     ),
     (
         "steel-s1",
@@ -78,6 +100,8 @@ def province(*, parks: int = 2 * len(CITIES), stations_per_park: int = 6) -> Reg
             }
             if role == "wwtp-out":
                 doc["inlet"] = f"{park_id}-wwtp-in{suffix}"  # the roster puts the inlet just before
+            if role == "ent-w1":
+                doc["discharges_to"] = f"{park_id}-wwtp-in{suffix}"
                 doc["construction_date"] = "2012-06-01"
             stations.append(StationSpec.model_validate(doc))
     return RegistryFile(parks=park_specs, stations=stations)

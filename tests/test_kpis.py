@@ -13,6 +13,7 @@ import pytest
 
 from alerts.kpi import check_kpis
 from compliance.delivery import delivery, period_start
+from compliance.kpis import kpis
 from compliance.loads import cap_positions
 from compliance.treatment import report_volume
 from ingest.service import IngestService
@@ -293,3 +294,24 @@ async def test_a_solid_waste_rate_below_target_raises_a_park_alert(settings: Set
     assert (alert["park"], alert["sid"], alert["limit_value"]) == ("tp", None, 0.9)
     assert alert["value"] == pytest.approx(0.8)
     assert json.loads(alert["details"])["period"] == "year"
+
+
+async def test_late_data_update_the_figures(settings: Settings, plant: IngestService) -> None:
+    """Figures are computed on read from the rollups (docs/kpis.md): tp-e1's 10 June, back-filled
+    after the day was first read, turns an insufficient_metering day into a rate at the next read.
+    Inlet 90 L/s (7,776 m³), tp-e1 50 L/s (4,320 m³), tp-e2 40 L/s (3,456 m³): 7,776 / 7,776 = 1."""
+    await send(settings, "tp-in", day_of("tp-in", DAY, {"w00000": 90}), park="tp")
+    await send(settings, "tp-e2", day_of("tp-e2", DAY, {"w00000": 40}), park="tp")
+    await drain(settings)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        [before] = await kpis(conn, period="day", on=DAY.date(), park_id="tp", now=DAY + timedelta(days=2))
+        assert before["treatment_rate"] is None and "tp-e1" in before["reasons"]["treatment_rate"][0]
+        await send(settings, "tp-e1", day_of("tp-e1", DAY, {"w00000": 50}), park="tp")
+        await drain(settings)
+        [after] = await kpis(conn, period="day", on=DAY.date(), park_id="tp", now=DAY + timedelta(days=2))
+    finally:
+        await conn.close()
+    assert after["treatment_rate"] == 1.0
+    assert after["inputs"]["treatment"]["discharged_m3"] == pytest.approx(4320 + 3456)
+    assert after["inputs"]["delivery"]["received_minutes"] > before["inputs"]["delivery"]["received_minutes"]
