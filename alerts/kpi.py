@@ -12,14 +12,14 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from alerts import store
-from compliance.delivery import delivery
+from compliance.delivery import Period, delivery
 from compliance.kpis import kpis
 from compliance.loads import cap_positions
 from compliance.targets import park_targets, province_targets
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 # The period each figure is held to its target over: the month under way for what the data
 # give day by day, the year for what is reported monthly and for the annual caps.
-PARK_FIGURES = {
+PARK_FIGURES: dict[str, Period] = {
     "treatment_rate": "month",
     "treated_water_compliance_rate": "month",
     "solid_waste_rate": "year",
@@ -95,15 +95,33 @@ class Judged:
     computed: set[tuple[str, int | None, int | None, str]]
 
 
-async def judge(conn: asyncpg.Connection, settings: Settings, now: datetime) -> Judged:
-    """Every KPI figure of the periods under way, set against its target or cap."""
+async def judge(
+    conn: asyncpg.Connection, settings: Settings, now: datetime, *, figures: bool = True, caps: bool = True
+) -> Judged:
+    """The KPI figures of the periods under way set against their targets, and the caps, as asked."""
     today = now.astimezone(ZoneInfo(settings.DEFAULT_TIMEZONE)).date()
     defaults = province_targets(settings)
     parks = {r["id"]: _json(r["attrs"]) for r in await conn.fetch(PARKS)}
     targets = {park: park_targets(defaults, attrs) for park, attrs in parks.items()}
     out = Judged(breaches=[], computed=set())
+    if figures:
+        await _targets(conn, today=today, now=now, defaults=defaults, targets=targets, out=out)
+    if caps:
+        await _caps(conn, today, now, out)
+    return out
+
+
+async def _targets(
+    conn: asyncpg.Connection,
+    *,
+    today: date,
+    now: datetime,
+    defaults: dict[str, float],
+    targets: dict[str, dict[str, float]],
+    out: Judged,
+) -> None:
     for period in sorted(set(PARK_FIGURES.values())):
-        for row in await kpis(conn, period=period, on=today, level="park", now=now, targets=defaults):  # type: ignore[arg-type]
+        for row in await kpis(conn, period=period, on=today, level="park", now=now, targets=defaults):
             for figure, over in PARK_FIGURES.items():
                 if over != period or row.get(figure) is None:
                     continue
@@ -128,6 +146,9 @@ async def judge(conn: asyncpg.Connection, settings: Settings, now: datetime) -> 
         if rate < target:
             details = {**_details("effective_transmission_rate", rate, target, "month", d.period_start), **d.inputs()}
             out.breaches.append(Breach(rule, st["park_id"], st["sid"], None, rate, target, details))
+
+
+async def _caps(conn: asyncpg.Connection, today: date, now: datetime, out: Judged) -> None:
     for cap in await cap_positions(conn, year=today.year, now=now):
         for rule in CAP_RULES:
             out.computed.add(("", cap.sid, cap.pid, rule))
@@ -140,13 +161,22 @@ async def judge(conn: asyncpg.Connection, settings: Settings, now: datetime) -> 
             out.breaches.append(
                 Breach("kpi.cap_projected", cap.park_id, cap.sid, cap.pid, cap.cumulative_kg, cap.cap_kg, details)
             )
-    return out
 
 
-async def check_kpis(conn: asyncpg.Connection, settings: Settings, now: datetime | None = None) -> tuple[int, int]:
-    """Raise, update and clear KPI alerts from the figures now; returns (raised, cleared)."""
+async def check_kpis(
+    conn: asyncpg.Connection,
+    settings: Settings,
+    now: datetime | None = None,
+    *,
+    targets: bool = True,
+    caps: bool = True,
+) -> tuple[int, int]:
+    """Raise, update and clear KPI alerts from the figures now (the targets', the caps', or both); (raised, cleared).
+
+    An alert whose figure was not computed in this run (the other part's) is left as it is.
+    """
     now = now or datetime.now(UTC)
-    judged = await judge(conn, settings, now)
+    judged = await judge(conn, settings, now, figures=targets, caps=caps)
     raised = cleared = 0
     async with conn.transaction():
         wanted = {b.key: b for b in judged.breaches}

@@ -217,6 +217,7 @@ async def hourly_loads(
     gaps = _gap_lengths(status, int((bounds[0] - back[-1]["hour"]) / HOUR) - 1 if back else 0)
     loads = [_load(r["conc"], r["flow"]) for r in back]  # every valid load so far, oldest first
     maxima: dict[tuple[int, int], float | None] = {}  # (valid loads so far, reference size) → the highest
+    chosen: dict[tuple[int, int], tuple[str, int]] = {}  # (quarter, gap length) → its rule: exact α compares are slow
     out = Loads(quarters=[q for q in quarters if q.end > lo and q.start < hi])
     q = 0
     for i, (r, state) in enumerate(zip(got, status, strict=True)):
@@ -229,7 +230,7 @@ async def hourly_loads(
         elif state == "shutdown":
             hour = HourLoad(start, "shutdown", 0.0)
         else:  # no valid load arrives during a gap: the loads so far are those before it
-            rule, size = _rule(alphas[q], gaps[i])
+            rule, size = chosen.get((q, gaps[i])) or chosen.setdefault((q, gaps[i]), _rule(alphas[q], gaps[i]))
             key = (len(loads), size)
             if key not in maxima:
                 maxima[key] = max(loads[-size:], default=None)

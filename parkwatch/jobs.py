@@ -53,8 +53,10 @@ SUSPICIOUS_EVERY = timedelta(minutes=15)
 # look every few minutes asks soon enough (ingest/hj212/asking.py).
 LOGGER_REQUESTS_EVERY = timedelta(minutes=2)
 # The KPI figures are of days, months and years, computed from the rollups: a look every
-# quarter of an hour finds a target missed soon enough, at a cost measured in docs/benchmarks.md.
+# quarter of an hour finds a target missed soon enough; the annual caps, whose loads cost the
+# most to add up (docs/benchmarks.md), once an hour.
 KPI_EVERY = timedelta(minutes=15)
+KPI_CAPS_EVERY = timedelta(hours=1)
 # Daily and monthly reports are due once a day or a month: a look every quarter of an hour
 # stores each soon after it is due, and a look with nothing due is a few small queries.
 REPORTS_EVERY = timedelta(minutes=15)
@@ -101,7 +103,8 @@ def cluster_jobs(settings: Settings) -> list[Job]:
         Job("suspicious-data", SUSPICIOUS_EVERY, check_suspicious),
         Job("alert-follow-up", FOLLOW_UP_EVERY, lambda conn: follow_up(conn, settings)),
         Job("logger-requests", LOGGER_REQUESTS_EVERY, plan_requests),
-        Job("kpi-targets", KPI_EVERY, lambda conn: check_kpis(conn, settings)),
+        Job("kpi-targets", KPI_EVERY, lambda conn: check_kpis(conn, settings, caps=False)),
+        Job("kpi-caps", KPI_CAPS_EVERY, lambda conn: check_kpis(conn, settings, targets=False)),
         Job("reports", REPORTS_EVERY, lambda conn: generate_due_reports(conn, settings)),
     ]
 
