@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from compliance.delivery import delivery, period_end, period_start
+from compliance.delivery import Progress, delivery, period_end, period_start
 from compliance.kpis import kpis
 from compliance.loads import cap_positions
 
@@ -175,14 +175,16 @@ async def assessment(
     targets: Mapping[str, float],
     weights: Mapping[str, float] | None = None,
     city: str | None = None,
+    progress: Progress | None = None,
 ) -> Assessment:
     """Score, rank and card every park (of a city, or of the province) over the period that holds `on`."""
     weight = weights_from(weights)
     start = period_start(period, on)
     rows = {r["id"]: r for r in await kpis(conn, period=period, on=on, level="park", city=city, now=now,
-                                           targets=targets)}  # fmt: skip
+                                           targets=targets, progress=progress)}  # fmt: skip
     coverage = await _coverage(conn, period, on, targets)
-    caps = _caps(await cap_positions(conn, year=start.year, now=min(now, _end_instant(period, start, now))))
+    at = min(now, _end_instant(period, start, now))
+    caps = _caps(await cap_positions(conn, year=start.year, now=at, progress=progress))
     reported = {(r["park_id"], r["indicator"]): r for r in await conn.fetch(INPUTS, period, start)}
     cards = []
     for park in await conn.fetch(PARKS, city):

@@ -16,6 +16,7 @@ from compliance.evaluate import evaluate
 from compliance.kpis import kpis
 from compliance.targets import province_targets
 from compliance.worker import ComplianceWorker
+from parkwatch.progress import Bar
 from parkwatch.settings import Settings
 from schemas.catalogue import CatalogError, Standard, catalogue
 
@@ -191,12 +192,16 @@ def kpis_command(
         try:
             return await kpis(
                 conn, period=period, on=on, level=level, park_id=park_id, city=city, now=datetime.now(UTC),
-                targets=targets,
+                targets=targets, progress=bar,
             )  # fmt: skip
         finally:
             await conn.close()
 
-    rows = asyncio.run(fetch())
+    bar = Bar()
+    try:
+        rows = asyncio.run(fetch())
+    finally:
+        bar.close()
     if as_json:
         for r in rows:
             out.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
@@ -221,12 +226,16 @@ def assessment_command(
         try:
             return await assessment(
                 conn, period=period, on=on, now=datetime.now(UTC), targets=province_targets(settings),
-                weights=settings.ASSESSMENT_WEIGHTS, city=city,
+                weights=settings.ASSESSMENT_WEIGHTS, city=city, progress=bar,
             )  # fmt: skip
         finally:
             await conn.close()
 
-    result = asyncio.run(fetch())
+    bar = Bar()
+    try:
+        result = asyncio.run(fetch())
+    finally:
+        bar.close()
     if as_json:
         out.write(json.dumps(result.as_json(), ensure_ascii=False, default=str) + "\n")
         return 0

@@ -18,6 +18,7 @@ so a station counts by how much it should deliver.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -26,6 +27,8 @@ import asyncpg
 
 Period = Literal["day", "month", "quarter", "year"]
 Level = Literal["station", "park", "city", "province"]
+# Called as progress(stage, done, total) by the long computations, for a command line's bar.
+Progress = Callable[[str, int, int], None]
 PERIOD_INTERVAL: dict[str, str] = {"day": "1 day", "month": "1 month", "quarter": "3 months", "year": "1 year"}
 
 # Per station: its declared parameters, the period's local bounds (cut at the last complete hour

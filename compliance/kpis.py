@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 
 from compliance.conformity import conformity
-from compliance.delivery import PERIOD_INTERVAL, Level, Period, delivery, period_end, period_start
+from compliance.delivery import PERIOD_INTERVAL, Level, Period, Progress, delivery, period_end, period_start
 from compliance.solidwaste import solid_waste_rates
 from compliance.targets import park_targets, shortfalls
 from compliance.treatment import treatment
@@ -34,8 +34,11 @@ async def kpis(
     station_id: str | None = None,
     now: datetime,
     targets: Mapping[str, float] | None = None,
+    progress: Progress | None = None,
 ) -> list[dict[str, Any]]:
     """The KPI rows selected; `targets` (the province's) adds each park's targets and shortfalls."""
+    step = progress or (lambda _stage, _done, _total: None)
+    step("data delivery", 0, 4)
     start = period_start(period, on)
     end = period_end(period, start)
     rows: dict[str, dict[str, Any]] = {}
@@ -51,6 +54,7 @@ async def kpis(
             "inputs": {"delivery": d.inputs()},
             "reasons": {},
         }
+    step("compliance rates", 1, 4)
     rates = await conformity(
         conn,
         start=start,
@@ -65,6 +69,7 @@ async def kpis(
             figures = c.as_json()
             rows[key]["inputs"].update(figures.pop("inputs"))
             rows[key].update(figures)
+    step("treatment", 2, 4)
     if level != "station" and station_id is None:
         for t in await treatment(conn, start=start, end=end, level=level, park_id=park_id, city=city, now=now):
             if t.id in rows:
@@ -73,6 +78,7 @@ async def kpis(
                 if reasons := figures.pop("reasons"):
                     rows[t.id]["reasons"]["treatment_rate"] = reasons
                 rows[t.id].update(figures)
+    step("solid waste", 3, 4)
     if level != "station" and station_id is None and period != "day":
         await _add_solid_waste(conn, rows, period=period, on=on, level=level, park_id=park_id, city=city)
     if level == "park" and targets is not None:
@@ -81,6 +87,7 @@ async def kpis(
             own = park_targets(targets, attrs.get(row["id"]))
             row["targets"] = own
             row["shortfalls"] = shortfalls(row, own)
+    step("KPIs", 4, 4)
     return list(rows.values())
 
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from compliance.delivery import Progress
 from compliance.substitution import hourly_loads
 from compliance.treatment import daily_values, period_days, volumes
 from compliance.windows import clean
@@ -92,10 +93,12 @@ async def cap_positions(
     now: datetime,
     park_id: str | None = None,
     station_id: str | None = None,
+    progress: Progress | None = None,
 ) -> list[CapPosition]:
     """Every capped station and pollutant selected, for the calendar year (local time) as of `now`."""
     out = []
-    for r in await conn.fetch(CAPPED, park_id, station_id):
+    capped = await conn.fetch(CAPPED, park_id, station_id)
+    for n, r in enumerate(capped, start=1):
         zone = ZoneInfo(r["timezone"])
         lo = datetime(year, 1, 1, tzinfo=zone)
         hi = datetime(year + 1, 1, 1, tzinfo=zone)
@@ -104,6 +107,8 @@ async def cap_positions(
         else:
             position = await _water(conn, r, lo, hi, now)
         out.append(position)
+        if progress is not None:
+            progress("loads against caps", n, len(capped))
     return out
 
 

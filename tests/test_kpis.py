@@ -3,6 +3,7 @@ the API and the command line."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
@@ -17,6 +18,7 @@ from compliance.kpis import kpis
 from compliance.loads import cap_positions
 from compliance.treatment import report_volume
 from ingest.service import IngestService
+from parkwatch.progress import Bar
 from parkwatch.settings import Settings
 from schemas.registry import read_registry
 from tests.conftest import ingest_for
@@ -309,9 +311,29 @@ async def test_late_data_update_the_figures(settings: Settings, plant: IngestSer
         assert before["treatment_rate"] is None and "tp-e1" in before["reasons"]["treatment_rate"][0]
         await send(settings, "tp-e1", day_of("tp-e1", DAY, {"w00000": 50}), park="tp")
         await drain(settings)
-        [after] = await kpis(conn, period="day", on=DAY.date(), park_id="tp", now=DAY + timedelta(days=2))
+        stages: list[tuple[str, int, int]] = []
+        [after] = await kpis(conn, period="day", on=DAY.date(), park_id="tp", now=DAY + timedelta(days=2),
+                             progress=lambda *step: stages.append(step))  # fmt: skip
+        assert stages[0] == ("data delivery", 0, 4) and stages[-1] == ("KPIs", 4, 4)
     finally:
         await conn.close()
     assert after["treatment_rate"] == 1.0
     assert after["inputs"]["treatment"]["discharged_m3"] == pytest.approx(4320 + 3456)
     assert after["inputs"]["delivery"]["received_minutes"] > before["inputs"]["delivery"]["received_minutes"]
+
+
+class Terminal(io.StringIO):
+    """A text stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_draws_on_a_terminal_only() -> None:
+    screen, pipe = Terminal(), io.StringIO()
+    for out in (screen, pipe):
+        bar = Bar(out)
+        bar("loads against caps", 3, 4)
+        bar.close()
+    assert screen.getvalue() == f"\r{'loads against caps':<28} [{'#' * 22}{'.' * 8}] 3/4 \n"
+    assert pipe.getvalue() == ""
