@@ -10,7 +10,7 @@ from typing import Any
 from compliance.assessment import DEFAULT_WEIGHTS
 from compliance.report_labels import Lang, value_word, word
 from compliance.reports import HEADLINE
-from schemas.registry import TARGET_NAMES
+from schemas.kpis import TARGET_NAMES
 
 # How a column's values are written: the XLSX number format and the HTML text follow it.
 KINDS = ("text", "percent", "number", "kg", "ratio", "score", "minutes", "integer", "datetime")

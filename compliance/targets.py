@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from parkwatch.settings import Settings
-from schemas.registry import TARGET_NAMES
+from schemas.kpis import TARGET_NAMES
 
 
 def province_targets(settings: Settings) -> dict[str, float]:

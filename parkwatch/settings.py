@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvParseError
+
+from schemas.kpis import ASSESSMENT_INDICATORS
 
 ENV_PREFIX = "PARKWATCH_"
 
@@ -105,6 +108,19 @@ class Settings(BaseSettings):
     # The park assessment's weights, figure → weight (docs/kpis.md#assessment); JSON in the
     # environment. Empty: the defaults of compliance/assessment.py.
     ASSESSMENT_WEIGHTS: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("ASSESSMENT_WEIGHTS")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(ASSESSMENT_INDICATORS))
+        if unknown:
+            raise ValueError(f"unknown indicator(s) {', '.join(unknown)}; known: {', '.join(ASSESSMENT_INDICATORS)}")
+        if any(not 0 <= w < 1e6 for w in value.values()):
+            raise ValueError("weights are non-negative numbers")
+        if set(value) == set(ASSESSMENT_INDICATORS) and not sum(value.values()):
+            raise ValueError("at least one indicator must weigh something")
+        return value
+
     # The watchdog's own way out (docs/alerts.md): parkwatch failing (database unreachable,
     # ingest stalled, compliance behind) is posted here directly, needing no database.
     WATCHDOG_WEBHOOK_URL: str | None = None
@@ -229,6 +245,8 @@ def load_settings() -> Settings:
     """Read and validate the settings, or raise SettingsError naming each bad one."""
     try:
         return Settings()
+    except EnvParseError as exc:  # a JSON setting (ASSESSMENT_WEIGHTS) that is not JSON
+        raise SettingsError([(_named(str(exc)), "not valid JSON")]) from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -236,6 +254,12 @@ def load_settings() -> Settings:
             msg = err["msg"].removeprefix("Value error, ")
             problems.append((f"{ENV_PREFIX}{field}", msg))
         raise SettingsError(problems) from None
+
+
+def _named(message: str) -> str:
+    """The setting a pydantic-settings parse error names ('error parsing value for field "X" ...')."""
+    found = re.search(r'field "([A-Z_]+)"', message)
+    return f"{ENV_PREFIX}{found.group(1)}" if found else "settings"
 
 
 @lru_cache(maxsize=1)

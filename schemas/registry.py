@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from schemas.alerting import ChannelSpec, RouteSpec
 from schemas.catalogue import CatalogError, catalogue
+from schemas.kpis import TARGET_NAMES
 from schemas.parameters import catalog
 from schemas.stations import CrcVariant, StationKind
 from schemas.units import normalise
@@ -23,8 +24,6 @@ from schemas.units import normalise
 # Ids become MQTT topic levels and URL path segments: no '/', '+', '#' or spaces.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # HJ 212 MN: 24 hex characters by the 2017 text, 14 in 2005, 7-24 with letters and '_' in the field.
-# The KPIs a park has a target for (docs/kpis.md#targets); the defaults are settings.
-TARGET_NAMES = ("treatment_rate", "treated_water_compliance_rate", "solid_waste_rate", "effective_transmission_rate")
 MN_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
 # Vendor factor codes a station may declare beyond the HJ 212 tables ('a99054', 'ys1000', ...).
 VENDOR_CODE_PATTERN = r"^[A-Za-z0-9_.-]{1,24}$"

@@ -11,10 +11,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from compliance.assessment import Scorecard, assessment, build_card, score_and_rank, weights_from
+from compliance.assessment import DEFAULT_WEIGHTS, Scorecard, assessment, build_card, score_and_rank, weights_from
 from compliance.targets import province_targets
 from ingest.service import IngestService
-from parkwatch.settings import Settings
+from parkwatch.settings import Settings, SettingsError, load_settings
+from schemas.kpis import ASSESSMENT_INDICATORS
 from schemas.registry import RegistryFile
 from tests.conftest import ingest_for
 from tests.helpers import cli_env, run_cli, serving_api
@@ -140,3 +141,16 @@ async def test_a_yellow_card_from_simulated_inlet_and_outlet_data(settings: Sett
     assert {c["park_id"] for c in json.loads(printed.stdout)["results"]} >= {"ap0", "ap-empty"}
     table = run_cli("assessment", "--period", "month", "--date", "2025-06-01", env=cli_env(settings))
     assert "ap-empty" in table.stdout and "insufficient_data" in table.stdout
+
+
+def test_the_weights_setting_names_known_indicators_and_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert tuple(DEFAULT_WEIGHTS) == ASSESSMENT_INDICATORS
+    monkeypatch.setenv("PARKWATCH_ASSESSMENT_WEIGHTS", '{"treatment_rate": 30, "energy_intensity": 0}')
+    assert load_settings().ASSESSMENT_WEIGHTS == {"treatment_rate": 30, "energy_intensity": 0}
+    for value, says in [("{not json", "not valid JSON"), ('{"beauty": 3}', "unknown indicator(s) beauty"),
+                        ('{"treatment_rate": -1}', "non-negative"),
+                        (json.dumps(dict.fromkeys(ASSESSMENT_INDICATORS, 0)), "weigh something")]:  # fmt: skip
+        monkeypatch.setenv("PARKWATCH_ASSESSMENT_WEIGHTS", value)
+        with pytest.raises(SettingsError) as refused:
+            load_settings()
+        assert refused.value.problems[0][0] == "PARKWATCH_ASSESSMENT_WEIGHTS" and says in refused.value.problems[0][1]
