@@ -18,7 +18,7 @@ def test_bench_smoke_run_loses_nothing_and_times_verdicts(settings: Settings, tm
     out = tmp_path / "bench.json"
     try:
         done = run_cli(
-            *("bench", "--duration", "6", "--stations", "20", "--rate", "4000", "--json", str(out)),
+            *("bench", "--duration", "4", "--stations", "20", "--rate", "4000", "--json", str(out)),
             env=cli_env(settings),
             timeout=600,
         )
@@ -62,7 +62,7 @@ def test_bench_alerts_delivers_every_notice_once(settings: Settings, tmp_path: P
     out = tmp_path / "alerts.json"
     try:
         done = run_cli(
-            *("bench", "alerts", "--duration", "8", "--stations", "20", "--rate", "4000", "--json", str(out)),
+            *("bench", "alerts", "--duration", "5", "--stations", "20", "--rate", "4000", "--json", str(out)),
             env=cli_env(settings),
             timeout=600,
         )
@@ -92,3 +92,23 @@ def test_bench_hj212_packet_is_accepted_whole() -> None:
     )
     assert message.problems == []
     assert len(message.rows) == len(WATER_FACTORS)
+
+
+def test_bench_kpis_times_every_figure_and_a_late_hour(settings: Settings, tmp_path: Path) -> None:
+    """`parkwatch bench kpis` smoke run on a small province: every figure timed, the late hour read back."""
+    out = tmp_path / "kpis.json"
+    try:
+        done = run_cli(*("bench", "kpis", "--parks", "4", "--stations", "28", "--days", "2", "--json", str(out)),
+                       env=cli_env(settings), timeout=600)  # fmt: skip
+    finally:
+        drop_database(f"{settings.database_name}_bench_kpis")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    figures = json.loads(out.read_text())
+    assert figures["rows"]["rollup_hour"] > 4 * 7 * 48 * 0.9  # 28 stations, ≥ 3 parameters, 48 hours, 2 % missing
+    assert figures["caps"] == 4 * 3 and figures["late"]["readings"] > 0
+    assert set(figures["timings_s"]) >= {
+        "KPIs per park (month)",
+        "assessment (month)",
+        "KPI alert job kpi-caps (hourly)",
+    }
+    assert "a late hour" in done.stdout

@@ -36,8 +36,8 @@ async def test_every_fault_in_turn_loses_nothing(embedded_dir: Path) -> None:
 async def test_a_sigkill_storm_loses_nothing(embedded_dir: Path) -> None:
     """The ingest killed every 2 s, often before it has even subscribed again."""
     run = chaos.ChaosRun(embedded_dir, stations=4, rate=10, faults=["ingest-kill"], every=2.0)
-    report = await run.run(seconds=20, min_faults=10)
+    report = await run.run(seconds=14, min_faults=7)
     text = chaos.render(report, ["ingest-kill"], 2.0)
-    assert len(report.faults) == 10, text
+    assert len(report.faults) == 7, text
     assert report.clean, text
-    assert report.stored == report.acknowledged > 300, text
+    assert report.stored == report.acknowledged > 200, text
