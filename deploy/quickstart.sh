@@ -62,7 +62,14 @@ ensure_services() {
 checks() {
     say "ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check --quiet .
     say "mypy"; .venv/bin/mypy
-    say "pytest"; .venv/bin/pytest -q "$@"
+    # Each test has its own database, topic prefix and ports, so the tests run side by side: one
+    # worker a core, at most four (the services are shared); 0.65x the serial time on two cores.
+    workers=$(nproc 2>/dev/null || echo 1); [ "$workers" -gt 4 ] && workers=4
+    if [ "$workers" -gt 1 ]; then
+        say "pytest ($workers workers)"; .venv/bin/pytest -q -n "$workers" "$@"
+    else
+        say "pytest"; .venv/bin/pytest -q "$@"
+    fi
 }
 
 case "$command" in

@@ -337,3 +337,35 @@ def test_the_progress_bar_draws_on_a_terminal_only() -> None:
         bar.close()
     assert screen.getvalue() == f"\r{'loads against caps':<28} [{'#' * 22}{'.' * 8}] 3/4 \n"
     assert pipe.getvalue() == ""
+
+
+async def test_a_month_with_invalid_flagged_data(settings: Settings, plant: IngestService) -> None:
+    """June 2025 at tp-out, one value an hour (each covers its minute). 10 June: COD 20, compliant.
+    11 June: 11 hours of COD 20, then 13 hours flagged D (instrument fault, HJ 212 table 8): 11 valid
+    hours < 12, insufficient data, counted apart and never as compliant. 12 June: COD 60 > 50 (1A),
+    an exceedance. Treated-water compliance 1 / (1 + 1) = 0.5 (docs/kpis.md#compliance-rate).
+    Validity 有效率 = valid / received minutes: COD 24 + 11 + 24 = 59 of 72, flow 72 of 72:
+    131 / 144 = 0.909722."""
+    cod = {1: [(20, "N")] * 24, 2: [(20, "N")] * 11 + [(20, "D")] * 13, 3: [(60, "N")] * 24}
+    objects = [
+        obj("tp-out", (DAY + timedelta(days=d - 1)).replace(hour=h), "rtd", {"w01018": value, "w00000": 80})
+        for d, values in cod.items()
+        for h, value in enumerate(values)
+    ]
+    await send(settings, "tp-out", objects, park="tp")
+    await drain(settings)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        [park] = await kpis(conn, period="month", on=DAY.date(), park_id="tp", now=DAY + timedelta(days=30))
+        [station] = await kpis(conn, period="month", on=DAY.date(), level="station", station_id="tp-out",
+                               now=DAY + timedelta(days=30))  # fmt: skip
+    finally:
+        await conn.close()
+    assert park["treated_water_compliance_rate"] == 0.5
+    assert park["inputs"]["treated_water_compliance"] == {
+        "windows_compliant": 1, "windows_exceedance": 1, "windows_insufficient_data": 1, "stations": 1,
+    }  # fmt: skip
+    assert station["compliance_rate"] == 0.5
+    delivered = station["inputs"]["delivery"]
+    assert (delivered["received_minutes"], delivered["valid_minutes"]) == (144, 131)
+    assert station["validity_rate"] == pytest.approx(131 / 144, abs=1e-6)
