@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -107,6 +108,11 @@ class Delivery:
             "stations": self.stations,
             "parameters": self.parameters,
         }
+
+
+def local_today(zone: str) -> date:
+    """Today in a time zone: the day a period "under way" is counted to (not the host's date)."""
+    return datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
 
 
 def period_start(period: Period, on: date) -> date:

@@ -8,8 +8,11 @@ docs/kpis.md#loads holds the rules:
   flow-weighted daily mean in mg/L, V the day's volume in m³, docs/reference/standards.md B8);
   days without both are counted as missing, not substituted (HJ 356's substitution rules were
   not obtained: docs/reference/standards.md D7);
-- the projection to the year's end is the run rate so far: cumulative × year / elapsed, given
-  once at least MIN_PROJECTION_DAYS of the year have elapsed.
+- the projection to the year's end is the run rate so far carried over the rest of the year:
+  cumulative + cumulative / counted × (year − elapsed), `counted` the hours (days) that have a
+  load; hours before a station's first valid hour have none (it was not monitored yet) and are
+  not projected from. It is given once MIN_PROJECTION_DAYS of loads are counted, or when the
+  year is over (then it is the cumulative).
 """
 
 from __future__ import annotations
@@ -59,11 +62,19 @@ class CapPosition:
     unit: str  # of `missing`: hours or days
 
     @property
+    def counted(self) -> timedelta:
+        """The time that has a load: elapsed less the missing hours or days."""
+        return self.elapsed - timedelta(**{self.unit: self.missing})
+
+    @property
     def projected_kg(self) -> float | None:
-        """The year's emissions at the run rate so far; None before MIN_PROJECTION_DAYS."""
-        if self.elapsed < timedelta(days=MIN_PROJECTION_DAYS):
+        """The year's emissions at the run rate so far; None before MIN_PROJECTION_DAYS of loads."""
+        rest = self.year_length - self.elapsed
+        if rest <= timedelta(0):
+            return clean(self.cumulative_kg)
+        if self.counted < timedelta(days=MIN_PROJECTION_DAYS):
             return None
-        return clean(self.cumulative_kg * (self.year_length / self.elapsed))
+        return clean(self.cumulative_kg + self.cumulative_kg * (rest / self.counted))
 
     def as_json(self) -> dict[str, Any]:
         """The figures and their inputs."""
@@ -80,6 +91,7 @@ class CapPosition:
             "projected_kg": projected,
             "projected_share": round(projected / self.cap_kg, 6) if projected is not None else None,
             "elapsed_days": round(self.elapsed / timedelta(days=1), 4),
+            "counted_days": round(self.counted / timedelta(days=1), 4),
             f"missing_{self.unit}": self.missing,
             "over_cap": self.cumulative_kg > self.cap_kg,
             "projected_over_cap": projected is not None and projected > self.cap_kg,

@@ -254,26 +254,29 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _assessment(settings: Settings, args: argparse.Namespace) -> int:
-    from datetime import date
-
     from compliance.cli import assessment_command
+    from compliance.delivery import local_today
 
     return assessment_command(
-        sys.stdout, settings, period=args.period, on=args.date or date.today(), city=args.city, as_json=args.json
+        sys.stdout,
+        settings,
+        period=args.period,
+        on=args.date or local_today(settings.DEFAULT_TIMEZONE),
+        city=args.city,
+        as_json=args.json,
     )
 
 
 def _kpis(settings: Settings, args: argparse.Namespace) -> int:
-    from datetime import date
-
     from compliance.cli import kpis_command
+    from compliance.delivery import local_today
     from compliance.targets import province_targets
 
     return kpis_command(
         sys.stdout,
         settings.DATABASE_URL,
         period=args.period,
-        on=args.date or date.today(),
+        on=args.date or local_today(settings.DEFAULT_TIMEZONE),
         level=args.level,
         park_id=args.park,
         city=args.city,

@@ -125,6 +125,8 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
                     f"  hourly rollups  {base}/api/v1/readings?station_id={kiln.id}&parameter=so2&interval=hour",
                     f"  AQI             {base}/api/v1/aqi?park_id={park}&period=1h",
                     f"  stations        {base}/api/v1/stations?park_id={park}",
+                    f"  KPIs            {base}/api/v1/kpis?period=month&park_id={park}",
+                    f"  assessment      {base}/api/v1/assessment?period=month",
                     f"  health          {base}/healthz",
                     "Stop with Ctrl-C.",
                     "",

@@ -46,7 +46,7 @@ ROSTER: tuple[tuple[str, dict[str, Any]], ...] = (
             "standard": "GB8978-1996",
             "class": "3",
             "construction_date": "2015-01-01",
-            "caps": {"w01018": 40000},
+            "caps": {"w01018": 150000},
         },
     ),
     ("air", {"kind": "ambient_air", "parameters": AIR, "standard": "GB3095", "class": "2"}),
@@ -58,7 +58,7 @@ ROSTER: tuple[tuple[str, dict[str, Any]], ...] = (
             "standard": "GB4915-2013",
             "class": "kiln",
             "model": "cement",
-            "caps": {"a21026": 120000, "a21002": 250000},
+            "caps": {"a21026": 400000, "a21002": 1200000},
         },
     ),
     (

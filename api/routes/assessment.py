@@ -96,7 +96,7 @@ async def get_assessment(
     result = await assessment(
         conn,
         period=period,
-        on=parse_day(on),
+        on=parse_day(on, settings.DEFAULT_TIMEZONE),
         now=datetime.now(UTC),
         targets=province_targets(settings),
         weights=settings.ASSESSMENT_WEIGHTS,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from api import paging
 from api.deps import ConnDep, PagerDep
 from api.errors import ApiError
-from compliance.delivery import Level, Period
+from compliance.delivery import Level, Period, local_today
 from compliance.kpis import kpis
 from compliance.loads import cap_positions
 from compliance.targets import province_targets
@@ -56,10 +56,10 @@ class KpiPage(BaseModel):
     results: list[KpiRow]
 
 
-def parse_day(on: str | None) -> date:
-    """A YYYY-MM-DD query parameter (default today), refused with bad_date outside 2000-2100."""
+def parse_day(on: str | None, zone: str) -> date:
+    """A YYYY-MM-DD query parameter (default today in `zone`), refused with bad_date outside 2000-2100."""
     try:
-        day = date.fromisoformat(on) if on is not None else date.today()
+        day = date.fromisoformat(on) if on is not None else local_today(zone)
     except ValueError:
         raise ApiError(422, "bad_date", f"date {(on or '')[:40]!r} is not YYYY-MM-DD") from None
     if not date(2000, 1, 1) <= day <= date(2100, 1, 1):
@@ -85,7 +85,7 @@ async def get_kpis(
     rows = await kpis(
         conn,
         period=period,
-        on=parse_day(on),
+        on=parse_day(on, request.app.state.settings.DEFAULT_TIMEZONE),
         level=level,
         park_id=park_id,
         city=city,
@@ -164,6 +164,7 @@ class CapRow(BaseModel):
     projected_kg: float | None = Field(description="at the run rate so far; null in the year's first week")
     projected_share: float | None
     elapsed_days: float
+    counted_days: float = Field(description="of the elapsed time, what has a load (the projection's base)")
     missing_hours: int | None = None
     missing_days: int | None = None
     over_cap: bool

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from fastapi import APIRouter, Query
@@ -15,6 +14,7 @@ from api import paging
 from api.deps import ConnDep, PagerDep, SettingsDep
 from api.errors import ApiError
 from api.routes.kpis import CapRow
+from compliance.delivery import local_today
 from compliance.report_labels import Lang
 from compliance.report_render import MEDIA_TYPES, Format, filename, render
 from compliance.report_store import list_reports, obtain, parse_period
@@ -223,10 +223,6 @@ async def _report(
         raise ApiError(404 if exc.code == "unknown_park" else 422, exc.code, exc.detail) from None
 
 
-def _today(zone: str) -> date:
-    return datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
-
-
 FormatQuery = Annotated[Format, Query(alias="format", description="json, html (printable) or xlsx")]
 LangQuery = Annotated[Lang, Query(description="headings in Chinese (zh) or English (en)")]
 RefreshQuery = Annotated[bool, Query(description="make it again from the current data, replacing the stored one")]
@@ -245,7 +241,7 @@ async def get_daily(
 ) -> Any:
     """A park's (or the province's) daily report: stored once the day is over, made on demand until then."""
     if on is None:
-        day = _today(settings.DEFAULT_TIMEZONE) - timedelta(days=1)
+        day = local_today(settings.DEFAULT_TIMEZONE) - timedelta(days=1)
     else:
         try:
             day = parse_period("daily", on)
@@ -266,7 +262,7 @@ async def get_monthly(
 ) -> Any:
     """A park's (or the province's) monthly report, with the month's assessment and yellow cards."""
     if month is None:
-        first = _today(settings.DEFAULT_TIMEZONE).replace(day=1) - timedelta(days=1)
+        first = local_today(settings.DEFAULT_TIMEZONE).replace(day=1) - timedelta(days=1)
     elif len(month) != 7:
         raise ApiError(422, "bad_month", f"month {month[:40]!r} is not YYYY-MM")
     else:

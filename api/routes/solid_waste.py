@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 import asyncpg
 from fastapi import APIRouter, Query
@@ -14,6 +13,7 @@ from api import paging
 from api.deps import ConnDep, PagerDep, SettingsDep
 from api.errors import ApiError
 from compliance import solidwaste
+from compliance.delivery import local_today
 from compliance.solidwaste import SolidWasteError
 
 router = APIRouter(prefix="/api/v1", tags=["solid-waste"])
@@ -128,10 +128,6 @@ def _refused(exc: SolidWasteError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.detail)
 
 
-def _today(zone: str) -> date:
-    return datetime.now(ZoneInfo(zone)).date()
-
-
 async def _known_park(conn: asyncpg.Connection, park_id: str | None) -> None:
     if park_id is not None and await conn.fetchval(PARK_EXISTS, park_id) is None:
         raise ApiError(404, "unknown_park", f"park {park_id[:64]!r} is not registered")
@@ -145,7 +141,7 @@ async def submit(conn: ConnDep, settings: SettingsDep, body: ReportBody) -> dict
     """
     try:
         report = solidwaste.make_report(**body.model_dump())
-        stored = await solidwaste.submit_report(conn, report, today=_today(settings.DEFAULT_TIMEZONE))
+        stored = await solidwaste.submit_report(conn, report, today=local_today(settings.DEFAULT_TIMEZONE))
     except SolidWasteError as exc:
         raise _refused(exc) from None
     return stored.as_json()
@@ -226,7 +222,7 @@ async def rates(
     city: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict[str, Any]:
     """Disposal-and-utilisation and comprehensive utilisation rates per park, with the tonnes behind them."""
-    today = _today(settings.DEFAULT_TIMEZONE)
+    today = local_today(settings.DEFAULT_TIMEZONE)
     try:
         day = date.fromisoformat(on) if on is not None else today
     except ValueError:
