@@ -23,6 +23,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "assessment_indicators": ("考核指标", "Assessment indicators"),
     "none": ("本期无记录", "None in this period"),
     "incomplete": ("期间尚未结束，数据不完整", "The period is not over: figures are partial"),
+    "data_changed": (
+        "本报表生成后，该期间的数据有更新（补传或修正）；如需最新数字请重新生成（refresh）",
+        "The period's data changed after this report was issued (back-filled or revised): refresh it for "
+        "current figures",
+    ),
     # summary items
     "item": ("项目", "Item"),
     "content": ("内容", "Value"),
@@ -32,6 +37,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "timezone": ("时区", "Time zone"),
     "generated_at": ("生成时间", "Generated at"),
     "complete": ("期间已结束", "Period over"),
+    "data_changed_since": ("生成后数据有更新", "Data changed since issued"),
     "n_exceedances": ("超标时段数", "Exceedance windows"),
     "n_alerts": ("报警数", "Alerts"),
     "n_acknowledged": ("已确认报警", "Alerts acknowledged"),

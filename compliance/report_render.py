@@ -161,6 +161,8 @@ def page(content: Mapping[str, Any], lang: Lang) -> str:
     body = [f'<header><h1>{heading}</h1><p class="meta">{meta}</p>']
     if not content["complete"]:
         body.append(f'<p class="partial">{_e(word("incomplete", lang))}</p>')
+    if content.get("data_changed_since"):
+        body.append(f'<p class="partial">{_e(word("data_changed", lang))}</p>')
     body.append("</header>")
     for n, table in enumerate(parts, start=1):
         body.append(_section(n, table, lang))

@@ -52,6 +52,16 @@ ON CONFLICT (kind, park_id, period_start) DO NOTHING
 RETURNING id
 """
 LOAD = "SELECT content FROM reports WHERE kind = $1 AND park_id IS NOT DISTINCT FROM $2 AND period_start = $3"
+# Rollup hours of the report's period (and park) rewritten after the report was made: late data.
+CHANGED_SINCE = """
+SELECT EXISTS (
+    SELECT 1 FROM rollup_hour h JOIN stations s USING (sid)
+    WHERE ($1::text IS NULL OR s.park_id = $1)
+      AND h.hour >= ($2::date)::timestamp AT TIME ZONE $4
+      AND h.hour < (($2::date) + $3::text::interval)::timestamp AT TIME ZONE $4
+      AND h.updated_at > $5
+)
+"""
 STORED_SCOPES = "SELECT park_id FROM reports WHERE kind = $1 AND period_start = $2"
 PARK_IDS = "SELECT id FROM parks ORDER BY id"
 LIST = """
@@ -114,6 +124,15 @@ async def obtain(
         stored = await conn.fetchval(LOAD, scope.kind, scope.park_id, scope.start)
         if stored is not None:
             content: dict[str, Any] = json.loads(stored)
+            # An issued report stays as issued; it says so when late data changed its period since.
+            content["data_changed_since"] = await conn.fetchval(
+                CHANGED_SINCE,
+                scope.park_id,
+                scope.start,
+                "1 month" if scope.kind == "monthly" else "1 day",
+                settings.DEFAULT_TIMEZONE,
+                datetime.fromisoformat(content["generated_at"]),
+            )
             return content
     content = await make(conn, settings, scope, now=now or datetime.now(UTC))
     if content["complete"]:

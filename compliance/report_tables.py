@@ -74,6 +74,7 @@ def _when(text: str | None) -> datetime | None:
 def _summary(c: Mapping[str, Any], lang: Lang) -> Table:
     t = Table("summary", word("summary", lang), _columns(lang, ("item", "text", 18), ("content", "text", 40)))
     alerts = c["alerts"]
+    changed = bool(c.get("data_changed_since"))
     scope = f"{c['park']['name']} ({c['park']['id']})" if c["park"] else word("province", lang)
     t.rows = [
         [word("report", lang), title(c, lang)],
@@ -82,6 +83,7 @@ def _summary(c: Mapping[str, Any], lang: Lang) -> Table:
         [word("timezone", lang), c["timezone"]],
         [word("generated_at", lang), Cell(_when(c["generated_at"]), "datetime")],
         [word("complete", lang), Cell(value_word(c["complete"], lang), flag=not c["complete"])],
+        [word("data_changed_since", lang), Cell(value_word(changed, lang), flag=changed)],
         [word("n_exceedances", lang), Cell(len(c["exceedances"]), "integer")],
         [word("n_alerts", lang), Cell(len(alerts), "integer")],
         [word("n_acknowledged", lang), Cell(sum(a["acked_at"] is not None for a in alerts), "integer")],

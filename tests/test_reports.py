@@ -469,3 +469,27 @@ async def test_the_command_line_writes_a_report(settings: Settings, park: Ingest
         err = io.StringIO()
         code = await asyncio.to_thread(report_command, settings, output=None, out=io.BytesIO(), err=err, **args)
         assert code == status and said in err.getvalue(), (args, err.getvalue())
+
+
+async def test_a_stored_report_says_when_late_data_changed_its_period(settings: Settings, park: IngestService) -> None:
+    """An issued report stays as issued (docs/kpis.md#reports), and says so when its period's data
+    changed after it was made: back-filled hours of rp-out on 10 June mark the stored daily
+    report, in JSON and on the printed page; a refresh takes the new data in and the mark away."""
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        assert await generate_due_reports(conn, settings, now=datetime(2025, 6, 11, 2, 0, tzinfo=CST)) >= 1
+    finally:
+        await conn.close()
+    params = {"date": "2025-06-10", "park_id": "rp"}
+    async with serving(settings, park) as api:
+        before = (await api.get("/api/v1/reports/daily", params=params)).json()
+        assert before["data_changed_since"] is False and before["exceedances"] == []
+        await send(settings, "rp-out", [obj("rp-out", DAY.replace(hour=h), "hour", {"w01018": 80, "w00000": 50})
+                                        for h in range(24)], park="rp")  # fmt: skip
+        await engine(settings)
+        after = (await api.get("/api/v1/reports/daily", params=params)).json()
+        page = (await api.get("/api/v1/reports/daily", params={**params, "format": "html"})).text
+        fresh = (await api.get("/api/v1/reports/daily", params={**params, "refresh": "true"})).json()
+    assert after["data_changed_since"] is True and after["exceedances"] == []  # as issued
+    assert "本报表生成后，该期间的数据有更新" in page
+    assert fresh["data_changed_since"] in (None, False) and len(fresh["exceedances"]) == 1

@@ -172,6 +172,9 @@ class Report(BaseModel):
     timezone: str
     generated_at: datetime
     complete: bool = Field(description="false: the period is under way and its figures partial (not stored)")
+    data_changed_since: bool | None = Field(
+        default=None, description="a stored report: its period's data changed after it was issued (refresh for current)"
+    )
     kpis: list[KpiLine]
     exceedances: list[ExceedanceLine]
     alerts: list[AlertLine]
