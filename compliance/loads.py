@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from compliance.delivery import Progress
+from compliance.profiles import Profile, Profiles
 from compliance.substitution import hourly_loads
 from compliance.treatment import daily_values, period_days, volumes
 from compliance.windows import clean
@@ -110,12 +111,15 @@ async def cap_positions(
     """Every capped station and pollutant selected, for the calendar year (local time) as of `now`."""
     out = []
     capped = await conn.fetch(CAPPED, park_id, station_id)
+    profiles = Profiles()
+    if any(r["kind"] == "stack" for r in capped):
+        await profiles.refresh(conn)  # one read for every stack, not one a cap
     for n, r in enumerate(capped, start=1):
         zone = ZoneInfo(r["timezone"])
         lo = datetime(year, 1, 1, tzinfo=zone)
         hi = datetime(year + 1, 1, 1, tzinfo=zone)
         if r["kind"] == "stack":
-            position = await _stack(conn, r, lo, hi, now)
+            position = await _stack(conn, r, lo, hi, now, profile=profiles.by_sid.get(r["sid"]))
         else:
             position = await _water(conn, r, lo, hi, now)
         out.append(position)
@@ -138,8 +142,12 @@ def _position(r: asyncpg.Record, lo: datetime, hi: datetime, **figures: Any) -> 
     )
 
 
-async def _stack(conn: asyncpg.Connection, r: asyncpg.Record, lo: datetime, hi: datetime, now: datetime) -> CapPosition:
-    loads = await hourly_loads(conn, r["sid"], r["pid"], lo.astimezone(UTC), hi.astimezone(UTC), now=now)
+async def _stack(
+    conn: asyncpg.Connection, r: asyncpg.Record, lo: datetime, hi: datetime, now: datetime, *, profile: Profile | None
+) -> CapPosition:
+    loads = await hourly_loads(
+        conn, r["sid"], r["pid"], lo.astimezone(UTC), hi.astimezone(UTC), now=now, profile=profile
+    )
     totals = loads.totals()
     hours = totals["hours"]
     return _position(
