@@ -13,6 +13,7 @@ import parkwatch
 from api import errors
 from api.guard import Guard, error_responses
 from api.livefeed import LiveFeed
+from api.metrics import Metrics, MetricsMiddleware
 from api.responses import ORJSONResponse
 from api.routes import alerts as alert_routes
 from api.routes import (
@@ -103,4 +104,7 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
     ):
         app.include_router(module.router, responses=error_responses())
     app.add_middleware(Guard)
+    app.state.metrics = Metrics(app.state)
+    # Outermost, so that what Guard refuses is counted too.
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,18 +14,29 @@ from typing import Any
 LATENCY_WINDOW = 200_000
 
 
+# Histogram bucket bounds for /metrics, seconds: from a fast commit (5 ms) to a replayed spool or
+# a back-filled day (5 min); Prometheus adds +Inf.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
 class LatencyWindow:
-    """A ring of the most recent latency samples, in seconds."""
+    """A ring of the most recent latency samples, in seconds, and a histogram of every sample."""
 
     def __init__(self, size: int = LATENCY_WINDOW) -> None:
         self._buf = array("d")
         self._size = size
         self._next = 0
         self.count = 0
+        self.total = 0.0  # the sum of every sample
+        self.buckets = [0] * len(LATENCY_BUCKETS)  # samples ≤ each bound (not cumulative)
 
     def add(self, seconds: float) -> None:
         """Record one sample."""
         self.count += 1
+        self.total += seconds
+        k = bisect_left(LATENCY_BUCKETS, seconds)
+        if k < len(self.buckets):
+            self.buckets[k] += 1
         if len(self._buf) < self._size:
             self._buf.append(seconds)
         else:
@@ -40,11 +52,22 @@ class LatencyWindow:
         # nearest rank: the smallest value with at least q % of the samples at or below it
         return [ordered[min(n - 1, max(0, math.ceil(q / 100 * n) - 1))] for q in qs]
 
+    def cumulative(self) -> list[tuple[str, float]]:
+        """The histogram as Prometheus buckets: (upper bound, samples at or below it), +Inf last."""
+        out, running = [], 0
+        for bound, n in zip(LATENCY_BUCKETS, self.buckets, strict=True):
+            running += n
+            out.append((repr(bound), float(running)))
+        out.append(("+Inf", float(self.count)))
+        return out
+
     def reset(self) -> None:
         """Forget every sample."""
         self._buf = array("d")
         self._next = 0
         self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * len(LATENCY_BUCKETS)
 
 
 @dataclass

@@ -7,12 +7,13 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from ingest.batch import Batch, DeadLetter
 from ingest.store import Store
 from parkwatch.settings import Settings
-from tests.helpers import fetch
+from tests.helpers import eventually, fetch, fetchval, publish
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -231,3 +232,31 @@ async def test_health_degraded_when_services_are_unreachable(settings: Settings)
     assert body["database"]["ok"] is False and body["broker"]["ok"] is False
     assert readings.status_code == 503
     assert readings.json()["error"] == "database_unavailable"
+
+
+async def test_metrics_are_what_prometheus_reads(settings: Settings, ingest: Any, api: httpx.AsyncClient) -> None:
+    """/metrics parsed by the Prometheus client's own text parser: HELP and TYPE for every family,
+    the ingest latency as a histogram in seconds (a published message lands in a bucket), HTTP
+    requests by route template (never the raw path) and status, the process's own metrics."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    await publish(settings, "p1", "p1-stack", {"station_id": "p1-stack", "ts": now.isoformat(), "interval": "rtd",
+                                               "readings": [{"parameter": "a21026", "value": 12}]})  # fmt: skip
+    await eventually(lambda: fetchval(settings.DATABASE_URL, "SELECT count(*) FROM readings"), lambda n: n == 1)
+    assert (await api.get("/api/v1/alerts/424242")).status_code == 404
+    answer = await api.get("/metrics")
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(answer.text)}
+    assert all(f.documentation for f in families.values())
+    assert families["parkwatch_ingest_messages"].type == "counter"
+    assert families["parkwatch_ingest_messages"].samples[0].value == 1
+    latency = families["parkwatch_ingest_latency_seconds"]
+    assert latency.type == "histogram"
+    count = [s.value for s in latency.samples if s.name.endswith("_count")]
+    infinite = [s.value for s in latency.samples if s.labels.get("le") == "+Inf"]
+    assert count == infinite == [1.0]
+    requests = {(s.labels["route"], s.labels["status"]): s.value
+                for s in families["parkwatch_http_requests"].samples if s.name.endswith("_total")}  # fmt: skip
+    assert requests[("/api/v1/alerts/{alert_id}", "404")] == 1
+    assert not any("424242" in route for route, _ in requests)
+    assert families["parkwatch_http_request_duration_seconds"].type == "histogram"
+    assert families["process_resident_memory_bytes"].samples[0].value > 0

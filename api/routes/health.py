@@ -10,11 +10,13 @@ from typing import Any
 import aiomqtt
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from api.deps import SettingsDep
+from api.metrics import Metrics
 from api.responses import ORJSONResponse
 from compliance.store import QUEUE_STATE
-from ingest.stats import STATS
 
 router = APIRouter(tags=["health"])
 
@@ -113,70 +115,10 @@ async def _backlog(pool: Any) -> dict[str, Any] | None:
     return {"queue_hours": row["depth"], "lag_seconds": round(lag, 3), "set_aside_stations": row["failures"]}
 
 
-async def _compliance_backlog(pool: Any) -> list[str]:
-    """The compliance worker's backlog in the Prometheus text format."""
-    backlog = await _backlog(pool)
-    if backlog is None:
-        return []
-    return [
-        "# TYPE parkwatch_compliance_queue_hours gauge",
-        f"parkwatch_compliance_queue_hours {backlog['queue_hours']}",
-        "# TYPE parkwatch_compliance_lag_seconds gauge",
-        f"parkwatch_compliance_lag_seconds {backlog['lag_seconds']:.3f}",
-        "# TYPE parkwatch_compliance_set_aside_failures gauge",
-        f"parkwatch_compliance_set_aside_failures {backlog['set_aside_stations']}",
-    ]
-
-
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> str:
-    """Ingest counters of this process and the compliance backlog, in the Prometheus text format."""
-    ingest = getattr(request.app.state, "ingest", None)
-    snap = (ingest.stats if ingest is not None else STATS).snapshot()
-    lines = []
-    for name in (
-        "messages",
-        "readings_offered",
-        "readings_new",
-        "readings_duplicate",
-        "revisions",
-        "batches_db",
-        "batches_spooled",
-        "batches_replayed",
-        "db_outages",
-        "broker_sessions_lost",
-        "durability_failures",
-    ):
-        lines += [
-            f"# TYPE parkwatch_ingest_{name}_total counter",
-            f"parkwatch_ingest_{name}_total {snap[name]}",
-        ]
-    if ingest is not None:
-        lines += [
-            "# TYPE parkwatch_ingest_spool_pending_batches gauge",
-            f"parkwatch_ingest_spool_pending_batches {ingest.spool.pending_records}",
-        ]
-        if ingest.clock_offset_s is not None:
-            lines += [
-                "# TYPE parkwatch_ingest_clock_offset_seconds gauge",
-                f"parkwatch_ingest_clock_offset_seconds {ingest.clock_offset_s:.3f}",
-            ]
-    lines.append("# TYPE parkwatch_ingest_dead_letters_total counter")
-    for reason, count in sorted(snap["dead_letters"].items()):
-        lines.append(f'parkwatch_ingest_dead_letters_total{{reason="{reason}"}} {count}')
-    for name in ("ingest_latency_s", "data_latency_s", "delivery_latency_s"):
-        lines.append(f"# TYPE parkwatch_{name} summary")
-        for q in ("p50", "p99"):
-            value = snap[name][q]
-            if value is not None:
-                lines.append(f'parkwatch_{name}{{quantile="{0.5 if q == "p50" else 0.99}"}} {value}')
-        lines.append(f"parkwatch_{name}_count {snap[name]['count']}")
-    lines += await _compliance_backlog(request.app.state.health_pool)
-    watchdog = getattr(request.app.state, "watchdog", None)
-    if watchdog is not None:
-        lines.append("# TYPE parkwatch_watchdog_alarm gauge")
-        lines += [
-            f'parkwatch_watchdog_alarm{{check="{name}"}} {0 if ok["ok"] else 1}'
-            for name, ok in watchdog.state().items()
-        ]
-    return "\n".join(lines) + "\n"
+async def metrics(request: Request) -> PlainTextResponse:
+    """Ingest, compliance backlog, watchdog, HTTP and process metrics of this process (Prometheus text format)."""
+    collected: Metrics = request.app.state.metrics
+    collected.state.backlog = await _backlog(request.app.state.health_pool)
+    # The classic text format, which every Prometheus server (2.x included) reads.
+    return PlainTextResponse(generate_latest(collected.registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
