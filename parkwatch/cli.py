@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines():
             print(f"parkwatch: {line}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure(settings.LOG_LEVEL)
+    logs.configure(settings.LOG_LEVEL, settings.LOG_FORMAT)
     handler = _COMMANDS[args.command]
     try:
         return handler(settings, args)

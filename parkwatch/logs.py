@@ -1,12 +1,36 @@
-"""Logging set-up for the console script."""
+"""Logging set-up for the console script: text lines for a terminal, or JSON lines for a log collector."""
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
+from typing import Literal
+
+LogFormat = Literal["text", "json"]
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-def configure(level: str) -> None:
+class JsonLines(logging.Formatter):
+    """One JSON object a record: time (UTC, ISO 8601), level, logger, message, and the exception if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON."""
+        doc = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def configure(level: str, fmt: LogFormat = "text") -> None:
     """One line per record on stderr; chatty libraries turned down."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLines() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])
     for noisy in ("uvicorn.access", "apscheduler", "mqtt"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # auto: use TimescaleDB when the extension can be created; on: require it; off: never.
     TIMESCALE: Literal["auto", "on", "off"] = "auto"
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # text: a line per record for a terminal; json: a JSON object per line for a log collector.
+    LOG_FORMAT: Literal["text", "json"] = "text"
     # The HJ 212 TCP gateway (`parkwatch gateway`). Loggers are on other hosts: bind 0.0.0.0 (or
     # the station network's address) in production.
     GATEWAY_HOST: str = "127.0.0.1"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+
 import pytest
 
+from parkwatch.logs import JsonLines
 from parkwatch.settings import Settings, SettingsError, load_settings
 from tests.helpers import run_cli
 
@@ -80,3 +85,24 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(Exception, match="frozen"):
         s.API_PORT = 1  # type: ignore[misc]
+
+
+def test_json_log_lines_a_collector_can_read() -> None:
+    """PARKWATCH_LOG_FORMAT=json: one JSON object a record, its time in UTC, the exception with it."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonLines())
+    log = logging.getLogger("parkwatch.test.json")
+    log.addHandler(handler)
+    try:
+        try:
+            int("boom")
+        except ValueError:
+            log.exception("station %s: 园区 %d", "p1-out", 3)
+    finally:
+        log.removeHandler(handler)
+    [line] = out.getvalue().splitlines()
+    doc = json.loads(line)
+    assert doc["level"] == "ERROR" and doc["logger"] == "parkwatch.test.json"
+    assert doc["message"] == "station p1-out: 园区 3" and doc["time"].endswith("+00:00")
+    assert "ValueError: invalid literal for int()" in doc["exception"]
