@@ -6,11 +6,17 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from ingest.hj212.convert import convert
 from parkwatch.settings import Settings
 from simulators.bench_hj212 import BENCH_MN, WATER_FACTORS, bench_registry, minute_packet
 from tests.helpers import cli_env, run_cli
 from tests.services import drop_database
+
+# No-loss and throughput measured with the machine to themselves: the test command runs these
+# alone, after the others (pyproject.toml, marker serial).
+pytestmark = pytest.mark.serial
 
 
 def test_bench_smoke_run_loses_nothing_and_times_verdicts(settings: Settings, tmp_path: Path) -> None:

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from parkwatch.cliparser import CHAOS_FAULTS
 from simulators import chaos
+
+# No-loss and throughput measured with the machine to themselves: the test command runs these
+# alone, after the others (pyproject.toml, marker serial).
+pytestmark = pytest.mark.serial
 
 
 def test_the_command_knows_every_fault() -> None:
