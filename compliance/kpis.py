@@ -16,7 +16,7 @@ import asyncpg
 
 from compliance.conformity import conformity
 from compliance.delivery import PERIOD_INTERVAL, Level, Period, Progress, delivery, period_end, period_start
-from compliance.solidwaste import solid_waste_rates
+from compliance.solidwaste_rates import solid_waste_rates
 from compliance.targets import park_targets, shortfalls
 from compliance.treatment import treatment
 

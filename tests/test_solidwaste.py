@@ -16,7 +16,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from compliance.solidwaste import SolidWasteError, make_report, solid_waste_rates, submit_report
+from compliance.solidwaste import SolidWasteError, make_report, submit_report
+from compliance.solidwaste_rates import solid_waste_rates
 from parkwatch.settings import Settings
 from tests.helpers import fetchval, serving_api
 

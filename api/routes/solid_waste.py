@@ -15,6 +15,7 @@ from api.errors import ApiError
 from compliance import solidwaste
 from compliance.delivery import local_today
 from compliance.solidwaste import SolidWasteError
+from compliance.solidwaste_rates import solid_waste_rates
 
 router = APIRouter(prefix="/api/v1", tags=["solid-waste"])
 
@@ -230,5 +231,5 @@ async def rates(
     if not date(2000, 1, 1) <= day <= date(2100, 1, 1):
         raise ApiError(422, "bad_date", "date must fall between 2000-01-01 and 2100-01-01")
     await _known_park(conn, park_id)
-    rows = await solidwaste.solid_waste_rates(conn, period=period, on=day, park_id=park_id, city=city, today=today)
+    rows = await solid_waste_rates(conn, period=period, on=day, park_id=park_id, city=city, today=today)
     return {"results": [r.as_json() for r in rows]}
