@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from alerts import store
+from alerts import queries, store
 from compliance.delivery import Period, delivery
 from compliance.kpis import kpis
 from compliance.loads import cap_positions
@@ -101,7 +101,7 @@ async def judge(
     """The KPI figures of the periods under way set against their targets, and the caps, as asked."""
     today = now.astimezone(ZoneInfo(settings.DEFAULT_TIMEZONE)).date()
     defaults = province_targets(settings)
-    parks = {r["id"]: _json(r["attrs"]) for r in await conn.fetch(PARKS)}
+    parks = {r["id"]: queries.decode(r["attrs"]) for r in await conn.fetch(PARKS)}
     targets = {park: park_targets(defaults, attrs) for park, attrs in parks.items()}
     out = Judged(breaches=[], computed=set())
     if figures:
@@ -228,7 +228,3 @@ async def _clear(conn: asyncpg.Connection, row: asyncpg.Record, reason: str) -> 
 
 def _details(figure: str, value: float, target: float, period: str, start: str) -> dict[str, Any]:
     return {"figure": figure, "value": value, "target": target, "period": period, "period_start": start}
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value

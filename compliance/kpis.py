@@ -82,7 +82,7 @@ async def kpis(
     if level != "station" and station_id is None and period != "day":
         await _add_solid_waste(conn, rows, period=period, on=on, level=level, park_id=park_id, city=city)
     if level == "park" and targets is not None:
-        attrs = {r["id"]: _json(r["attrs"]) for r in await conn.fetch(PARK_ATTRS, park_id, city)}
+        attrs = {r["id"]: jsonb(r["attrs"]) for r in await conn.fetch(PARK_ATTRS, park_id, city)}
         for row in rows.values():
             own = park_targets(targets, attrs.get(row["id"]))
             row["targets"] = own
@@ -133,5 +133,6 @@ async def _add_solid_waste(
         }
 
 
-def _json(value: Any) -> Any:
+def jsonb(value: Any) -> Any:
+    """A jsonb column as asyncpg hands it over (text) → Python."""
     return json.loads(value) if isinstance(value, str) else value

@@ -18,7 +18,6 @@ job computes every figure once, and a park's report reads the same whether built
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import asyncpg
 
 from compliance.assessment import assessment
 from compliance.delivery import Period, period_end, period_start
-from compliance.kpis import kpis
+from compliance.kpis import jsonb, kpis
 from compliance.loads import cap_positions
 from compliance.targets import park_targets
 
@@ -213,7 +212,7 @@ def _kpi_rows(
     out = []
     for park in parks:
         row = by_id.get(("park", park["id"]), {})
-        own = row.get("targets") or park_targets(targets, _json(park["attrs"]))
+        own = row.get("targets") or park_targets(targets, jsonb(park["attrs"]))
         out.append({
             "level": "park",
             "park_id": park["id"],
@@ -251,7 +250,7 @@ def _exceedance(r: asyncpg.Record) -> dict[str, Any]:
         "window_end": _local(r["window_end"], zone),
         "value": r["value_judged"],
         "measured": r["value"],
-        "limit": _json(r["limit_value"]),
+        "limit": jsonb(r["limit_value"]),
         "unit": r["unit"],
         "multiple": r["exceedance_multiple"],
         "standard": r["standard"],
@@ -328,7 +327,3 @@ def _minutes(start: datetime, end: datetime | None) -> float | None:
 
 def _local(at: datetime | None, zone: str) -> str | None:
     return None if at is None else at.astimezone(ZoneInfo(zone)).isoformat()
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
