@@ -7,14 +7,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 import parkwatch
-from api import errors
+from api import docs_ui, errors
+from api.access import Authenticator, reset_connection
+from api.accesslog import AccessLog
+from api.deps import get_conn
 from api.guard import Guard, error_responses
 from api.livefeed import LiveFeed
 from api.metrics import Metrics, MetricsMiddleware
+from api.ratelimit import RateLimiter
 from api.responses import ORJSONResponse
+from api.routes import access as access_routes
 from api.routes import alerts as alert_routes
 from api.routes import (
     assessment,
@@ -51,6 +56,8 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
             settings.DATABASE_URL,
             min_size=0,
             max_size=POOL_MAX,
+            # A request's role and principal must not outlive it (api/access.py).
+            reset=reset_connection,
             server_settings={
                 "statement_timeout": str(STATEMENT_TIMEOUT_MS),
                 "application_name": "parkwatch-api",
@@ -81,12 +88,18 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
         summary="Environmental-compliance monitoring for industrial parks",
         default_response_class=ORJSONResponse,
         lifespan=lifespan,
+        # Served by parkwatch itself (api/docs_ui.py): government networks are often offline.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.ingest = ingest
     app.state.alerts = alerts
     app.state.watchdog = watchdog
+    app.state.authenticator = Authenticator()
+    app.state.ratelimiter = RateLimiter(settings.API_RATE_LIMIT)
     errors.install(app)
+    docs_ui.install(app)
     for module in (
         registry,
         readings,
@@ -100,10 +113,15 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
         events,
         hj212,
         dead_letters,
-        health,
+        access_routes,
     ):
-        app.include_router(module.router, responses=error_responses())
+        # Every data route authenticates and enters its principal's scope before it runs.
+        app.include_router(module.router, responses=error_responses(), dependencies=[Depends(get_conn)])
+    # No principal: health and metrics (which checks for itself), signing in.
+    app.include_router(health.router, responses=error_responses())
+    app.include_router(access_routes.public_router, responses=error_responses())
     app.add_middleware(Guard)
+    app.add_middleware(AccessLog)
     app.state.metrics = Metrics(app.state)
     # Outermost, so that what Guard refuses is counted too.
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -1,19 +1,30 @@
-"""Dependencies shared by the routes: the connection pool and the settings."""
+"""Dependencies shared by the routes: the request's scoped connection, its principal, the settings."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import asyncpg
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.access import audit_wanted, client_address, enter_scope, write_audit
+from api.errors import ApiError
 from api.paging import Pager, shared_secret
+from api.principals import Permission, Principal
 from parkwatch.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# What an audit row keeps of a request's query string.
+AUDIT_QUERY_CHARS = 1000
 
 
 def get_pool(request: Request) -> asyncpg.Pool:
-    """The application's asyncpg pool."""
+    """The application's asyncpg pool (unscoped: for sign-in and the routes without a principal)."""
     pool: asyncpg.Pool = request.app.state.pool
     return pool
 
@@ -24,11 +35,76 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_conn(pool: Annotated[asyncpg.Pool, Depends(get_pool)]) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection for one request."""
-    async with pool.acquire() as conn:
+async def get_conn(
+    request: Request, pool: Annotated[asyncpg.Pool, Depends(get_pool)]
+) -> AsyncIterator[asyncpg.Connection]:
+    """The request's connection: its principal authenticated, rate-limited and confined to its scope.
+
+    Every route with data depends on this (app.py adds it to their routers), so no query of a
+    request runs before the principal is known, nor outside its scope (docs/access.md).
+    """
+    async with pool.acquire() as proxy:
         # The pool hands out a proxy that forwards every Connection method.
-        yield cast("asyncpg.Connection", conn)
+        conn = cast("asyncpg.Connection", proxy)
+        principal = await request.app.state.authenticator.authenticate(conn, request)
+        request.state.principal = principal
+        limiter = request.app.state.ratelimiter
+        quota = limiter.take(principal.id)
+        request.state.ratelimit = limiter.headers(quota)
+        if not quota.allowed:
+            raise ApiError(
+                429, "rate_limited",
+                f"over {limiter.limit} requests a minute for this key or user; retry in {quota.retry_after_s} s",
+                headers=request.state.ratelimit,
+            )  # fmt: skip
+        await enter_scope(conn, principal, request.method)
+        status = 200
+        try:
+            yield conn
+        except ApiError as exc:
+            status = exc.status
+            raise
+        except StarletteHTTPException as exc:
+            status = exc.status_code
+            raise
+        except RequestValidationError:
+            status = 422
+            raise
+        except asyncpg.QueryCanceledError:
+            status = 408
+            raise
+        except BaseException:
+            status = 500
+            raise
+        finally:
+            if audit_wanted(principal, request.method, request.url.path):
+                await _audit(conn, request, principal, status)
+
+
+async def _audit(conn: asyncpg.Connection, request: Request, principal: Principal, status: int) -> None:
+    route = request.scope.get("route")
+    action = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    try:
+        await conn.execute("RESET ROLE")
+        await write_audit(
+            conn,
+            principal=principal,
+            label=principal.label,
+            action=action,
+            target=request.url.path,
+            detail={"query": str(request.url.query)[:AUDIT_QUERY_CHARS]} if request.url.query else {},
+            address=client_address(request),
+            status=status,
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The request's own outcome stands; the failure to record it is said loudly.
+        logger.error("audit row not written for %s by %s: %s", action, principal.label, type(exc).__name__)
+
+
+def get_principal(request: Request, _conn: Annotated[asyncpg.Connection, Depends(get_conn)]) -> Principal:
+    """The authenticated principal of the request."""
+    principal: Principal = request.state.principal
+    return principal
 
 
 async def get_pager(request: Request, pool: Annotated[asyncpg.Pool, Depends(get_pool)]) -> Pager:
@@ -45,7 +121,19 @@ async def get_pager(request: Request, pool: Annotated[asyncpg.Pool, Depends(get_
     return pager
 
 
+def require(permission: Permission) -> Any:
+    """A route dependency: 403 unless the principal's role grants `permission`."""
+
+    async def _check(principal: Annotated[Principal, Depends(get_principal)]) -> None:
+        if not principal.may(permission):
+            raise ApiError(403, "forbidden", f"a {principal.role} may not do this ({permission})")
+
+    _check.permission = permission  # type: ignore[attr-defined]  # read by the route census test
+    return Depends(_check)
+
+
 PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 PagerDep = Annotated[Pager, Depends(get_pager)]
 ConnDep = Annotated[asyncpg.Connection, Depends(get_conn)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -41,10 +41,11 @@ HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 4
 class ApiError(Exception):
     """An error with an HTTP status and a stable `code` clients can branch on."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> None:
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers
         super().__init__(detail)
 
 
@@ -53,7 +54,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> ORJSONResponse:
-        return ORJSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
+        return ORJSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> ORJSONResponse:

@@ -102,9 +102,12 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
 
     described = {
         400: "a parameter the API cannot use: bad_parameter, bad_cursor, bad_time",
-        404: "what the request names does not exist",
+        401: "unauthenticated, invalid_credentials, credentials_expired, credentials_revoked, session_expired",
+        403: "forbidden (the role may not), csrf_failed",
+        404: "what the request names does not exist, or is outside the caller's scope",
         408: "query_timeout: the query took too long",
         413: "too_large: the body is over 1 MiB",
+        429: "rate_limited: over the requests a minute of the key or user (Retry-After says when)",
         422: "invalid_request (each parameter's problem listed), or a code of the route's own",
         503: "database_unavailable",
     }

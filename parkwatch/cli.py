@@ -285,6 +285,12 @@ def _kpis(settings: Settings, args: argparse.Namespace) -> int:
     )
 
 
+def _access(settings: Settings, args: argparse.Namespace) -> int:
+    from parkwatch import access_cmd
+
+    return access_cmd.run(settings.DATABASE_URL, args)
+
+
 def _compliance(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -490,6 +496,8 @@ _COMMANDS = {
     "kpis": _kpis,
     "assessment": _assessment,
     "report": _report,
+    "keys": _access,
+    "users": _access,
     "compliance": _compliance,
     "demo": _demo,
     "alerts": _alerts,

@@ -212,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--lang", choices=("zh", "en"), default="zh", help="headings in Chinese (default) or English")
     rp.add_argument("--refresh", action="store_true", help="regenerate a stored report")
 
+    from parkwatch import access_cmd  # noqa: PLC0415 - its grammar lives beside its commands
+
+    access_cmd.add_arguments(
+        sub.add_parser("keys", help="API keys: create (shown once), list, revoke"),
+        sub.add_parser("users", help="dashboard accounts: add, list, passwd, disable"),
+    )
+
     asm = sub.add_parser("assessment", help="the park assessment: scores, ranking and yellow cards")
     asm.add_argument("--period", choices=["month", "quarter", "year"], default="month")
     asm.add_argument("--date", type=date.fromisoformat, help="a day of the period, YYYY-MM-DD (default: today)")

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     # Signs the API's paging cursors; unset, one is generated once and kept in the database, so
     # that every API process reads the others' cursors.
     API_SECRET: str | None = Field(default=None, min_length=16)
+    # Access (docs/access.md). Requests a key or a user may make per minute, each API process.
+    API_RATE_LIMIT: int = Field(default=600, ge=1)
+    # A dashboard session lasts this many hours from sign-in.
+    SESSION_HOURS: float = Field(default=12.0, gt=0, le=24 * 30)
+    # /metrics without a key (a Prometheus that sends none); off, it needs an administrator's key.
+    METRICS_PUBLIC: bool = False
     # Alerts (docs/alerts.md). Links in notices point here; default http://API_HOST:API_PORT.
     PUBLIC_URL: str | None = None
     # Exceedance multiple ((C - limit) / limit) from which an exceedance is major, and critical;

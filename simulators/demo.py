@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from alerts.config import load_routing
+from api.principals import Role, Scope, create_key, create_user
 from ingest.registry import load_registry_file
 from parkwatch.embedded.process import pick_port
 from parkwatch.serve import serve
@@ -99,13 +101,24 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
 
     async def main() -> None:
         conn = await asyncpg.connect(settings.DATABASE_URL)
+        park = kiln.park_id
+        operator = f"operator-{park}"
+        password = secrets.token_urlsafe(9)
         try:
             await load_registry_file(conn, registry)
             await load_routing(conn, routing)
+            # What a newcomer needs to try the access rules (docs/access.md): a read-only key for
+            # the whole province and the kiln's park operator, who acknowledges its alerts.
+            _, key = await create_key(
+                conn, name="demo-read-only", role=Role.INSPECTOR, scopes=[Scope("province")], created_by="demo"
+            )
+            await create_user(
+                conn, name=operator, password=password, role=Role.OPERATOR, scopes=[Scope("park", park)],
+                created_by="demo",
+            )  # fmt: skip
         finally:
             await conn.close()
         base = f"http://{settings.API_HOST}:{settings.API_PORT}"
-        park = kiln.park_id
         print(
             "\n".join(
                 [
@@ -116,6 +129,9 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
                     f"  scripted: {kiln.id} SO2 at {EXCURSION_SO2:g} mg/m³ from "
                     f"{(now - EXCURSION_FROM).astimezone(ZoneInfo(kiln.timezone)):%H:%M} to "
                     f"{(now - EXCURSION_TO).astimezone(ZoneInfo(kiln.timezone)):%H:%M} local",
+                    f"  read-only key   {key}  (inspector, whole province; send it as X-API-Key)",
+                    f"  operator        {operator} / {password}  (park {park}; sign in: POST {base}/api/v1/session)",
+                    f'  try             curl -H "X-API-Key: {key}" "{base}/api/v1/alerts?park_id={park}"',
                     f"  API docs        {base}/docs",
                     f"  alerts          {base}/api/v1/alerts?park_id={park}",
                     f"  notices sent    {sink_base}/received  (a local webhook the demo runs)",

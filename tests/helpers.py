@@ -18,11 +18,13 @@ import httpx
 import orjson
 
 from api.app import create_app
+from api.principals import Role, Scope, create_key
 from ingest.hj212.gateway import Gateway
 from ingest.service import IngestService
 from parkwatch.serve import serving_asgi
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
+from tests.services import unique
 
 T = TypeVar("T")
 
@@ -155,11 +157,32 @@ async def running_gateway(settings: Settings, *, idle_timeout: float = 60, **cha
         await asyncio.wait_for(task, 10)
 
 
+async def make_key(database_url: str, role: str = "admin", name: str | None = None, **scope: Any) -> str:
+    """A new API key of `role` in the database; scope as `parks=[...]`, `cities=[...]`, `stations=[...]`,
+    `province=True` (what `parkwatch keys create` takes)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        scopes = [Scope("province")] if scope.pop("province", False) else []
+        for kind in ("city", "park", "station"):
+            scopes += [Scope(kind, v) for v in scope.pop(f"{kind}s" if kind != "city" else "cities", [])]
+        assert not scope, f"unknown scope kinds {scope}"
+        _, key = await create_key(conn, name=name or unique(role), role=Role(role), scopes=scopes, created_by="tests")
+    finally:
+        await conn.close()
+    return key
+
+
 @asynccontextmanager
-async def serving_api(settings: Settings, ingest: IngestService | None) -> AsyncIterator[httpx.AsyncClient]:
-    """The API served over real HTTP by uvicorn in this event loop, for the block; yields a client for it."""
+async def serving_api(
+    settings: Settings, ingest: IngestService | None, *, role: str = "admin", **scope: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API served over real HTTP by uvicorn in this event loop, for the block; yields a client
+    for it that sends a key of `role` (an administrator's unless told)."""
+    key = await make_key(settings.DATABASE_URL, role, **scope)
     async with (
         serving_asgi(create_app(settings, ingest=ingest), "127.0.0.1", settings.API_PORT),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=10) as client,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=10, headers={"X-API-Key": key}
+        ) as client,
     ):
         yield client

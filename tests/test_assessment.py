@@ -130,7 +130,8 @@ async def test_a_yellow_card_from_simulated_inlet_and_outlet_data(settings: Sett
             assert (bad.status_code, bad.json()["error"]) == (422, code)
         listed = (await api.get("/api/v1/assessment", params={"period": "month", "date": "2025-06-01"})).json()
     ap0 = {c["park_id"]: c for c in listed["results"]}["ap0"]
-    assert ap0["indicators"]["facility_coverage"] | {"reported_at": None} == {
+    assert ap0["indicators"]["facility_coverage"]["reported_by"].startswith("园区管委会 [key:admin")
+    assert ap0["indicators"]["facility_coverage"] | {"reported_at": None, "reported_by": "园区管委会"} == {
         "value": 0.8, "target": None, "weight": 5.0, "score": 80.0, "source": "reported",
         "reported_by": "园区管委会", "reported_at": None,
     }  # fmt: skip

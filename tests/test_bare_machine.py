@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -257,9 +259,17 @@ def _zombie(pid: int) -> bool:
 # -- the driver, run inside the namespace ---------------------------------------------------
 
 
-def _get(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own loopback API
+def _get(url: str, key: str | None = None) -> object:
+    request = urllib.request.Request(url, headers={"X-API-Key": key} if key else {})  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own loopback API
         return json.loads(response.read())
+
+
+def _demo_key(out: Any) -> str | None:
+    """The read-only key the demo prints (docs/demo.md), once it has."""
+    out.seek(0)
+    found = re.search(r"read-only key\s+(pwk_\S+)", out.read())
+    return found.group(1) if found else None
 
 
 def _demo_driver(folder: str, api_port: str) -> dict[str, object]:
@@ -283,17 +293,21 @@ def _demo_driver(folder: str, api_port: str) -> dict[str, object]:
     deadline = time.monotonic() + VERDICT_TIMEOUT
     try:
         while time.monotonic() < deadline and proc.poll() is None:
+            key = _demo_key(out)
+            if key is None:
+                time.sleep(1)
+                continue
             try:
-                found = _get(f"{base}/api/v1/compliance?park_id=cs-p1&verdict=exceedance")
+                found = _get(f"{base}/api/v1/compliance?park_id=cs-p1&verdict=exceedance", key)
                 rows = found["results"]  # type: ignore[index]
                 exceedances = sum(1 for r in rows if r["station_id"] == KILN and r["parameter"] == "a21026")
                 if exceedances >= 2:
-                    raised = _get(f"{base}/api/v1/alerts?park_id=cs-p1")["results"]  # type: ignore[index]
+                    raised = _get(f"{base}/api/v1/alerts?park_id=cs-p1", key)["results"]  # type: ignore[index]
                     alert_rules = [(a["station_id"], a["rule"], a["occurrences"]) for a in raised]
                     if alert_rules != [(KILN, "exceedance.hour", 2)]:
                         time.sleep(1)
                         continue
-                    hourly = _get(f"{base}/api/v1/readings?station_id={KILN}&parameter=so2&interval=hour")
+                    hourly = _get(f"{base}/api/v1/readings?station_id={KILN}&parameter=so2&interval=hour", key)
                     readings = len(hourly["results"])  # type: ignore[index]
                     health = _get(f"{base}/healthz")["status"]  # type: ignore[index]
                     break

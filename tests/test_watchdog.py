@@ -17,6 +17,7 @@ from api.app import create_app
 from parkwatch.serve import serving_asgi
 from parkwatch.settings import Settings
 from simulators.notice_sink import NoticeSink, Secrets, serving
+from tests.helpers import make_key
 from tests.services import free_port
 
 SECRET = "watch-secret"
@@ -88,7 +89,10 @@ async def test_compliance_backlog_shows_in_healthz_and_metrics(
         assert await dog.check() == [("compliance_backlog", True)]
         async with (
             serving_asgi(create_app(settings, watchdog=dog), "127.0.0.1", settings.API_PORT),
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}") as api,
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{settings.API_PORT}",
+                headers={"X-API-Key": await make_key(settings.DATABASE_URL)},
+            ) as api,
         ):
             health = await api.get("/healthz")
             assert health.status_code == 200  # degraded, not down: a restart would not fix a backlog

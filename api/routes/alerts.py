@@ -12,8 +12,10 @@ from pydantic import BaseModel, Field
 
 from alerts import actions, queries
 from api import paging, params
-from api.deps import ConnDep, PagerDep, SettingsDep
+from api.access import actor
+from api.deps import ConnDep, PagerDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
+from api.principals import Permission
 from api.timeparams import parse_instant
 from schemas.alerting import VERIFICATIONS, redact
 from schemas.parameters import catalog
@@ -150,9 +152,14 @@ class AlertDetail(Alert):
 
 
 class ByBody(BaseModel):
-    """Who acts (until accounts exist, the caller says), and why."""
+    """Why, and (optionally) for whom: the record names the caller's key or user."""
 
-    by: str = Field(min_length=1, max_length=200)
+    by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="who acts, when a shared key acts for a person; the record names the key or user in any case",
+    )
     comment: str | None = Field(default=None, max_length=2000)
 
 
@@ -165,7 +172,12 @@ class VerifyBody(ByBody):
 class ExplanationBody(BaseModel):
     """The enterprise's 情况说明."""
 
-    by: str = Field(min_length=1, max_length=200)
+    by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="who acts, when a shared key acts for a person; the record names the key or user in any case",
+    )
     text: str = Field(min_length=1, max_length=5000)
 
 
@@ -187,7 +199,12 @@ class SilenceBody(BaseModel):
     ends_at: datetime | None = None
     minutes: float | None = Field(default=None, gt=0, description="instead of ends_at")
     reason: str = Field(min_length=1, max_length=1000)
-    by: str = Field(min_length=1, max_length=200)
+    by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="who acts, when a shared key acts for a person; the record names the key or user in any case",
+    )
 
 
 class Silence(BaseModel):
@@ -315,38 +332,45 @@ async def _act(conn: asyncpg.Connection, alert_id: int, action: Any, **kwargs: A
     return await _detail(conn, alert_id)
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AlertDetail)
-async def acknowledge(conn: ConnDep, alert_id: AlertId, body: ByBody) -> dict[str, Any]:
+@router.post("/alerts/{alert_id}/ack", response_model=AlertDetail, dependencies=[require(Permission.ALERT_ACK)])
+async def acknowledge(conn: ConnDep, principal: PrincipalDep, alert_id: AlertId, body: ByBody) -> dict[str, Any]:
     """Acknowledge ("seen, on it"): stops reminders and escalation; 409 if already acknowledged or cleared."""
-    return await _act(conn, alert_id, actions.acknowledge, by=body.by, comment=body.comment)
+    return await _act(conn, alert_id, actions.acknowledge, by=actor(principal, body.by), comment=body.comment)
 
 
-@router.post("/alerts/{alert_id}/verify", response_model=AlertDetail)
-async def verify(conn: ConnDep, alert_id: AlertId, body: VerifyBody) -> dict[str, Any]:
+@router.post("/alerts/{alert_id}/verify", response_model=AlertDetail, dependencies=[require(Permission.ALERT_VERIFY)])
+async def verify(conn: ConnDep, principal: PrincipalDep, alert_id: AlertId, body: VerifyBody) -> dict[str, Any]:
     """核实: record what the alert turned out to be (any state; again to correct)."""
-    return await _act(conn, alert_id, actions.verify, by=body.by, verification=body.verification, comment=body.comment)
+    return await _act(
+        conn, alert_id, actions.verify, by=actor(principal, body.by), verification=body.verification,
+        comment=body.comment,
+    )  # fmt: skip
 
 
-@router.post("/alerts/{alert_id}/resolve", response_model=AlertDetail)
-async def resolve(conn: ConnDep, alert_id: AlertId, body: ByBody) -> dict[str, Any]:
+@router.post("/alerts/{alert_id}/resolve", response_model=AlertDetail, dependencies=[require(Permission.ALERT_RESOLVE)])
+async def resolve(conn: ConnDep, principal: PrincipalDep, alert_id: AlertId, body: ByBody) -> dict[str, Any]:
     """Close by hand where the rule allows it; exceedances clear only when the data say so (409)."""
-    return await _act(conn, alert_id, actions.resolve, by=body.by, comment=body.comment)
+    return await _act(conn, alert_id, actions.resolve, by=actor(principal, body.by), comment=body.comment)
 
 
-@router.post("/alerts/{alert_id}/explanation", response_model=AlertDetail)
-async def explain(conn: ConnDep, alert_id: AlertId, body: ExplanationBody) -> dict[str, Any]:
+@router.post(
+    "/alerts/{alert_id}/explanation", response_model=AlertDetail, dependencies=[require(Permission.ALERT_EXPLAIN)]
+)
+async def explain(conn: ConnDep, principal: PrincipalDep, alert_id: AlertId, body: ExplanationBody) -> dict[str, Any]:
     """The enterprise's explanation (情况说明) of an exceedance."""
-    return await _act(conn, alert_id, actions.explain, by=body.by, text=body.text)
+    return await _act(conn, alert_id, actions.explain, by=actor(principal, body.by), text=body.text)
 
 
-@router.post("/alerts/{alert_id}/review", response_model=AlertDetail)
-async def review(conn: ConnDep, settings: SettingsDep, alert_id: AlertId, body: ReviewBody) -> dict[str, Any]:
+@router.post("/alerts/{alert_id}/review", response_model=AlertDetail, dependencies=[require(Permission.ALERT_REVIEW)])
+async def review(
+    conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, alert_id: AlertId, body: ReviewBody
+) -> dict[str, Any]:
     """The bureau accepts the explanation, or rejects it and asks for another."""
     return await _act(
         conn,
         alert_id,
         actions.review,
-        by=body.by,
+        by=actor(principal, body.by),
         decision=body.decision,
         comment=body.comment,
         resubmit_hours=settings.ALERT_EXPLANATION_HOURS,
@@ -365,8 +389,8 @@ async def list_silences(
     return {"results": [_silence(r) for r in await conn.fetch(SELECT_SILENCES, include_ended)]}
 
 
-@router.post("/silences", response_model=Silence, status_code=201)
-async def add_silence(conn: ConnDep, body: SilenceBody) -> dict[str, Any]:
+@router.post("/silences", response_model=Silence, status_code=201, dependencies=[require(Permission.SILENCE)])
+async def add_silence(conn: ConnDep, principal: PrincipalDep, body: SilenceBody) -> dict[str, Any]:
     """Mute the notices of matching alerts for a time; the alerts are still raised and recorded."""
     sid = pid = None
     park_id = body.park_id
@@ -406,7 +430,7 @@ async def add_silence(conn: ConnDep, body: SilenceBody) -> dict[str, Any]:
             starts_at=starts,
             ends_at=ends,
             reason=body.reason,
-            by=body.by,
+            by=actor(principal, body.by),
         )
     except actions.ActionError as exc:
         raise ApiError(exc.status, exc.code, exc.detail) from None
@@ -415,7 +439,7 @@ async def add_silence(conn: ConnDep, body: SilenceBody) -> dict[str, Any]:
     return _silence(row)
 
 
-@router.post("/silences/{silence_id}/cancel", response_model=Silence)
+@router.post("/silences/{silence_id}/cancel", response_model=Silence, dependencies=[require(Permission.SILENCE)])
 async def cancel_silence(conn: ConnDep, silence_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
     """End a silence now."""
     try:

@@ -9,8 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.deps import ConnDep
+from api.access import actor
+from api.deps import ConnDep, PrincipalDep, require
 from api.errors import ApiError
+from api.principals import Permission
 from api.routes.kpis import parse_day
 from compliance.assessment import REPORTED, AssessedPeriod, AssessmentInputError, assessment, report_input
 from compliance.targets import province_targets
@@ -66,7 +68,10 @@ class InputIn(BaseModel):
     on: dt.date = Field(alias="date", description="a day of the period")
     indicator: str = Field(description=", ".join(f"{k}: {v}" for k, v in REPORTED.items()))
     value: float
-    reported_by: str = Field(min_length=1, max_length=200, description="who reports it (an account, once there are)")
+    reported_by: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="the person, when a shared key reports; the record names the key or user in any case",
+    )  # fmt: skip
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -105,8 +110,10 @@ async def get_assessment(
     return result.as_json()
 
 
-@router.post("/assessment/inputs", response_model=InputOut, status_code=201)
-async def post_input(conn: ConnDep, body: InputIn) -> dict[str, Any]:
+@router.post(
+    "/assessment/inputs", response_model=InputOut, status_code=201, dependencies=[require(Permission.ASSESSMENT_INPUTS)]
+)
+async def post_input(conn: ConnDep, principal: PrincipalDep, body: InputIn) -> dict[str, Any]:
     """Report an indicator for a park and period; a later report replaces it (the earlier one is kept in history)."""
     try:
         row = await report_input(
@@ -116,7 +123,7 @@ async def post_input(conn: ConnDep, body: InputIn) -> dict[str, Any]:
             on=body.on,
             indicator=body.indicator,
             value=body.value,
-            reported_by=body.reported_by,
+            reported_by=actor(principal, body.reported_by),
             note=body.note,
         )
     except AssessmentInputError as exc:

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import PoolDep
+from api.access import scoped_connection
+from api.deps import PoolDep, PrincipalDep
 from api.errors import ApiError
 from api.livefeed import LiveFeed
 
@@ -64,6 +65,7 @@ def _frame(r: Any) -> str:
 async def events(
     request: Request,
     pool: PoolDep,
+    principal: PrincipalDep,
     park_id: Annotated[str | None, Query()] = None,
     station_id: Annotated[str | None, Query()] = None,
     after: Annotated[
@@ -80,7 +82,7 @@ async def events(
     feed: LiveFeed = request.app.state.livefeed
     feed.start()
     if after is None:
-        async with pool.acquire() as conn:
+        async with scoped_connection(pool, principal) as conn:
             after = int(await conn.fetchval(LATEST))
 
     async def stream() -> AsyncIterator[str]:
@@ -88,8 +90,13 @@ async def events(
         yield "retry: 3000\n\n"
         version = feed.version
         while not await request.is_disconnected():
-            async with pool.acquire() as conn:
-                rows = await conn.fetch(SELECT_EVENTS, last, park_id, station_id, PAGE)
+            # Each poll in the principal's scope, checked again: a revoked key's stream ends.
+            try:
+                async with scoped_connection(pool, principal) as conn:
+                    rows = await conn.fetch(SELECT_EVENTS, last, park_id, station_id, PAGE)
+            except ApiError:
+                yield 'event: end\ndata: {"error": "credentials_revoked"}\n\n'
+                return
             for r in rows:
                 last = r["id"]
                 yield _frame(r)

@@ -14,9 +14,12 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from api.deps import SettingsDep
+from api.errors import ApiError
 from api.metrics import Metrics
+from api.principals import Role
 from api.responses import ORJSONResponse
 from compliance.store import QUEUE_STATE
+from parkwatch.settings import Settings
 
 router = APIRouter(tags=["health"])
 
@@ -115,9 +118,25 @@ async def _backlog(pool: Any) -> dict[str, Any] | None:
     return {"queue_hours": row["depth"], "lag_seconds": round(lag, 3), "set_aside_stations": row["failures"]}
 
 
+async def _metrics_allowed(request: Request, settings: Settings) -> None:
+    # Anonymous when PARKWATCH_METRICS_PUBLIC is on; else an administrator's key (Prometheus sends
+    # one as `authorization: {credentials: ...}`, i.e. a Bearer header).
+    if settings.METRICS_PUBLIC:
+        return
+    async with request.app.state.health_pool.acquire() as conn:
+        principal = await request.app.state.authenticator.authenticate(conn, request)
+    request.state.principal = principal
+    if principal.role is not Role.ADMIN:
+        raise ApiError(403, "forbidden", "/metrics is for administrators' keys (or set PARKWATCH_METRICS_PUBLIC)")
+
+
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
-    """Ingest, compliance backlog, watchdog, HTTP and process metrics of this process (Prometheus text format)."""
+async def metrics(request: Request, settings: SettingsDep) -> PlainTextResponse:
+    """Ingest, compliance backlog, watchdog, HTTP and process metrics of this process (Prometheus text format).
+
+    Needs an administrator's key unless PARKWATCH_METRICS_PUBLIC is set.
+    """
+    await _metrics_allowed(request, settings)
     collected: Metrics = request.app.state.metrics
     collected.state.backlog = await _backlog(request.app.state.health_pool)
     # The classic text format, which every Prometheus server (2.x included) reads.

@@ -9,8 +9,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api import paging
-from api.deps import ConnDep, PagerDep
+from api.access import actor
+from api.deps import ConnDep, PagerDep, PrincipalDep, require
 from api.errors import ApiError
+from api.principals import Permission
 from compliance.delivery import Level, Period, local_today
 from compliance.kpis import kpis
 from compliance.loads import cap_positions
@@ -103,7 +105,10 @@ class VolumeReport(BaseModel):
     first_day: date
     last_day: date = Field(description="inclusive; the volume is spread evenly over the days")
     volume_m3: float = Field(ge=0, lt=1e12)
-    reported_by: str = Field(min_length=1, max_length=200, description="who reports it (an account, once there are)")
+    reported_by: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="the person, when a shared key reports; the record names the key or user in any case",
+    )  # fmt: skip
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -120,11 +125,11 @@ class VolumePage(BaseModel):
     next_cursor: str | None
 
 
-@router.post("/volumes", response_model=StoredVolume, status_code=201)
-async def post_volume(conn: ConnDep, body: VolumeReport) -> dict[str, Any]:
+@router.post("/volumes", response_model=StoredVolume, status_code=201, dependencies=[require(Permission.VOLUMES)])
+async def post_volume(conn: ConnDep, principal: PrincipalDep, body: VolumeReport) -> dict[str, Any]:
     """Report a station's wastewater volume over a span of local days; a report for the same first day replaces it."""
     try:
-        row = await report_volume(conn, **body.model_dump())
+        row = await report_volume(conn, **{**body.model_dump(), "reported_by": actor(principal, body.reported_by)})
     except VolumeReportError as exc:
         raise ApiError(404 if exc.code == "unknown_station" else 422, exc.code, exc.detail) from None
     return {"station_id": body.station_id, **dict(row)}

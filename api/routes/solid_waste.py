@@ -10,8 +10,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api import paging
-from api.deps import ConnDep, PagerDep, SettingsDep
+from api.access import actor
+from api.deps import ConnDep, PagerDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
+from api.principals import Permission
 from compliance import solidwaste
 from compliance.delivery import local_today
 from compliance.solidwaste import SolidWasteError
@@ -27,8 +29,8 @@ PARK_EXISTS = "SELECT 1 FROM parks WHERE id = $1"
 class ReportBody(BaseModel):
     """One month's report of a park, or of one of its enterprises.
 
-    `reported_by` is the caller's word until user accounts exist; access control (a later issue)
-    will take it from the authenticated user.
+    The report is recorded as the caller's key or user; `reported_by` names the person when a
+    shared key reports.
     """
 
     park_id: str = Field(max_length=64)
@@ -43,7 +45,7 @@ class ReportBody(BaseModel):
     utilised_from_stock: float = Field(default=0.0, description="earlier stock utilised this month (part of utilised)")
     disposed_from_stock: float = Field(default=0.0, description="earlier stock disposed this month (part of disposed)")
     dumped: float = Field(default=0.0, description="discharged (丢弃/排放), normally 0")
-    reported_by: str
+    reported_by: str | None = Field(default=None, min_length=1, max_length=200)
     note: str | None = None
 
 
@@ -134,14 +136,14 @@ async def _known_park(conn: asyncpg.Connection, park_id: str | None) -> None:
         raise ApiError(404, "unknown_park", f"park {park_id[:64]!r} is not registered")
 
 
-@router.post("/solid-waste", response_model=ReportOut, status_code=201)
-async def submit(conn: ConnDep, settings: SettingsDep, body: ReportBody) -> dict[str, Any]:
+@router.post("/solid-waste", response_model=ReportOut, status_code=201, dependencies=[require(Permission.SOLID_WASTE)])
+async def submit(conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, body: ReportBody) -> dict[str, Any]:
     """Report one month; a second report of the same month replaces the first, which is kept in the history.
 
     422 with `unknown_unit`, `negative_quantity`, `identity_broken`, `stock_negative`, ... and nothing stored.
     """
     try:
-        report = solidwaste.make_report(**body.model_dump())
+        report = solidwaste.make_report(**{**body.model_dump(), "reported_by": actor(principal, body.reported_by)})
         stored = await solidwaste.submit_report(conn, report, today=local_today(settings.DEFAULT_TIMEZONE))
     except SolidWasteError as exc:
         raise _refused(exc) from None

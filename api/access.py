@@ -1,0 +1,207 @@
+"""Each request's principal: who it is (key or session), what its role permits, and its SQL scope.
+
+Authentication happens on the request's own pooled connection, which then switches to a role
+without BYPASSRLS and names the principal in `parkwatch.principal`; the row-level security of
+migration 0018 does the rest (docs/access.md). The pool's reset undoes both on release.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import asyncpg
+import orjson
+from fastapi import Request
+
+from api.errors import ApiError
+from api.principals import Principal, Role, hash_key, load_scopes
+
+logger = logging.getLogger(__name__)
+
+KEY_HEADER = "x-api-key"
+CSRF_HEADER = "x-csrf-token"
+SESSION_COOKIE = "pw_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# last_used_at is for people deciding which keys to revoke: a minute's precision is plenty, and
+# one UPDATE a minute per key instead of one per request.
+TOUCH_EVERY_S = 60.0
+# Paths whose reads by an inspector are audited (docs/access.md#audit).
+AUDITED_READS = ("/api/v1/readings", "/api/v1/exports")
+
+SELECT_KEY = """
+SELECT id, kind, name, role, expires_at, revoked_at, now() AS now FROM principals WHERE key_hash = $1
+"""
+SELECT_SESSION = """
+SELECT p.id, p.kind, p.name, p.role, p.expires_at, p.revoked_at, s.csrf_hash, s.expires_at AS session_expires,
+       now() AS now
+FROM sessions s JOIN principals p ON p.id = s.principal_id
+WHERE s.token_hash = $1
+"""
+TOUCH = "UPDATE principals SET last_used_at = now() WHERE id = $1"
+STILL_VALID = """
+SELECT revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FROM principals WHERE id = $1
+"""
+# set_config(…, false) lasts for the session; the pool's reset (RESET ROLE; RESET ALL) ends it.
+ENTER_SCOPE = "SELECT set_config('role', $1, false), set_config('parkwatch.principal', $2, false)"
+RESET_QUERY_PREFIX = "RESET ROLE;\n"
+INSERT_AUDIT = """
+INSERT INTO audit_log (principal_id, principal, role, action, target, detail, address, status)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
+"""
+
+READER = "parkwatch_reader"
+WRITER = "parkwatch_writer"
+
+
+def _unauthenticated(detail: str, code: str = "unauthenticated") -> ApiError:
+    return ApiError(401, code, detail, headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+
+
+def presented_key(request: Request) -> str | None:
+    """The API key of X-API-Key, or of `Authorization: Bearer` (what Prometheus can send)."""
+    key = request.headers.get(KEY_HEADER)
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def _live(row: asyncpg.Record, what: str) -> None:
+    if row["revoked_at"] is not None:
+        raise _unauthenticated(f"this {what} was revoked", "credentials_revoked")
+    if row["expires_at"] is not None and row["expires_at"] <= row["now"]:
+        raise _unauthenticated(f"this {what} expired at {row['expires_at'].isoformat()}", "credentials_expired")
+
+
+class Authenticator:
+    """Finds the principal of a request; remembers when each one was last marked used."""
+
+    def __init__(self) -> None:
+        self._touched: dict[int, float] = {}
+
+    async def authenticate(self, conn: asyncpg.Connection, request: Request) -> Principal:
+        """The request's principal, or 401 with the reason."""
+        key = presented_key(request)
+        if key is not None:
+            row = await conn.fetchrow(SELECT_KEY, hash_key(key))
+            if row is None:
+                raise _unauthenticated("the API key is not one parkwatch issued", "invalid_credentials")
+            _live(row, "key")
+        else:
+            token = request.cookies.get(SESSION_COOKIE)
+            if not token:
+                raise _unauthenticated(
+                    "sign in (POST /api/v1/session) or send an API key in X-API-Key (parkwatch keys create)"
+                )
+            row = await conn.fetchrow(SELECT_SESSION, hash_key(token))
+            if row is None or row["session_expires"] <= row["now"]:
+                raise _unauthenticated("the session ended; sign in again", "session_expired")
+            _live(row, "account")
+            if request.method not in SAFE_METHODS:
+                sent = request.headers.get(CSRF_HEADER, "")
+                if not hmac.compare_digest(hash_key(sent), row["csrf_hash"]):
+                    raise ApiError(403, "csrf_failed", "a signed-in change needs the session's X-CSRF-Token header")
+        principal = Principal(
+            id=row["id"], kind=row["kind"], name=row["name"], role=Role(row["role"]),
+            scopes=await load_scopes(conn, row["id"]),
+        )  # fmt: skip
+        now = time.monotonic()
+        if now - self._touched.get(principal.id, -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
+            if len(self._touched) > 10_000:  # bounded: principals are few; a flood of keys is not
+                self._touched.clear()
+            self._touched[principal.id] = now
+            await conn.execute(TOUCH, principal.id)
+        return principal
+
+
+def db_role(principal: Principal, method: str) -> str:
+    """The database role a request runs as: the owner for administrators, else reader or writer."""
+    if principal.role is Role.ADMIN:
+        return "none"
+    if principal.role is Role.INSPECTOR or method in SAFE_METHODS:
+        return READER
+    return WRITER
+
+
+async def enter_scope(conn: asyncpg.Connection, principal: Principal, method: str = "GET") -> None:
+    """Confine the connection to the principal's scope until the pool resets it."""
+    await conn.execute(ENTER_SCOPE, db_role(principal, method), str(principal.id))
+
+
+@asynccontextmanager
+async def scoped_connection(pool: asyncpg.Pool, principal: Principal) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in the principal's scope, for work that outlives a request's connection.
+
+    A live stream polls for minutes, an export runs long: a principal revoked or expired since the
+    request began gets 401 here, so a long stream ends with its key.
+    """
+    async with pool.acquire() as proxy:
+        conn = cast("asyncpg.Connection", proxy)
+        if not await conn.fetchval(STILL_VALID, principal.id):
+            raise _unauthenticated("the key or account was revoked or expired", "credentials_revoked")
+        await enter_scope(conn, principal)
+        yield conn
+
+
+async def reset_connection(conn: asyncpg.Connection) -> None:
+    """The pool's reset: leave the request's role, then asyncpg's own reset (RESET ALL, …)."""
+    await conn.execute(RESET_QUERY_PREFIX + conn.get_reset_query())
+
+
+def actor(principal: Principal, said: str | None) -> str:
+    """Who a change is recorded as (docs/access.md#who-acted).
+
+    A user is a person: their name. A key is a machine: `key:NAME`, or the person it says it acts
+    for followed by the key in brackets, `张工 [key:NAME]`, so that a report names the person and
+    the record still shows which credential vouched for it.
+    """
+    if principal.kind == "user":
+        return principal.name
+    if said and said != principal.name:
+        return f"{said} [{principal.label}]"
+    return principal.label
+
+
+def audit_wanted(principal: Principal, method: str, path: str) -> bool:
+    """Changes always; an inspector's reads of readings and exports."""
+    if method not in SAFE_METHODS:
+        return True
+    return principal.role is Role.INSPECTOR and path.startswith(AUDITED_READS)
+
+
+async def write_audit(
+    conn: asyncpg.Connection,
+    *,
+    principal: Principal | None,
+    label: str,
+    action: str,
+    target: str | None,
+    detail: dict[str, Any],
+    address: str | None,
+    status: int | None,
+) -> None:
+    """One audit row (the connection runs as the owner: scoped roles cannot touch the log)."""
+    await conn.execute(
+        INSERT_AUDIT,
+        principal.id if principal else None,
+        label,
+        principal.role.value if principal else None,
+        action,
+        target,
+        orjson.dumps(detail, default=str).decode(),
+        address,
+        status,
+    )
+
+
+def client_address(request: Request) -> str | None:
+    """Where the request came from (the peer; a proxy's forwarded header is not trusted)."""
+    return request.client.host if request.client else None
