@@ -49,6 +49,12 @@ SELECT revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FROM pr
 # set_config(…, false) lasts for the session; the pool's reset (RESET ROLE; RESET ALL) ends it.
 ENTER_SCOPE = "SELECT set_config('role', $1, false), set_config('parkwatch.principal', $2, false)"
 RESET_QUERY_PREFIX = "RESET ROLE;\n"
+# Whether the principal sees a park whole (or, with no park, the whole province): asked in SQL,
+# of the same functions the policies use.
+SEES_WHOLE = """
+SELECT CASE WHEN $1::text IS NULL THEN parkwatch_scope_province() ELSE $1 IN (SELECT parkwatch_scope_parks()) END
+"""
+SELECT_WHOLE_PARKS = "SELECT parkwatch_scope_parks() AS id"
 INSERT_AUDIT = """
 INSERT INTO audit_log (principal_id, principal, role, action, target, detail, address, status)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
@@ -154,6 +160,26 @@ async def scoped_connection(pool: asyncpg.Pool, principal: Principal) -> AsyncIt
 async def reset_connection(conn: asyncpg.Connection) -> None:
     """The pool's reset: leave the request's role, then asyncpg's own reset (RESET ALL, …)."""
     await conn.execute(RESET_QUERY_PREFIX + conn.get_reset_query())
+
+
+async def require_whole(conn: asyncpg.Connection, principal: Principal, park_id: str | None) -> None:
+    """Refuse a figure made of a whole park or the province to one who sees only part of it.
+
+    Reports and rankings are made from every station of their subject with the owner's
+    connection (a report made under a partial scope would be wrong, and would then be stored as
+    the park's); this check, in SQL on the scoped connection, comes first. A park outside the
+    scope is "not found", as a station is.
+    """
+    if principal.role is Role.ADMIN or await conn.fetchval(SEES_WHOLE, park_id):
+        return
+    if park_id is None:
+        raise ApiError(403, "forbidden", "the province's figures are for those whose scope is the province")
+    raise ApiError(404, "unknown_park", f"park {park_id[:64]!r} is not registered")
+
+
+async def whole_parks(conn: asyncpg.Connection) -> set[str]:
+    """The parks the principal of the scoped connection sees whole (not an enterprise's park)."""
+    return {r["id"] for r in await conn.fetch(SELECT_WHOLE_PARKS)}
 
 
 def actor(principal: Principal, said: str | None) -> str:

@@ -13,10 +13,11 @@ import parkwatch
 from api import docs_ui, errors
 from api.access import Authenticator, reset_connection
 from api.accesslog import AccessLog
-from api.deps import get_conn
+from api.deps import get_conn, require
 from api.guard import Guard, error_responses
 from api.livefeed import LiveFeed
 from api.metrics import Metrics, MetricsMiddleware
+from api.principals import Permission
 from api.ratelimit import RateLimiter
 from api.responses import ORJSONResponse
 from api.routes import access as access_routes
@@ -26,6 +27,7 @@ from api.routes import (
     compliance,
     dead_letters,
     events,
+    exports,
     health,
     hj212,
     kpis,
@@ -111,12 +113,18 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
         statistics,
         alert_routes,
         events,
+        exports,
         hj212,
-        dead_letters,
         access_routes,
     ):
         # Every data route authenticates and enters its principal's scope before it runs.
         app.include_router(module.router, responses=error_responses(), dependencies=[Depends(get_conn)])
+    # Refused messages are the operators of the whole system's business (bureau and administrators).
+    app.include_router(
+        dead_letters.router,
+        responses=error_responses(),
+        dependencies=[Depends(get_conn), require(Permission.DEAD_LETTERS)],
+    )
     # No principal: health and metrics (which checks for itself), signing in.
     app.include_router(health.router, responses=error_responses())
     app.include_router(access_routes.public_router, responses=error_responses())

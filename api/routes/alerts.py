@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from alerts import actions, queries
 from api import paging, params
 from api.access import actor
-from api.deps import ConnDep, PagerDep, PrincipalDep, SettingsDep, require
+from api.deps import ConnDep, PagerDep, PoolDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
-from api.principals import Permission
+from api.principals import Permission, Role
 from api.timeparams import parse_instant
 from schemas.alerting import VERIFICATIONS, redact
 from schemas.parameters import catalog
@@ -37,7 +37,9 @@ SELECT_SILENCE = """
 SELECT x.*, s.id AS station_id, p.code AS parameter FROM alert_silences x
 LEFT JOIN stations s ON s.sid = x.sid LEFT JOIN parameters p ON p.pid = x.pid WHERE x.id = $1
 """
-SELECT_CHANNELS = "SELECT id, kind, config, updated_at FROM alert_channels ORDER BY id"
+SELECT_CHANNELS = (
+    "SELECT id, kind, config, updated_at FROM alert_channels WHERE $1::text[] IS NULL OR id = ANY($1) ORDER BY id"
+)
 SELECT_ROUTES = "SELECT * FROM alert_routes ORDER BY id"
 
 Status = Literal["pending", "active", "cleared"]
@@ -452,11 +454,17 @@ async def cancel_silence(conn: ConnDep, silence_id: Annotated[int, Path(ge=1)]) 
 
 
 @router.get("/alert-routing", response_model=Routing)
-async def routing(conn: ConnDep) -> dict[str, Any]:
-    """The channels (secrets hidden) and routes in force."""
+async def routing(conn: ConnDep, pool: PoolDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The routes in force that the caller sees, and the channels they use (secrets hidden)."""
+    visible = await conn.fetch(SELECT_ROUTES)
+    # Channels hold addresses and tokens the scoped roles cannot read (migration 0018): they are
+    # read by the owner, only those the visible routes use (every one for an administrator).
+    used = None if principal.role is Role.ADMIN else sorted({r["channel_id"] for r in visible})
+    async with pool.acquire() as owner:
+        rows = await owner.fetch(SELECT_CHANNELS, used)
     channels = [
         {"id": r["id"], "kind": r["kind"], "config": redact(queries.decode(r["config"])), "updated_at": r["updated_at"]}
-        for r in await conn.fetch(SELECT_CHANNELS)
+        for r in rows
     ]
     routes = [
         {
@@ -469,6 +477,6 @@ async def routing(conn: ConnDep) -> dict[str, Any]:
             "resolved": r["resolved"],
             "repeat_every_seconds": r["repeat_every"].total_seconds() if r["repeat_every"] else None,
         }
-        for r in await conn.fetch(SELECT_ROUTES)
+        for r in visible
     ]
     return {"channels": channels, "routes": routes}

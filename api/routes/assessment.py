@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
+import asyncpg
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.access import actor
-from api.deps import ConnDep, PrincipalDep, require
+from api.access import actor, whole_parks
+from api.deps import ConnDep, PoolDep, PrincipalDep, require
 from api.errors import ApiError
-from api.principals import Permission
+from api.principals import Permission, Role
 from api.routes.kpis import parse_day
 from compliance.assessment import REPORTED, AssessedPeriod, AssessmentInputError, assessment, report_input
 from compliance.targets import province_targets
@@ -91,6 +92,8 @@ class InputOut(BaseModel):
 @router.get("/assessment", response_model=AssessmentOut)
 async def get_assessment(
     conn: ConnDep,
+    pool: PoolDep,
+    principal: PrincipalDep,
     request: Request,
     period: AssessedPeriod = "month",
     on: Annotated[str | None, Query(alias="date", description="a day of the period (default: today)")] = None,
@@ -98,16 +101,24 @@ async def get_assessment(
 ) -> dict[str, Any]:
     """Every park's scorecard over the period, ranked, with the bottom three's yellow cards and why."""
     settings = request.app.state.settings
-    result = await assessment(
-        conn,
-        period=period,
-        on=parse_day(on, settings.DEFAULT_TIMEZONE),
-        now=datetime.now(UTC),
-        targets=province_targets(settings),
-        weights=settings.ASSESSMENT_WEIGHTS,
-        city=city,
-    )
-    return result.as_json()
+    # Parks are ranked against every park of the province (a ranking of the caller's scope alone
+    # would put an operator's park first of one); the caller then gets the parks it sees, with
+    # their place in the whole ranking, and nothing of the others (docs/access.md#rankings).
+    seen = None if principal.role is Role.ADMIN else await whole_parks(conn)
+    async with pool.acquire() as owner:
+        result = await assessment(
+            cast("asyncpg.Connection", owner),
+            period=period,
+            on=parse_day(on, settings.DEFAULT_TIMEZONE),
+            now=datetime.now(UTC),
+            targets=province_targets(settings),
+            weights=settings.ASSESSMENT_WEIGHTS,
+            city=city,
+        )
+    out = result.as_json()
+    if seen is not None:
+        out["results"] = [c for c in out["results"] if c["park_id"] in seen]
+    return out
 
 
 @router.post(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import asyncpg
 from fastapi import APIRouter, Query
@@ -11,8 +11,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import paging
-from api.deps import ConnDep, PagerDep, SettingsDep
+from api.access import require_whole
+from api.deps import ConnDep, PagerDep, PoolDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.principals import Principal
 from api.routes.kpis import CapRow
 from compliance.delivery import local_today
 from compliance.report_labels import Lang
@@ -218,10 +220,22 @@ def _answer(content: dict[str, Any], fmt: Format, lang: Lang) -> Any:
 
 
 async def _report(
-    conn: asyncpg.Connection, settings: Settings, kind: Kind, on: date, park_id: str | None, refresh: bool
+    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    principal: Principal,
+    settings: Settings,
+    kind: Kind,
+    on: date,
+    park_id: str | None,
+    refresh: bool,
 ) -> dict[str, Any]:
+    await require_whole(conn, principal, park_id)
     try:
-        return await obtain(conn, settings, Scope.of(kind, on, park_id), refresh=refresh)
+        # Made from every station of the park or province (the caller sees it whole; checked above).
+        async with pool.acquire() as owner:
+            return await obtain(
+                cast("asyncpg.Connection", owner), settings, Scope.of(kind, on, park_id), refresh=refresh
+            )
     except ReportError as exc:
         raise ApiError(404 if exc.code == "unknown_park" else 422, exc.code, exc.detail) from None
 
@@ -235,6 +249,8 @@ ParkQuery = Annotated[str | None, Query(max_length=64, description="a park; omit
 @router.get("/reports/daily", response_model=Report, responses=FORMATS_DOC)
 async def get_daily(
     conn: ConnDep,
+    pool: PoolDep,
+    principal: PrincipalDep,
     settings: SettingsDep,
     on: Annotated[str | None, Query(alias="date", description="YYYY-MM-DD, local (default: yesterday)")] = None,
     park_id: ParkQuery = None,
@@ -250,12 +266,14 @@ async def get_daily(
             day = parse_period("daily", on)
         except ValueError as exc:
             raise ApiError(422, "bad_date", f"date {exc}") from None
-    return _answer(await _report(conn, settings, "daily", day, park_id, refresh), fmt, lang)
+    return _answer(await _report(conn, pool, principal, settings, "daily", day, park_id, refresh), fmt, lang)
 
 
 @router.get("/reports/monthly", response_model=Report, responses=FORMATS_DOC)
 async def get_monthly(
     conn: ConnDep,
+    pool: PoolDep,
+    principal: PrincipalDep,
     settings: SettingsDep,
     month: Annotated[str | None, Query(description="YYYY-MM (default: last month)")] = None,
     park_id: ParkQuery = None,
@@ -273,7 +291,7 @@ async def get_monthly(
             first = parse_period("monthly", month)
         except ValueError as exc:
             raise ApiError(422, "bad_month", f"month {exc}") from None
-    return _answer(await _report(conn, settings, "monthly", first, park_id, refresh), fmt, lang)
+    return _answer(await _report(conn, pool, principal, settings, "monthly", first, park_id, refresh), fmt, lang)
 
 
 @router.get("/reports", response_model=ReportPage)

@@ -200,3 +200,5 @@ BEGIN
     WHERE attrelid = 'stations'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT IN ('pw', 'sm4_key');
     EXECUTE format('GRANT SELECT (%s) ON stations TO parkwatch_reader, parkwatch_writer', cols);
 END $$;
+-- SELECT ... FOR UPDATE (a reported volume locks its station) needs UPDATE on some column.
+GRANT UPDATE (updated_at) ON stations TO parkwatch_writer;
