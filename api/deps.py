@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyCookie, APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.access import audit_wanted, client_address, enter_scope, write_audit
+from api.access import SESSION_COOKIE, audit_wanted, client_address, enter_scope, write_audit
 from api.errors import ApiError
 from api.paging import Pager, shared_secret
 from api.principals import Permission, Principal
@@ -35,8 +36,17 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+# Declared so that OpenAPI (and /docs's Authorize button) knows the two ways in; reading them is
+# api/access.py's job, which also takes the key as a Bearer token.
+_KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (parkwatch keys create)")
+_SESSION_SCHEME = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="a session (POST /api/v1/session)")
+
+
 async def get_conn(
-    request: Request, pool: Annotated[asyncpg.Pool, Depends(get_pool)]
+    request: Request,
+    pool: Annotated[asyncpg.Pool, Depends(get_pool)],
+    _key: Annotated[str | None, Security(_KEY_SCHEME)] = None,
+    _session: Annotated[str | None, Security(_SESSION_SCHEME)] = None,
 ) -> AsyncIterator[asyncpg.Connection]:
     """The request's connection: its principal authenticated, rate-limited and confined to its scope.
 

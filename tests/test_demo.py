@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import asyncpg
 import pytest
 
+from api.principals import hash_key
 from parkwatch.settings import Settings
 from simulators.demo import demo_database, demo_settings
 from simulators.scratch import drop
@@ -38,11 +40,18 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
                JOIN parameters p USING (pid)"""
         )
         notices = await conn.fetch("SELECT channel_id, status FROM notifications")
+        principals = await conn.fetch("SELECT kind, name, role, key_hash FROM principals ORDER BY id")
     finally:
         await conn.close()
         await drop(demo_url)
+    # the credentials it printed: a read-only key, stored hashed, and the kiln park's operator
+    key = re.search(r"read-only key\s+(pwk_\S+)", result.stdout)
+    assert key is not None, result.stdout[-2000:]
+    assert [(p["kind"], p["role"]) for p in principals] == [("key", "inspector"), ("user", "operator")]
+    assert principals[0]["key_hash"] == hash_key(key.group(1)) and key.group(1) not in str(list(principals))
+    assert f"{principals[1]['name']} / " in result.stdout
     found = {(r["id"], r["code"], r["verdict"]) for r in rows}
-    # the scripted SO2 excursion at the cement kiln: 300 mg/m³ at ~10.5 % O2 is ~314 at the 10 % reference
+    # the scripted SO2 excursion at the cement kiln: 340 mg/m³ at ~10 % O2 is ~340 at the 10 % reference
     kiln_so2 = [r["verdict"] for r in rows if r["id"] == "cs-p1-cement-k1" and r["code"] == "a21026"]
     assert kiln_so2.count("exceedance") == 2
     assert "compliant" in kiln_so2
@@ -58,6 +67,6 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
     # the episode raised one alert, of two hours, and its notice reached the demo's own webhook
     [alert] = raised
     assert (alert["station_id"], alert["code"], alert["rule"]) == ("cs-p1-cement-k1", "a21026", "exceedance.hour")
-    assert alert["occurrences"] == 2 and alert["status"] == "active"
+    assert alert["occurrences"] == 2 and alert["status"] == "active" and alert["severity"] == "major"
     assert [(n["channel_id"], n["status"]) for n in notices] == [("demo-webhook", "sent")]
     assert "/api/v1/alerts?park_id=cs-p1" in result.stdout and "/received" in result.stdout

@@ -99,15 +99,26 @@ CREATE FUNCTION parkwatch_scope_sids() RETURNS SETOF integer
            OR st.id IN (SELECT value FROM access_scopes WHERE principal_id = parkwatch_principal() AND kind = 'station')
     $$;
 
+-- The roles are the cluster's: made by the first database's migration, or beforehand by a
+-- superuser when the migrating user may not create roles (docs/access.md).
 DO $$
+DECLARE
+    r text;
 BEGIN
-    CREATE ROLE parkwatch_reader NOLOGIN;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- another database's migration made it
-END $$;
-DO $$
-BEGIN
-    CREATE ROLE parkwatch_writer NOLOGIN;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    FOREACH r IN ARRAY ARRAY['parkwatch_reader', 'parkwatch_writer'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+            EXCEPTION
+                WHEN duplicate_object OR unique_violation THEN NULL;  -- another database's migration made it
+                WHEN insufficient_privilege THEN
+                    RAISE EXCEPTION 'role % is missing and % may not create roles', r, current_user
+                        USING HINT = format('as a superuser: CREATE ROLE parkwatch_reader NOLOGIN; '
+                            'CREATE ROLE parkwatch_writer NOLOGIN; GRANT parkwatch_reader, parkwatch_writer TO %I;',
+                            current_user);
+            END;
+        END IF;
+    END LOOP;
 END $$;
 -- The API's login role switches to these per request (SET ROLE needs membership).
 DO $$
