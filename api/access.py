@@ -46,15 +46,30 @@ TOUCH = "UPDATE principals SET last_used_at = now() WHERE id = $1"
 STILL_VALID = """
 SELECT revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FROM principals WHERE id = $1
 """
-# set_config(…, false) lasts for the session; the pool's reset (RESET ROLE; RESET ALL) ends it.
-ENTER_SCOPE = "SELECT set_config('role', $1, false), set_config('parkwatch.principal', $2, false)"
+# The principal's scope, computed once into the settings the policies read (migration 0018), and
+# the role switched, in one round trip. set_config(..., false) lasts for the session; the pool's
+# reset (RESET ROLE; RESET ALL) ends it. The scope functions are SECURITY DEFINER, so the order in
+# which the list is evaluated does not matter; a province scope needs no lists.
+ENTER_SCOPE = """
+WITH p AS (SELECT $2::bigint AS id, parkwatch_scope_province_of($2::bigint) AS province)
+SELECT set_config('parkwatch.principal', p.id::text, false),
+       set_config('parkwatch.province', CASE WHEN p.province THEN 'on' ELSE 'off' END, false),
+       set_config('parkwatch.sids', CASE WHEN p.province THEN '{}' ELSE
+           (SELECT coalesce(array_agg(s), '{}')::text FROM parkwatch_scope_sids_of(p.id) s) END, false),
+       set_config('parkwatch.parks', CASE WHEN p.province THEN '{}' ELSE
+           (SELECT coalesce(array_agg(x), '{}')::text FROM parkwatch_scope_parks_of(p.id) x) END, false),
+       set_config('parkwatch.listed_parks', CASE WHEN p.province THEN '{}' ELSE
+           (SELECT coalesce(array_agg(x), '{}')::text FROM parkwatch_listed_parks_of(p.id) x) END, false),
+       set_config('role', $1, false)
+FROM p
+"""
 RESET_QUERY_PREFIX = "RESET ROLE;\n"
 # Whether the principal sees a park whole (or, with no park, the whole province): asked in SQL,
 # of the same functions the policies use.
-SEES_WHOLE = """
-SELECT CASE WHEN $1::text IS NULL THEN parkwatch_scope_province() ELSE $1 IN (SELECT parkwatch_scope_parks()) END
+SEES_WHOLE = "SELECT parkwatch_province() OR ($1::text IS NOT NULL AND $1 = ANY (parkwatch_parks()))"
+SELECT_WHOLE_PARKS = """
+SELECT id FROM parks WHERE parkwatch_province() OR id = ANY (parkwatch_parks())
 """
-SELECT_WHOLE_PARKS = "SELECT parkwatch_scope_parks() AS id"
 INSERT_AUDIT = """
 INSERT INTO audit_log (principal_id, principal, role, action, target, detail, address, status)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)
@@ -139,7 +154,7 @@ def db_role(principal: Principal, method: str) -> str:
 
 async def enter_scope(conn: asyncpg.Connection, principal: Principal, method: str = "GET") -> None:
     """Confine the connection to the principal's scope until the pool resets it."""
-    await conn.execute(ENTER_SCOPE, db_role(principal, method), str(principal.id))
+    await conn.execute(ENTER_SCOPE, db_role(principal, method), principal.id)
 
 
 @asynccontextmanager

@@ -13,7 +13,7 @@ import parkwatch
 from api import docs_ui, errors
 from api.access import Authenticator, reset_connection
 from api.accesslog import AccessLog
-from api.deps import get_conn, require
+from api.deps import audited, get_conn, require
 from api.guard import Guard, error_responses
 from api.livefeed import LiveFeed
 from api.metrics import Metrics, MetricsMiddleware
@@ -44,6 +44,9 @@ from parkwatch.settings import Settings
 STATEMENT_TIMEOUT_MS = 15_000
 POOL_MAX = 10
 HEALTH_POOL_MAX = 2
+# What every data route depends on: a principal, its scope, and its audit row (written before the
+# response goes out).
+GUARDED = [Depends(get_conn), Depends(audited, scope="function")]
 # A health probe or a metrics scrape answers within a second or says why not.
 HEALTH_STATEMENT_TIMEOUT_MS = 2_000
 
@@ -118,12 +121,12 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
         access_routes,
     ):
         # Every data route authenticates and enters its principal's scope before it runs.
-        app.include_router(module.router, responses=error_responses(), dependencies=[Depends(get_conn)])
+        app.include_router(module.router, responses=error_responses(), dependencies=GUARDED)
     # Refused messages are the operators of the whole system's business (bureau and administrators).
     app.include_router(
         dead_letters.router,
         responses=error_responses(),
-        dependencies=[Depends(get_conn), require(Permission.DEAD_LETTERS)],
+        dependencies=[*GUARDED, require(Permission.DEAD_LETTERS)],
     )
     # No principal: health and metrics (which checks for itself), signing in.
     app.include_router(health.router, responses=error_responses())

@@ -68,27 +68,36 @@ async def get_conn(
                 headers=request.state.ratelimit,
             )  # fmt: skip
         await enter_scope(conn, principal, request.method)
-        status = 200
-        try:
-            yield conn
-        except ApiError as exc:
-            status = exc.status
-            raise
-        except StarletteHTTPException as exc:
-            status = exc.status_code
-            raise
-        except RequestValidationError:
-            status = 422
-            raise
-        except asyncpg.QueryCanceledError:
-            status = 408
-            raise
-        except BaseException:
-            status = 500
-            raise
-        finally:
-            if audit_wanted(principal, request.method, request.url.path):
-                await _audit(conn, request, principal, status)
+        yield conn
+
+
+async def audited(request: Request, conn: Annotated[asyncpg.Connection, Depends(get_conn)]) -> AsyncIterator[None]:
+    """Write the request's audit row, if it needs one, before its response is sent (scope "function").
+
+    Before, not after: a client that reads the log right after a change finds the change in it.
+    """
+    principal: Principal = request.state.principal
+    status = 200
+    try:
+        yield
+    except ApiError as exc:
+        status = exc.status
+        raise
+    except StarletteHTTPException as exc:
+        status = exc.status_code
+        raise
+    except RequestValidationError:
+        status = 422
+        raise
+    except asyncpg.QueryCanceledError:
+        status = 408
+        raise
+    except BaseException:
+        status = 500
+        raise
+    finally:
+        if audit_wanted(principal, request.method, request.url.path):
+            await _audit(conn, request, principal, status)
 
 
 async def _audit(conn: asyncpg.Connection, request: Request, principal: Principal, status: int) -> None:

@@ -118,10 +118,18 @@ async def _run(database_url: str, args: argparse.Namespace, out: TextIO) -> int:
         await conn.close()
 
 
-async def _audit(conn: asyncpg.Connection, label: str, action: str, target: str, detail: dict[str, Any]) -> None:
+async def audit_cli(
+    conn: asyncpg.Connection, action: str, target: str, detail: dict[str, Any], label: str | None = None
+) -> None:
+    """Record a change made from the command line, as `cli:<login>` from `local`."""
     await write_audit(
-        conn, principal=None, label=label, action=action, target=target, detail=detail, address="local", status=0
-    )
+        conn, principal=None, label=label or _cli_label(), action=action, target=target, detail=detail,
+        address="local", status=0,
+    )  # fmt: skip
+
+
+async def _audit(conn: asyncpg.Connection, label: str, action: str, target: str, detail: dict[str, Any]) -> None:
+    await audit_cli(conn, action, target, detail, label)
 
 
 async def _keys(conn: asyncpg.Connection, args: argparse.Namespace, out: TextIO, label: str) -> int:

@@ -26,7 +26,7 @@ from ingest.batch import Batch
 from ingest.store import Store
 from parkwatch.serve import serving_asgi
 from parkwatch.settings import Settings
-from tests.helpers import fetch, fetchval, make_key
+from tests.helpers import eventually, fetch, fetchval, make_key
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 STATIONS = {"p1-out": "p1", "p1-air": "p1", "p1-stack": "p1", "p2-out": "p2"}
@@ -515,3 +515,21 @@ async def test_live_events_stay_in_scope(world: tuple[str, dict[str, str], dict[
             await asyncio.wait_for(read(), 10)
     events = list(_frames("".join(chunks)))
     assert events and {e["alert"]["station_id"] for e in events} == {"p1-out"}
+
+
+async def test_the_access_log_names_the_key_and_never_the_query(
+    world: tuple[str, dict[str, str], dict[str, int]], caplog: pytest.LogCaptureFixture
+) -> None:
+    base, keys, _ = world
+    caplog.set_level("INFO", logger="api.access")
+    async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+        await api.get("/api/v1/readings", params={"station_id": "p2-out"}, headers={"X-API-Key": keys["inspector"]})
+        await api.get("/api/v1/alerts", headers={"X-API-Key": "pwk_not-a-key"})
+    async def logged() -> list[str]:
+        # the line is written once the response is sent, a moment after the client has it
+        return [r.getMessage() for r in caplog.records if r.name == "api.access"]
+
+    lines = await eventually(logged, lambda found: len(found) >= 2)
+    assert any(line.startswith("GET /api/v1/readings 200 ") and " key:inspector 127.0.0.1" in line for line in lines)
+    assert any(line.startswith("GET /api/v1/alerts 401 ") and line.endswith(" - 127.0.0.1") for line in lines)
+    assert not any("p2-out" in line or "pwk_" in line for line in lines)

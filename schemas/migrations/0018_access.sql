@@ -3,10 +3,11 @@
 -- API request makes to its principal's scope.
 --
 -- An API request runs its SQL as one of two roles without BYPASSRLS, parkwatch_reader (SELECT
--- only: inspectors, and every GET) or parkwatch_writer (the changes a role may make), with the
--- principal's id in the setting parkwatch.principal. The policies below read the scope from that
--- id, so a query cannot forget the filter: a forgotten WHERE returns only what is in scope. The
--- ingest, the workers and administrators run as the owner, which the policies do not bind.
+-- only: inspectors, and every GET) or parkwatch_writer (the changes a role may make), with its
+-- principal's scope computed once into the connection's settings (parkwatch.province, .sids,
+-- .parks, .listed_parks). The policies below read it, so a query cannot forget the filter: a
+-- forgotten WHERE returns only what is in scope. The ingest, the workers and administrators run as
+-- the owner, which the policies do not bind.
 
 CREATE TABLE principals (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -65,39 +66,57 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_at ON audit_log (at DESC, id DESC);
 
--- The scope of the request's principal. SECURITY DEFINER: they read the registry as its owner,
--- so that the policy on stations can use them without recursing into itself. An unset
--- parkwatch.principal is an empty scope: a request that forgot to say who it is sees nothing.
-CREATE FUNCTION parkwatch_principal() RETURNS bigint
-    LANGUAGE sql STABLE
-    AS $$ SELECT nullif(current_setting('parkwatch.principal', true), '')::bigint $$;
-
-CREATE FUNCTION parkwatch_scope_province() RETURNS boolean
+-- A principal's scope, for enter-scope (api/access.py), which computes it once a request and
+-- keeps it in settings the policies read. SECURITY DEFINER: they read the registry and the scopes
+-- as their owner, whatever role the connection has taken.
+CREATE FUNCTION parkwatch_scope_province_of(principal bigint) RETURNS boolean
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
-    AS $$
-        SELECT EXISTS (SELECT 1 FROM access_scopes WHERE principal_id = parkwatch_principal() AND kind = 'province')
-    $$;
+    AS $$ SELECT EXISTS (SELECT 1 FROM access_scopes WHERE principal_id = principal AND kind = 'province') $$;
 
 -- Parks wholly in scope (province, city or park scopes): a park's own figures and reports.
-CREATE FUNCTION parkwatch_scope_parks() RETURNS SETOF text
+CREATE FUNCTION parkwatch_scope_parks_of(principal bigint) RETURNS SETOF text
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
     AS $$
         SELECT p.id FROM parks p
         WHERE EXISTS (
             SELECT 1 FROM access_scopes s
-            WHERE s.principal_id = parkwatch_principal()
+            WHERE s.principal_id = principal
               AND (s.kind = 'province' OR (s.kind = 'city' AND s.value = p.city) OR (s.kind = 'park' AND s.value = p.id))
         )
     $$;
 
 -- Stations in scope: those of the parks in scope, and stations named one by one.
-CREATE FUNCTION parkwatch_scope_sids() RETURNS SETOF integer
+CREATE FUNCTION parkwatch_scope_sids_of(principal bigint) RETURNS SETOF integer
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
     AS $$
         SELECT st.sid FROM stations st
-        WHERE st.park_id IN (SELECT parkwatch_scope_parks())
-           OR st.id IN (SELECT value FROM access_scopes WHERE principal_id = parkwatch_principal() AND kind = 'station')
+        WHERE st.park_id IN (SELECT parkwatch_scope_parks_of(principal))
+           OR st.id IN (SELECT value FROM access_scopes WHERE principal_id = principal AND kind = 'station')
     $$;
+
+-- Parks listed to a principal: those in scope, and the parks of an enterprise's stations.
+CREATE FUNCTION parkwatch_listed_parks_of(principal bigint) RETURNS SETOF text
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$ SELECT DISTINCT park_id FROM stations WHERE sid IN (SELECT parkwatch_scope_sids_of(principal)) $$;
+
+-- What the policies read: the scope enter-scope put in the connection's settings. The policies
+-- call them as scalar subqueries, `sid = ANY ((SELECT parkwatch_sids())::integer[])`: an
+-- InitPlan, computed once a query, where a bare call in a filter would parse the list again for
+-- every row. Unset settings are an empty scope: a request that did not say who it is sees
+-- nothing. The province scope is a flag: a province of 50,000 stations needs no list.
+CREATE FUNCTION parkwatch_province() RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$ SELECT coalesce(current_setting('parkwatch.province', true), '') = 'on' $$;
+CREATE FUNCTION parkwatch_sids() RETURNS integer[]
+    LANGUAGE sql STABLE
+    AS $$ SELECT coalesce(nullif(current_setting('parkwatch.sids', true), ''), '{}')::integer[] $$;
+CREATE FUNCTION parkwatch_parks() RETURNS text[]
+    LANGUAGE sql STABLE
+    AS $$ SELECT coalesce(nullif(current_setting('parkwatch.parks', true), ''), '{}')::text[] $$;
+-- Parks listed: those in scope, and the parks of an enterprise's stations.
+CREATE FUNCTION parkwatch_listed_parks() RETURNS text[]
+    LANGUAGE sql STABLE
+    AS $$ SELECT coalesce(nullif(current_setting('parkwatch.listed_parks', true), ''), '{}')::text[] $$;
 
 -- The roles are the cluster's: made by the first database's migration, or beforehand by a
 -- superuser when the migrating user may not create roles (docs/access.md).
@@ -147,13 +166,18 @@ BEGIN
         'verdicts', 'aqi', 'station_activity', 'reported_volumes'
     ] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY scoped ON %I USING (sid IN (SELECT parkwatch_scope_sids()))', t);
+        EXECUTE format(
+            'CREATE POLICY scoped ON %I USING ((SELECT parkwatch_province()) OR sid = ANY ((SELECT parkwatch_sids())::integer[]))', t
+        );
     END LOOP;
     FOREACH t IN ARRAY ARRAY[
         'assessment_inputs', 'assessment_input_history', 'solid_waste_reports', 'solid_waste_report_history'
     ] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY scoped ON %I USING (park_id IN (SELECT parkwatch_scope_parks()))', t);
+        EXECUTE format(
+            'CREATE POLICY scoped ON %I USING ((SELECT parkwatch_province()) OR park_id = ANY ((SELECT parkwatch_parks())::text[]))',
+            t
+        );
     END LOOP;
     FOREACH t IN ARRAY ARRAY['alert_windows', 'alert_events', 'notifications'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
@@ -162,41 +186,34 @@ BEGIN
     END LOOP;
 END $$;
 
--- A park is listed for those who see it whole, and for an enterprise that sees one of its stations.
 ALTER TABLE parks ENABLE ROW LEVEL SECURITY;
-CREATE POLICY scoped ON parks USING (
-    id IN (SELECT parkwatch_scope_parks())
-    OR id IN (SELECT park_id FROM stations WHERE sid IN (SELECT parkwatch_scope_sids()))
-);
+CREATE POLICY scoped ON parks USING ((SELECT parkwatch_province()) OR id = ANY ((SELECT parkwatch_listed_parks())::text[]));
 
 ALTER TABLE alerts ENABLE ROW LEVEL SECURITY;
 CREATE POLICY scoped ON alerts USING (
-    CASE WHEN sid IS NOT NULL THEN sid IN (SELECT parkwatch_scope_sids())
-         ELSE park IN (SELECT parkwatch_scope_parks()) END
+    (SELECT parkwatch_province())
+    OR CASE WHEN sid IS NOT NULL THEN sid = ANY ((SELECT parkwatch_sids())::integer[]) ELSE park = ANY ((SELECT parkwatch_parks())::text[]) END
 );
 
 -- Silences and routes may name a station, a park, or neither (the whole province).
 ALTER TABLE alert_silences ENABLE ROW LEVEL SECURITY;
 CREATE POLICY scoped ON alert_silences USING (
-    CASE WHEN sid IS NOT NULL THEN sid IN (SELECT parkwatch_scope_sids())
-         WHEN park_id IS NOT NULL THEN park_id IN (SELECT parkwatch_scope_parks())
-         ELSE parkwatch_scope_province() END
+    (SELECT parkwatch_province())
+    OR CASE WHEN sid IS NOT NULL THEN sid = ANY ((SELECT parkwatch_sids())::integer[])
+            WHEN park_id IS NOT NULL THEN park_id = ANY ((SELECT parkwatch_parks())::text[])
+            ELSE false END
 );
 ALTER TABLE alert_routes ENABLE ROW LEVEL SECURITY;
-CREATE POLICY scoped ON alert_routes USING (
-    CASE WHEN park_id IS NOT NULL THEN park_id IN (SELECT parkwatch_scope_parks()) ELSE parkwatch_scope_province() END
-);
+CREATE POLICY scoped ON alert_routes USING ((SELECT parkwatch_province()) OR park_id = ANY ((SELECT parkwatch_parks())::text[]));
 
 -- A province report (no park) is the province's.
 ALTER TABLE reports ENABLE ROW LEVEL SECURITY;
-CREATE POLICY scoped ON reports USING (
-    CASE WHEN park_id IS NOT NULL THEN park_id IN (SELECT parkwatch_scope_parks()) ELSE parkwatch_scope_province() END
-);
+CREATE POLICY scoped ON reports USING ((SELECT parkwatch_province()) OR park_id = ANY ((SELECT parkwatch_parks())::text[]));
 
 -- A refused message names a station when it could be read that far; otherwise it is the province's.
 ALTER TABLE dead_letters ENABLE ROW LEVEL SECURITY;
 CREATE POLICY scoped ON dead_letters USING (
-    CASE WHEN station_id IS NOT NULL THEN station_id IN (SELECT id FROM stations) ELSE parkwatch_scope_province() END
+    (SELECT parkwatch_province()) OR station_id IN (SELECT id FROM stations WHERE sid = ANY ((SELECT parkwatch_sids())::integer[]))
 );
 
 -- A station's HJ 212 password and SM4 key are for the ingest alone: the scoped roles may read
