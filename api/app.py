@@ -44,6 +44,9 @@ from parkwatch.settings import Settings
 STATEMENT_TIMEOUT_MS = 15_000
 POOL_MAX = 10
 HEALTH_POOL_MAX = 2
+# Requests with bad credentials an address may make a minute before it is answered 429: enough
+# for a person mistyping, far too few to guess a key.
+FAILED_AUTH_PER_MINUTE = 30
 # What every data route depends on: a principal, its scope, and its audit row (written before the
 # response goes out).
 GUARDED = [Depends(get_conn), Depends(audited, scope="function")]
@@ -103,6 +106,7 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
     app.state.watchdog = watchdog
     app.state.authenticator = Authenticator()
     app.state.ratelimiter = RateLimiter(settings.API_RATE_LIMIT)
+    app.state.failed_auth = RateLimiter(FAILED_AUTH_PER_MINUTE)
     errors.install(app)
     docs_ui.install(app)
     for module in (

@@ -56,7 +56,19 @@ async def get_conn(
     async with pool.acquire() as proxy:
         # The pool hands out a proxy that forwards every Connection method.
         conn = cast("asyncpg.Connection", proxy)
-        principal = await request.app.state.authenticator.authenticate(conn, request)
+        try:
+            principal = await request.app.state.authenticator.authenticate(conn, request)
+        except ApiError as exc:
+            # Guessing keys costs a lookup each: an address that keeps failing waits, as a
+            # failed sign-in does (api/routes/access.py).
+            if exc.code == "invalid_credentials":
+                quota = request.app.state.failed_auth.take(client_address(request))
+                if not quota.allowed:
+                    raise ApiError(
+                        429, "rate_limited", "too many requests with bad credentials; wait",
+                        headers=request.app.state.failed_auth.headers(quota),
+                    ) from None  # fmt: skip
+            raise
         request.state.principal = principal
         limiter = request.app.state.ratelimiter
         quota = limiter.take(principal.id)

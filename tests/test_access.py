@@ -533,3 +533,23 @@ async def test_the_access_log_names_the_key_and_never_the_query(
     assert any(line.startswith("GET /api/v1/readings 200 ") and " key:inspector 127.0.0.1" in line for line in lines)
     assert any(line.startswith("GET /api/v1/alerts 401 ") and line.endswith(" - 127.0.0.1") for line in lines)
     assert not any("p2-out" in line or "pwk_" in line for line in lines)
+
+
+async def test_guessing_keys_is_slowed(settings: Settings, registry: None) -> None:
+    """Wrong keys from one address: after FAILED_AUTH_PER_MINUTE of them, 429; a right key still passes."""
+    from api.app import FAILED_AUTH_PER_MINUTE  # noqa: PLC0415
+
+    key = await make_key(settings.DATABASE_URL, "operator", parks=["p1"])
+    async with (
+        serving_asgi(create_app(settings), "127.0.0.1", settings.API_PORT),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=30) as api,
+    ):
+        codes = [
+            (await api.get("/api/v1/parks", headers={"X-API-Key": f"pwk_guess{i}"})).status_code
+            for i in range(FAILED_AUTH_PER_MINUTE + 1)
+        ]
+        assert codes[:FAILED_AUTH_PER_MINUTE] == [401] * FAILED_AUTH_PER_MINUTE and codes[-1] == 429
+        # a right key still works: only failures spend the address's allowance
+        assert (await api.get("/api/v1/parks", headers={"X-API-Key": key})).status_code == 200
+        # no key at all is not a guess
+        assert (await api.get("/api/v1/parks")).status_code == 401
