@@ -16,7 +16,7 @@ import ingest.registry as registry_module
 from alerts.instruments import check_instruments
 from ingest.hj212.codec import encode_data, frame_segment
 from ingest.hj212.crc import CrcVariant
-from ingest.hj212.packet import build_segment, mask_password
+from ingest.hj212.packet import build_segment
 from ingest.hj212.sm4 import encrypt_frame
 from ingest.registry import load_registry_file
 from ingest.service import IngestService
@@ -24,7 +24,7 @@ from parkwatch.settings import Settings
 from schemas.readings import hj212_topic
 from schemas.registry import RegistryFile, StationSpec
 from schemas.stations import StationKind
-from tests.helpers import cli_env, count_readings, eventually, fetch, fetchval, publish, run_cli
+from tests.helpers import cli_env, count_readings, eventually, fetch, fetchval, make_key, publish, run_cli
 
 CST = ZoneInfo("Asia/Shanghai")
 OUT_MN = "43010000000101"  # p1-out in tests/data/registry.yaml
@@ -295,7 +295,7 @@ async def test_packets_and_events_through_the_api(
     )
     listed = (await api.get("/api/v1/stations/p1-out/hj212-packets", params={"start": "2026-01-01"})).json()["results"]
     assert [p["cn"] for p in listed] == ["2051", "2021"]
-    assert listed[0]["raw"].encode() == mask_password(_minute(0))  # as sent, the password masked
+    assert listed[0]["raw"].encode() == _minute(0)  # as sent: an administrator sees the password (docs/access.md)
     assert listed[0]["data_time"] == "2026-11-20T08:00:00+08:00"
     assert isinstance(listed[0]["findings"], list)
     events = (
@@ -355,10 +355,11 @@ async def test_a_value_no_instrument_can_report_is_refused_and_the_rest_of_the_p
     assert json.loads(dead["problems"])[0]["at"] == "w01018"
 
 
-async def test_the_api_never_shows_a_station_password(
+async def test_only_administrators_see_a_station_password(
     settings: Settings, ingest: IngestService, hj212_stations: None, api: httpx.AsyncClient
 ) -> None:
-    """Packets and refused payloads are served with PW masked; the database keeps them as received."""
+    """Packets and refused payloads are served with PW masked to all but administrators (a bureau key
+    here); the database keeps them as received."""
     good = encode_data(
         cn="2051",
         mn=LOCKED_MN,
@@ -377,12 +378,18 @@ async def test_the_api_never_shows_a_station_password(
     [dead] = await eventually(
         lambda: fetch(settings.DATABASE_URL, "SELECT id FROM dead_letters"), lambda r: len(r) == 1
     )
-    packets = (await api.get("/api/v1/stations/p1-secret/hj212-packets", params={"start": "2026-11-01"})).json()
-    [packet] = packets["results"]
+    bureau = {"X-API-Key": await make_key(settings.DATABASE_URL, "bureau", province=True)}
+    path = "/api/v1/stations/p1-secret/hj212-packets"
+    [packet] = (await api.get(path, params={"start": "2026-11-01"}, headers=bureau)).json()["results"]
     assert "PW=******;" in packet["raw"] and "s3cr3t" not in packet["raw"]
+    letter = (await api.get(f"/api/v1/dead-letters/{dead['id']}", headers=bureau)).json()
+    assert letter["payload_redacted"] is True and letter["payload_text"] is None and letter["payload_base64"] is None
+    assert "guess-1" not in str(letter)
+    # the administrator sees what the station sent
+    [packet] = (await api.get(path, params={"start": "2026-11-01"})).json()["results"]
+    assert "PW=s3cr3t;" in packet["raw"]
     letter = (await api.get(f"/api/v1/dead-letters/{dead['id']}")).json()
-    assert "PW=******;" in letter["payload_text"] and "guess-1" not in letter["payload_text"]
-    assert b"guess-1" not in base64.b64decode(letter["payload_base64"])
+    assert letter["payload_redacted"] is False and b"guess-1" in base64.b64decode(letter["payload_base64"])
     stored = await fetchval(settings.DATABASE_URL, "SELECT raw FROM hj212_packets")
     assert b"PW=s3cr3t;" in bytes(stored)  # the audit trail keeps what the station sent
 
