@@ -139,35 +139,12 @@ class Principal:
         return f"{self.kind}:{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """A key as a listing shows it (never the key itself)."""
-
-    id: int
-    name: str
-    role: str
-    prefix: str
-    scopes: list[dict[str, str]]
-    created_at: datetime
-    created_by: str
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-
 INSERT_PRINCIPAL = """
 INSERT INTO principals (kind, name, role, key_hash, key_prefix, password_hash, created_by, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 RETURNING id
 """
 INSERT_SCOPE = "INSERT INTO access_scopes (principal_id, kind, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-SELECT_BY_KEY = """
-SELECT id, kind, name, role, expires_at, revoked_at, now() AS now FROM principals WHERE key_hash = $1
-"""
-SELECT_USER = """
-SELECT id, kind, name, role, password_hash, expires_at, revoked_at, now() AS now
-FROM principals WHERE kind = 'user' AND name = $1
-"""
 SELECT_SCOPES = "SELECT kind, value FROM access_scopes WHERE principal_id = $1 ORDER BY kind, value"
 SELECT_PRINCIPALS = """
 SELECT p.id, p.kind, p.name, p.role, p.key_prefix, p.created_at, p.created_by, p.expires_at, p.revoked_at,
@@ -183,7 +160,6 @@ RETURNING id, name
 """
 DELETE_SESSIONS = "DELETE FROM sessions WHERE principal_id = $1"
 SET_PASSWORD = "UPDATE principals SET password_hash = $2 WHERE id = $1"  # noqa: S105 - SQL
-TOUCH = "UPDATE principals SET last_used_at = now() WHERE id = $1"
 SELECT_PARKS_EXIST = "SELECT array_agg(id) FROM parks WHERE id = ANY($1::text[])"
 SELECT_CITIES_EXIST = "SELECT array_agg(DISTINCT city) FROM parks WHERE city = ANY($1::text[])"
 SELECT_STATIONS_EXIST = "SELECT array_agg(id) FROM stations WHERE id = ANY($1::text[])"
