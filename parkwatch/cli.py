@@ -91,6 +91,7 @@ async def _stations_async(settings: Settings, args: argparse.Namespace) -> int:
 
     from alerts.config import RoutingError, load_routing
     from ingest.registry import RegistryLoadError, list_stations, load_registry_file
+    from parkwatch.access_cmd import audit_cli
     from schemas.registry import RegistryFileError, read_registry
 
     if args.action == "load":
@@ -106,6 +107,8 @@ async def _stations_async(settings: Settings, args: argparse.Namespace) -> int:
             async with conn.transaction():
                 counts = await load_registry_file(conn, registry)
                 counts |= await load_routing(conn, registry)
+                # a registry change is audited with the change itself (docs/access.md#audit)
+                await audit_cli(conn, "stations load", str(args.file), dict(counts))
         except (RegistryLoadError, RoutingError) as exc:
             print(f"parkwatch: {args.file}: refused, nothing loaded:", file=sys.stderr)
             for problem in exc.problems:
@@ -291,6 +294,12 @@ def _access(settings: Settings, args: argparse.Namespace) -> int:
     return access_cmd.run(settings.DATABASE_URL, args)
 
 
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from parkwatch import export_cmd
+
+    return export_cmd.run(settings, args)
+
+
 def _compliance(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -387,6 +396,17 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         from simulators import bench_kpis
 
         return bench_kpis.run(settings, parks=args.parks, stations=args.stations, json_path=args.json, days=args.days)
+    if args.target == "export":
+        from simulators import bench_export
+
+        return bench_export.run(
+            settings, rows=args.rows, small=args.small, xlsx=args.xlsx, keep=args.keep, reuse=args.reuse,
+            json_path=args.json,
+        )  # fmt: skip
+    if args.target == "access":
+        from simulators import bench_access
+
+        return bench_access.run(settings, parks=args.parks, stations=args.stations, json_path=args.json)
     if args.target == "hj212":
         from simulators import bench_hj212
 
@@ -496,6 +516,7 @@ _COMMANDS = {
     "kpis": _kpis,
     "assessment": _assessment,
     "report": _report,
+    "export": _export,
     "keys": _access,
     "users": _access,
     "compliance": _compliance,

@@ -212,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--lang", choices=("zh", "en"), default="zh", help="headings in Chinese (default) or English")
     rp.add_argument("--refresh", action="store_true", help="regenerate a stored report")
 
+    from parkwatch import export_cmd  # noqa: PLC0415 - its grammar lives beside its command
+
+    export_cmd.add_arguments(
+        sub.add_parser("export", help="readings, hourly, daily, verdicts or alerts as CSV or XLSX (zh or en headings)")
+    )
+
     from parkwatch import access_cmd  # noqa: PLC0415 - its grammar lives beside its commands
 
     access_cmd.add_arguments(
@@ -260,12 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="benchmarks: the whole path (default), hj212, compliance, scale (data growth), alerts (notice latency), "
-        "kpis (a province's KPIs and assessment)",
+        "kpis (a province's KPIs and assessment), access (what each role's row-level security costs reads), "
+        "export (a 10-million-row CSV export: rows/s and peak RSS)",
     )
     bench.add_argument(
-        "target", nargs="?", choices=("ingest", "hj212", "compliance", "scale", "alerts", "kpis"), default="ingest"
+        "target",
+        nargs="?",
+        choices=("ingest", "hj212", "compliance", "scale", "alerts", "kpis", "access", "export"),
+        default="ingest",
     )
-    bench.add_argument("--parks", type=int, default=150, help="kpis: parks of the simulated province")
+    bench.add_argument("--parks", type=int, default=150, help="kpis, access: parks of the simulated province")
     bench.add_argument("--days", type=int, default=30, help="kpis: days of rollups and verdicts")
     bench.add_argument("--connections", type=int, default=1000, help="hj212: loggers connected to the gateway at once")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
@@ -283,7 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M,M,...",
         help="scale: readings stored at each step, in millions (default 1,10,100)",
     )
-    bench.add_argument("--keep", action="store_true", help="scale: keep the scratch database")
+    bench.add_argument("--keep", action="store_true", help="scale, export: keep the scratch database")
+    bench.add_argument("--rows", type=int, default=10_000_000, help="export: readings of the large export")
+    bench.add_argument("--small", type=int, default=1_000_000, help="export: readings of the small export")
+    bench.add_argument("--xlsx", action="store_true", help="export: also one station's readings as XLSX")
+    bench.add_argument("--reuse", action="store_true", help="export: a kept scratch database filled for --rows")
     bench.add_argument(
         "--processes",
         type=int,
