@@ -199,9 +199,23 @@ CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "/api/v1/dead-letters": [("/api/v1/dead-letters", {"all": True})],
     "/api/v1/dead-letters/summary": [("/api/v1/dead-letters/summary", {})],
     "/api/v1/dead-letters/{dead_letter_id}": [("/api/v1/dead-letters/{dl}", {})],
+    "/api/v1/exports/{kind}": [
+        (f"/api/v1/exports/{kind}", {"start": "2026-10-01T00:00:00Z", "end": "2026-10-02T00:00:00Z", "lang": "en"})
+        for kind in ("readings", "hourly", "daily", "verdicts")
+    ]
+    + [
+        (
+            "/api/v1/exports/readings",
+            {"station_id": "{station}", "start": "2026-10-01T00:00:00Z", "end": "2026-10-02T00:00:00Z"},
+        ),
+        (
+            "/api/v1/exports/alerts",
+            {"park_id": "{park}", "start": "2026-09-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"},
+        ),
+    ],
 }
 SELF_ROUTES = {"/api/v1/session", "/api/v1/keys", "/api/v1/users", "/api/v1/audit"}
-# Streams and exports are checked by their own tests (test_exports.py, the SSE test below).
+# The live stream is checked by its own test below.
 OWN_TESTS = {"/api/v1/events"}
 PUBLIC = {"/healthz", "/metrics"}
 
@@ -210,8 +224,7 @@ def test_every_get_route_is_in_the_matrix(settings: Settings) -> None:
     """A route added without a row here fails: its scope would go unchecked."""
     spec = create_app(settings).openapi()
     gets = {p for p, ops in spec["paths"].items() if "get" in ops}
-    exports = {p for p in gets if p.startswith("/api/v1/exports")}
-    missing = gets - set(CALLS) - SELF_ROUTES - OWN_TESTS - PUBLIC - exports
+    missing = gets - set(CALLS) - SELF_ROUTES - OWN_TESTS - PUBLIC
     assert not missing, f"add these routes to CALLS: {sorted(missing)}"
 
 
@@ -281,6 +294,15 @@ async def test_each_role_sees_its_scope_and_nothing_else(
                     assert r.status_code < 500, f"{where}: {r.status_code} {r.text[:300]}"
                     if r.status_code in (401, 429):
                         pytest.fail(f"{where}: {r.status_code} {r.text[:200]}")
+                    if r.headers.get("content-type", "").startswith("text/csv"):
+                        # an export: no station outside the scope in any row
+                        hidden = {s for s in STATIONS if s not in who.stations and s in r.text}
+                        assert not hidden, f"{where} exported {hidden}"
+                        seeded = template.endswith(("/readings", "/verdicts"))  # no rollups are seeded
+                        unfiltered = not any("{" in str(v) for v in params.values())
+                        if r.status_code == 200 and unfiltered and seeded:
+                            shown = {s for s in ("p1-out", "p2-out") if s in r.text}
+                            assert shown == who.stations & {"p1-out", "p2-out"}, f"{where}: {shown}"
                     if r.headers.get("content-type", "").startswith("application/json"):
                         seen = _seen(r.json())
                         assert seen["stations"] <= who.stations, (
@@ -525,6 +547,7 @@ async def test_the_access_log_names_the_key_and_never_the_query(
     async with httpx.AsyncClient(base_url=base, timeout=30) as api:
         await api.get("/api/v1/readings", params={"station_id": "p2-out"}, headers={"X-API-Key": keys["inspector"]})
         await api.get("/api/v1/alerts", headers={"X-API-Key": "pwk_not-a-key"})
+
     async def logged() -> list[str]:
         # the line is written once the response is sent, a moment after the client has it
         return [r.getMessage() for r in caplog.records if r.name == "api.access"]
