@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -49,8 +50,35 @@ class ApiError(Exception):
         super().__init__(detail)
 
 
+def _errors_documented_as_json(app: FastAPI) -> None:
+    """Say in the OpenAPI document that errors are JSON on every route, whatever its success is.
+
+    FastAPI files a `responses=` model under the route's own media type: /metrics's errors read as
+    text/plain, though the handlers below always answer application/json.
+    """
+    build = app.openapi
+    error_schema = {"$ref": f"#/components/schemas/{ErrorBody.__name__}"}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if not str(status).startswith(("4", "5")) or "application/json" in content:
+                        continue
+                    for media_type in [m for m, v in content.items() if v.get("schema") == error_schema]:
+                        content["application/json"] = content.pop(media_type)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn exceptions into JSON errors."""
+    """Register the handlers that turn exceptions into JSON errors, and document them as JSON."""
+    _errors_documented_as_json(app)
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> ORJSONResponse:

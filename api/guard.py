@@ -96,10 +96,15 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-def error_responses() -> dict[int | str, dict[str, Any]]:
-    """The error statuses every route may answer, for the OpenAPI document."""
+def error_response(description: str) -> dict[str, Any]:
+    """An error status in the error envelope, for the OpenAPI document (a route's own, as `responses=`)."""
     from api.errors import ErrorBody  # noqa: PLC0415 - errors imports nothing of this module
 
+    return {"model": ErrorBody, "description": description}
+
+
+def error_responses() -> dict[int | str, dict[str, Any]]:
+    """The error statuses every route may answer, for the OpenAPI document."""
     described = {
         400: "a parameter the API cannot use: bad_parameter, bad_cursor, bad_time",
         401: "unauthenticated, invalid_credentials, credentials_expired, credentials_revoked, session_expired",
@@ -111,4 +116,4 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
         422: "invalid_request (each parameter's problem listed), or a code of the route's own",
         503: "database_unavailable",
     }
-    return {status: {"model": ErrorBody, "description": text} for status, text in described.items()}
+    return {status: error_response(text) for status, text in described.items()}

@@ -576,3 +576,17 @@ async def test_guessing_keys_is_slowed(settings: Settings, registry: None) -> No
         assert (await api.get("/api/v1/parks", headers={"X-API-Key": key})).status_code == 200
         # no key at all is not a guess
         assert (await api.get("/api/v1/parks")).status_code == 401
+
+
+async def test_revoking_by_id_touches_no_other_key(settings: Settings, registry: None) -> None:
+    """POST /keys/{id}/revoke revokes that id only: not a key whose name or prefix reads the same."""
+    admin = await make_key(settings.DATABASE_URL, "admin")
+    other = await make_key(settings.DATABASE_URL, "operator", name="999", parks=["p1"])
+    async with (
+        serving_asgi(create_app(settings), "127.0.0.1", settings.API_PORT),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", headers={"X-API-Key": admin}) as api,
+    ):
+        r = await api.post("/api/v1/keys/999/revoke")
+        assert (r.status_code, r.json()["error"]) == (404, "not_found")
+        r = await api.get("/api/v1/parks", headers={"X-API-Key": other})
+        assert r.status_code == 200

@@ -15,6 +15,7 @@ from api import paging, params
 from api.access import actor
 from api.deps import ConnDep, PagerDep, PoolDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
+from api.guard import error_response
 from api.principals import Permission, Role
 from api.timeparams import parse_instant
 from schemas.alerting import VERIFICATIONS, redact
@@ -334,7 +335,12 @@ async def _act(conn: asyncpg.Connection, alert_id: int, action: Any, **kwargs: A
     return await _detail(conn, alert_id)
 
 
-@router.post("/alerts/{alert_id}/ack", response_model=AlertDetail, dependencies=[require(Permission.ALERT_ACK)])
+@router.post(
+    "/alerts/{alert_id}/ack",
+    response_model=AlertDetail,
+    dependencies=[require(Permission.ALERT_ACK)],
+    responses={409: error_response("already_acknowledged, alert_cleared")},
+)
 async def acknowledge(conn: ConnDep, principal: PrincipalDep, alert_id: AlertId, body: ByBody) -> dict[str, Any]:
     """Acknowledge ("seen, on it"): stops reminders and escalation; 409 if already acknowledged or cleared."""
     return await _act(conn, alert_id, actions.acknowledge, by=actor(principal, body.by), comment=body.comment)
@@ -349,21 +355,34 @@ async def verify(conn: ConnDep, principal: PrincipalDep, alert_id: AlertId, body
     )  # fmt: skip
 
 
-@router.post("/alerts/{alert_id}/resolve", response_model=AlertDetail, dependencies=[require(Permission.ALERT_RESOLVE)])
+@router.post(
+    "/alerts/{alert_id}/resolve",
+    response_model=AlertDetail,
+    dependencies=[require(Permission.ALERT_RESOLVE)],
+    responses={409: error_response("alert_cleared, not_manually_resolvable (exceedances clear with the data)")},
+)
 async def resolve(conn: ConnDep, principal: PrincipalDep, alert_id: AlertId, body: ByBody) -> dict[str, Any]:
     """Close by hand where the rule allows it; exceedances clear only when the data say so (409)."""
     return await _act(conn, alert_id, actions.resolve, by=actor(principal, body.by), comment=body.comment)
 
 
 @router.post(
-    "/alerts/{alert_id}/explanation", response_model=AlertDetail, dependencies=[require(Permission.ALERT_EXPLAIN)]
+    "/alerts/{alert_id}/explanation",
+    response_model=AlertDetail,
+    dependencies=[require(Permission.ALERT_EXPLAIN)],
+    responses={409: error_response("no_explanation_needed (only exceedances call for one)")},
 )
 async def explain(conn: ConnDep, principal: PrincipalDep, alert_id: AlertId, body: ExplanationBody) -> dict[str, Any]:
     """The enterprise's explanation (情况说明) of an exceedance."""
     return await _act(conn, alert_id, actions.explain, by=actor(principal, body.by), text=body.text)
 
 
-@router.post("/alerts/{alert_id}/review", response_model=AlertDetail, dependencies=[require(Permission.ALERT_REVIEW)])
+@router.post(
+    "/alerts/{alert_id}/review",
+    response_model=AlertDetail,
+    dependencies=[require(Permission.ALERT_REVIEW)],
+    responses={409: error_response("nothing_to_review (no explanation has been given)")},
+)
 async def review(
     conn: ConnDep, principal: PrincipalDep, settings: SettingsDep, alert_id: AlertId, body: ReviewBody
 ) -> dict[str, Any]:
