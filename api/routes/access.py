@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from api.access import SESSION_COOKIE, client_address, write_audit
 from api.deps import ConnDep, PagerDep, PoolDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.pagemodels import Page, page
 from api.paging import fingerprint
 from api.principals import (
     PERMISSIONS,
@@ -148,18 +149,9 @@ class AuditRow(BaseModel):
     status: int | None
 
 
-class PageMeta(BaseModel):
-    """Where a page ends: `next` is the cursor of the following page, null on the last."""
-
-    limit: int
-    returned: int
-    next: str | None
-
-
-class AuditPage(BaseModel):
+class AuditPage(Page):
     """A page of the audit log, newest first."""
 
-    meta: PageMeta
     results: list[AuditRow]
 
 
@@ -331,4 +323,4 @@ async def audit(
         {**dict(r), "detail": orjson.loads(r["detail"]) if isinstance(r["detail"], str) else r["detail"]} for r in rows
     ]
     nxt = pager.encode(fp, (rows[-1]["id"],)) if more and rows else None
-    return {"meta": {"limit": limit, "returned": len(results), "next": nxt}, "results": results}
+    return page(results, limit, nxt)

@@ -16,6 +16,7 @@ from api.access import actor
 from api.deps import ConnDep, PagerDep, PoolDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
 from api.guard import error_response
+from api.pagemodels import Page, page
 from api.principals import Permission, Role
 from api.timeparams import parse_instant
 from schemas.alerting import VERIFICATIONS, redact
@@ -116,11 +117,10 @@ class Alert(BaseModel):
     supervision: Supervision | None
 
 
-class AlertPage(BaseModel):
+class AlertPage(Page):
     """A page of alerts, newest first."""
 
     results: list[Alert]
-    next_cursor: str | None
 
 
 class TimelineEntry(BaseModel):
@@ -308,7 +308,7 @@ async def list_alerts(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = pager.encode(fp, (rows[-1]["raised_at"], rows[-1]["id"])) if more else None
-    return {"results": rows, "next_cursor": next_cursor}
+    return page(rows, limit, next_cursor)
 
 
 async def _detail(conn: asyncpg.Connection, alert_id: int) -> dict[str, Any]:

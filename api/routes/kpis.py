@@ -12,6 +12,7 @@ from api import paging
 from api.access import actor
 from api.deps import ConnDep, PagerDep, PrincipalDep, require
 from api.errors import ApiError
+from api.pagemodels import Page, page
 from api.principals import Permission
 from compliance.delivery import Level, Period, local_today
 from compliance.kpis import kpis
@@ -118,11 +119,10 @@ class StoredVolume(VolumeReport):
     reported_at: datetime
 
 
-class VolumePage(BaseModel):
-    """Reported volumes, by station and first day; `next_cursor` fetches the next page."""
+class VolumePage(Page):
+    """Reported volumes, by station and first day."""
 
     results: list[StoredVolume]
-    next_cursor: str | None
 
 
 @router.post("/volumes", response_model=StoredVolume, status_code=201, dependencies=[require(Permission.VOLUMES)])
@@ -152,7 +152,7 @@ async def get_volumes(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = pager.encode(fp, (rows[-1]["station_id"], rows[-1]["first_day"].isoformat())) if more else None
-    return {"results": rows, "next_cursor": next_cursor}
+    return page(rows, limit, next_cursor)
 
 
 class CapRow(BaseModel):

@@ -14,6 +14,7 @@ from api import paging
 from api.access import require_whole
 from api.deps import ConnDep, PagerDep, PoolDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.pagemodels import Page, page
 from api.principals import Principal
 from api.routes.kpis import CapRow
 from compliance.delivery import local_today
@@ -202,11 +203,10 @@ class StoredReport(BaseModel):
     links: dict[str, str]
 
 
-class ReportPage(BaseModel):
-    """Stored reports, newest period first; `next_cursor` fetches the next page."""
+class StoredReportPage(Page):
+    """Stored reports, newest period first."""
 
     results: list[StoredReport]
-    next_cursor: str | None
 
 
 def _answer(content: dict[str, Any], fmt: Format, lang: Lang) -> Any:
@@ -294,7 +294,7 @@ async def get_monthly(
     return _answer(await _report(conn, pool, principal, settings, "monthly", first, park_id, refresh), fmt, lang)
 
 
-@router.get("/reports", response_model=ReportPage)
+@router.get("/reports", response_model=StoredReportPage)
 async def get_reports(
     conn: ConnDep,
     pager: PagerDep,
@@ -315,7 +315,7 @@ async def get_reports(
         r["scope"] = "province" if r["park_id"] is None else "park"
         r["links"] = _links(r)
     next_cursor = pager.encode(fp, (rows[-1]["period_start"].isoformat(), rows[-1]["id"])) if more else None
-    return {"results": rows, "next_cursor": next_cursor}
+    return page(rows, limit, next_cursor)
 
 
 def _links(r: dict[str, Any]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from api import paging
 from api.access import actor
 from api.deps import ConnDep, PagerDep, PrincipalDep, SettingsDep, require
 from api.errors import ApiError
+from api.pagemodels import Page, page
 from api.principals import Permission
 from compliance import solidwaste
 from compliance.delivery import local_today
@@ -76,11 +77,10 @@ class ReportOut(StoredFields):
     replaced: bool = Field(description="this report replaced an earlier version, now in the history")
 
 
-class ReportPage(BaseModel):
+class SolidWastePage(Page):
     """A page of current reports, by month."""
 
     results: list[ReportOut]
-    next_cursor: str | None
 
 
 class ReplacedOut(StoredFields):
@@ -90,11 +90,10 @@ class ReplacedOut(StoredFields):
     replaced_at: datetime
 
 
-class HistoryPage(BaseModel):
+class HistoryPage(Page):
     """Replaced versions, newest replacement first."""
 
     results: list[ReplacedOut]
-    next_cursor: str | None
 
 
 class CategoryRates(BaseModel):
@@ -157,7 +156,7 @@ def _month(text: str | None, name: str) -> date | None:
         raise _refused(exc) from None
 
 
-@router.get("/solid-waste", response_model=ReportPage)
+@router.get("/solid-waste", response_model=SolidWastePage)
 async def list_reports(
     conn: ConnDep,
     pager: PagerDep,
@@ -187,9 +186,9 @@ async def list_reports(
         after=after,
         limit=limit + 1,
     )
-    page = rows[:limit]
-    next_cursor = pager.encode(fp, (page[-1].report.month.isoformat(), page[-1].id)) if len(rows) > limit else None
-    return {"results": [r.as_json() for r in page], "next_cursor": next_cursor}
+    shown = rows[:limit]
+    next_cursor = pager.encode(fp, (shown[-1].report.month.isoformat(), shown[-1].id)) if len(rows) > limit else None
+    return page([r.as_json() for r in shown], limit, next_cursor)
 
 
 @router.get("/solid-waste/history", response_model=HistoryPage)
@@ -207,9 +206,9 @@ async def history(
     fp = paging.fingerprint(park_id, first)
     (before,) = pager.decode(cursor, fp, (int,)) if cursor else (None,)
     rows = await solidwaste.report_history(conn, park_id=park_id, month=first, before=before, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = pager.encode(fp, (page[-1].id,)) if len(rows) > limit else None
-    return {"results": [r.as_json() for r in page], "next_cursor": next_cursor}
+    shown = rows[:limit]
+    next_cursor = pager.encode(fp, (shown[-1].id,)) if len(rows) > limit else None
+    return page([r.as_json() for r in shown], limit, next_cursor)
 
 
 @router.get("/solid-waste/rates", response_model=RatesList)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api import paging, params
 from api.deps import ConnDep, PagerDep
 from api.errors import ApiError
+from api.pagemodels import Page, page
 from compliance.statistics import StatisticsError, ambient_annual, ultra_low
 from compliance.substitution import RULES, Capture, HourLoad, SubstitutionError, substituted_loads
 
@@ -109,11 +110,10 @@ class AmbientStation(BaseModel):
     pollutants: list[AmbientPollutant]
 
 
-class AmbientPage(BaseModel):
+class AmbientPage(Page):
     """A page of stations, by station id."""
 
     results: list[AmbientStation]
-    next_cursor: str | None
 
 
 class UltraLowPollutant(BaseModel):
@@ -145,11 +145,10 @@ class UltraLowStation(BaseModel):
     pollutants: list[UltraLowPollutant]
 
 
-class UltraLowPage(BaseModel):
+class UltraLowPage(Page):
     """A page of stacks, by station id."""
 
     results: list[UltraLowStation]
-    next_cursor: str | None
 
 
 class HourLoadOut(BaseModel):
@@ -228,7 +227,7 @@ async def get_ambient_annual(
         raise ApiError(422, exc.code, str(exc)) from None
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"results": rows, "next_cursor": pager.encode(fp, (rows[-1]["station_id"],)) if more else None}
+    return page(rows, limit, pager.encode(fp, (rows[-1]["station_id"],)) if more else None)
 
 
 @router.get("/statistics/ultra-low", response_model=UltraLowPage)
@@ -259,7 +258,7 @@ async def get_ultra_low(
         raise ApiError(422, "not_ultra_low", f"station {station_id!r} is not judged by a programme with a monthly test")
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"results": rows, "next_cursor": pager.encode(fp, (rows[-1]["station_id"],)) if more else None}
+    return page(rows, limit, pager.encode(fp, (rows[-1]["station_id"],)) if more else None)
 
 
 @router.get("/statistics/cems-substitution", response_model=Substitution)
