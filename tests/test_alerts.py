@@ -715,7 +715,12 @@ async def test_ack_verify_resolve_and_explain_through_the_api(rig: Rig, api: htt
     kinds = [e["kind"] for e in detail["timeline"]]
     assert kinds == ["raised", "acknowledged", "verified", "explained", "reviewed"]
     # each the person named, then the key that vouched for them
-    assert [e["actor"].split(" [key:")[0] for e in detail["timeline"]][1:] == ["张工", "环保局王科", "企业", "环保局王科"]
+    assert [e["actor"].split(" [key:")[0] for e in detail["timeline"]][1:] == [
+        "张工",
+        "环保局王科",
+        "企业",
+        "环保局王科",
+    ]
     assert len(detail["notifications"]) == len(ALL_CHANNELS)
     assert (await api.get("/api/v1/alerts/999999")).json()["error"] == "unknown_alert"
 
