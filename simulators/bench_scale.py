@@ -35,6 +35,7 @@ import asyncpg
 import httpx
 import orjson
 
+from api.principals import Role, create_key
 from api.routes.rollups import SELECT_HOURS
 from compliance.worker import ComplianceWorker
 from ingest.batch import Batch
@@ -314,7 +315,16 @@ async def _queries(scale: Scale, client: httpx.AsyncClient, step: Step) -> None:
 
 @contextlib.asynccontextmanager
 async def _api(scale: Scale) -> Any:
-    """`parkwatch serve --only api` on the scratch database, as a subprocess."""
+    """`parkwatch serve --only api` on the scratch database, as a subprocess, and a client for it.
+
+    The client sends an administrator's key: the figures are the owner's reads (`parkwatch bench
+    access` compares the roles).
+    """
+    conn = await asyncpg.connect(scale.url)
+    try:
+        _, key = await create_key(conn, name="bench-scale", role=Role.ADMIN, scopes=[], created_by="bench")
+    finally:
+        await conn.close()
     port = free_port()
     env = parkwatch_env(
         PARKWATCH_DATABASE_URL=scale.url,
@@ -326,7 +336,9 @@ async def _api(scale: Scale) -> Any:
             *(sys.executable, "-m", "parkwatch.cli", "serve", "--only", "api"), env=env, stdout=log, stderr=log
         )
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", timeout=120, headers={"X-API-Key": key}
+            ) as client:
                 deadline = time.monotonic() + API_START_TIMEOUT
                 while True:
                     with contextlib.suppress(httpx.TransportError):

@@ -118,3 +118,38 @@ def test_bench_kpis_times_every_figure_and_a_late_hour(settings: Settings, tmp_p
         "KPI alert job kpi-caps (hourly)",
     }
     assert "a late hour" in done.stdout
+
+
+def test_bench_access_reads_the_same_rows_for_every_role_in_scope(settings: Settings, tmp_path: Path) -> None:
+    """`parkwatch bench access` smoke run: each scoped role reads its scope's rows (figures not asserted)."""
+    out = tmp_path / "access.json"
+    done = run_cli(
+        "bench", "access", "--parks", "4", "--stations", "8", "--json", str(out), env=cli_env(settings), timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    results = {r["request"]: r for r in json.loads(out.read_text())["results"]}
+    station_day = results["a station's day of minute data"]
+    assert station_day["admin_rows"] == 1440
+    assert {role: fig["rows"] for role, fig in station_day["roles"].items()} == dict.fromkeys(
+        station_day["roles"], 1440
+    )
+    stations = results["the station list"]
+    assert stations["roles"]["bureau (province)"]["rows"] == stations["admin_rows"] > 0
+    assert 0 < stations["roles"]["operator (park)"]["rows"] < stations["admin_rows"]
+
+
+def test_bench_export_streams_every_row(settings: Settings, tmp_path: Path) -> None:
+    """`parkwatch bench export` smoke run: both exports complete with every row (figures not asserted)."""
+    out = tmp_path / "export.json"
+    try:
+        done = run_cli(
+            *("bench", "export", "--rows", "60000", "--small", "20000", "--json", str(out)),
+            env=cli_env(settings),
+            timeout=600,
+        )
+    finally:
+        drop_database(f"{settings.database_name}_bench_export")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    runs = {r["label"]: r for r in json.loads(out.read_text())["runs"]}
+    assert runs["large"]["rows"] == 60_000 and 0 < runs["small"]["rows"] < 60_000, runs
+    assert all(r["format"] == "csv" and r["bytes"] > 80 * r["rows"] for r in runs.values()), runs
