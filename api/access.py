@@ -60,6 +60,9 @@ SELECT set_config('parkwatch.principal', p.id::text, false),
            (SELECT coalesce(array_agg(x), '{}')::text FROM parkwatch_scope_parks_of(p.id) x) END, false),
        set_config('parkwatch.listed_parks', CASE WHEN p.province THEN '{}' ELSE
            (SELECT coalesce(array_agg(x), '{}')::text FROM parkwatch_listed_parks_of(p.id) x) END, false),
+       -- `readings` is the scoped view for the scoped roles (migration 0018)
+       set_config('search_path', CASE WHEN $1 = 'none' THEN current_setting('search_path')
+                                      ELSE 'parkwatch_scoped, public' END, false),
        set_config('role', $1, false)
 FROM p
 """

@@ -590,3 +590,45 @@ async def test_revoking_by_id_touches_no_other_key(settings: Settings, registry:
         assert (r.status_code, r.json()["error"]) == (404, "not_found")
         r = await api.get("/api/v1/parks", headers={"X-API-Key": other})
         assert r.status_code == 200
+
+
+async def test_a_query_that_forgets_the_filter_still_sees_only_the_scope(
+    world: tuple[str, dict[str, str], dict[str, int]], settings: Settings
+) -> None:
+    """In SQL, on a connection entered as p1's operator: unfiltered queries return p1's rows only,
+    the readings table itself is out of reach (its scoped view stands in), and the plan of a
+    station's readings is still an index scan."""
+    from api.access import enter_scope  # noqa: PLC0415
+    from api.principals import Principal, Role  # noqa: PLC0415
+
+    [row] = await fetch(settings.DATABASE_URL, "SELECT id FROM principals WHERE name = 'operator'")
+    operator = Principal(id=row["id"], kind="key", name="operator", role=Role.OPERATOR)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await enter_scope(conn, operator)
+        sids = {r["sid"] for r in await conn.fetch("SELECT DISTINCT sid FROM readings")}
+        assert sids == {await conn.fetchval("SELECT sid FROM stations WHERE id = 'p1-out'")}  # p2-out's are hidden
+        assert {r["id"] for r in await conn.fetch("SELECT id FROM stations")} == P1
+        assert len(await conn.fetch("SELECT * FROM alerts")) == 1
+        assert {
+            r["park_id"] for r in await conn.fetch("SELECT s.park_id FROM verdicts v JOIN stations s USING (sid)")
+        } == {"p1"}
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT count(*) FROM public.readings")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT pw FROM stations")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM principals")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):  # a reader: GETs cannot write
+            await conn.execute("DELETE FROM alerts")
+        sid = min(sids)
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                f"EXPLAIN SELECT ts, value FROM readings WHERE sid = {sid} AND pid = 1 AND iv = 1 "
+                "AND ts >= '2026-10-01' AND ts < '2026-10-02'"
+            )
+        )
+        assert "Index" in plan and "Seq Scan on readings" not in plan, plan
+    finally:
+        await conn.close()

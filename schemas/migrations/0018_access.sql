@@ -161,7 +161,7 @@ DECLARE
     t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY[
-        'stations', 'station_parameters', 'series', 'readings', 'reading_revisions', 'hj212_packets',
+        'stations', 'station_parameters', 'series', 'reading_revisions', 'hj212_packets',
         'station_events', 'logger_requests', 'compliance_failures', 'rollup_hour', 'rollup_day',
         'verdicts', 'aqi', 'station_activity', 'reported_volumes'
     ] LOOP
@@ -215,6 +215,20 @@ ALTER TABLE dead_letters ENABLE ROW LEVEL SECURITY;
 CREATE POLICY scoped ON dead_letters USING (
     (SELECT parkwatch_province()) OR station_id IN (SELECT id FROM stations WHERE sid = ANY ((SELECT parkwatch_sids())::integer[]))
 );
+
+-- Readings: a view, not a policy. TimescaleDB refuses row-level security on a hypertable with
+-- compression ("cannot enable RLS on hypertables using compression"), so on both storages the
+-- scoped roles cannot read the table at all and read this security-barrier view instead, which
+-- enter-scope puts first on their search_path: `FROM readings` in a request means the view. The
+-- request's own conditions (sid, pid, iv, ts: leakproof operators) still reach the table's index.
+-- A column added to readings later needs the view made again.
+CREATE SCHEMA parkwatch_scoped;
+CREATE VIEW parkwatch_scoped.readings WITH (security_barrier) AS
+    SELECT * FROM public.readings
+    WHERE (SELECT parkwatch_province()) OR sid = ANY ((SELECT parkwatch_sids())::integer[]);
+REVOKE ALL ON public.readings FROM parkwatch_reader, parkwatch_writer;
+GRANT USAGE ON SCHEMA parkwatch_scoped TO parkwatch_reader, parkwatch_writer;
+GRANT SELECT ON parkwatch_scoped.readings TO parkwatch_reader, parkwatch_writer;
 
 -- A station's HJ 212 password and SM4 key are for the ingest alone: the scoped roles may read
 -- every other column (a column added later needs its own grant).
