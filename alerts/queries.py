@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 
 SELECT_ALERTS = """
-SELECT x.*, s.id AS station_id, coalesce(s.park_id, x.park) AS park_id, p.code AS parameter, p.name_zh AS parameter_name
+SELECT x.*, s.id AS station_id, coalesce(s.park_id, x.park) AS park_id, p.code AS parameter, p.name AS parameter_name,
+       p.name_zh AS parameter_name_zh
 FROM alerts x LEFT JOIN stations s ON s.sid = x.sid LEFT JOIN parameters p ON p.pid = x.pid
 WHERE ($1::text[] IS NULL OR x.status = any($1::text[]))
   AND ($2::text[] IS NULL OR x.severity = any($2::text[]))
@@ -25,7 +26,8 @@ ORDER BY x.raised_at DESC, x.id DESC
 LIMIT $11
 """
 SELECT_ALERT = """
-SELECT x.*, s.id AS station_id, coalesce(s.park_id, x.park) AS park_id, p.code AS parameter, p.name_zh AS parameter_name
+SELECT x.*, s.id AS station_id, coalesce(s.park_id, x.park) AS park_id, p.code AS parameter, p.name AS parameter_name,
+       p.name_zh AS parameter_name_zh
 FROM alerts x LEFT JOIN stations s ON s.sid = x.sid LEFT JOIN parameters p ON p.pid = x.pid
 WHERE x.id = $1
 """
@@ -53,6 +55,7 @@ def as_dict(r: asyncpg.Record) -> dict[str, Any]:
         "park_id": r["park_id"],
         "parameter": r["parameter"],
         "parameter_name": r["parameter_name"],
+        "parameter_name_zh": r["parameter_name_zh"],
         "rule": r["rule"],
         "family": r["family"],
         "status": r["status"],

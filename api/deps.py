@@ -157,7 +157,7 @@ def require(permission: Permission) -> Any:
 
     async def _check(principal: Annotated[Principal, Depends(get_principal)]) -> None:
         if not principal.may(permission):
-            raise ApiError(403, "forbidden", f"a {principal.role} may not do this ({permission})")
+            raise ApiError(403, "forbidden", f"the role {principal.role} may not do this ({permission})")
 
     _check.permission = permission  # type: ignore[attr-defined]  # read by the route census test
     return Depends(_check)

@@ -90,7 +90,8 @@ class Alert(BaseModel):
     station_id: str | None = Field(description="null for a park's alert (a KPI of the park as a whole)")
     park_id: str
     parameter: str | None = Field(description="HJ 212 code; null for an alert about the station as a whole")
-    parameter_name: str | None
+    parameter_name: str | None = Field(description="English name")
+    parameter_name_zh: str | None = Field(description="Chinese name (中文名称)")
     rule: str = Field(description="e.g. exceedance.hour, exceedance.day, data_quality.offline")
     family: str
     status: Status
