@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 
 from api.app import create_app
+from api.principals import Role, create_key
 from ingest.batcher import BATCH_MAX_DELAY
 from ingest.messages import decode_message
 from ingest.registry import fetch_registry
@@ -133,7 +134,14 @@ def _make(op: tuple[str, str, dict[str, Any]], mutator: Mutator, valid: dict[str
 async def _api(settings: Settings, *, inputs: int, seconds: float, seed: int, out: Path | None) -> EdgeReport:
     report = EdgeReport("api")
     port = free_port()
-    app = create_app(settings.model_copy(update={"API_PORT": port}), ingest=None)
+    # An administrator's key, not a rate limit: the hostile input is meant for the routes, which
+    # without credentials would all stop at 401 (the access layer has its own tests).
+    app = create_app(settings.model_copy(update={"API_PORT": port, "API_RATE_LIMIT": 1_000_000}), ingest=None)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        _, key = await create_key(conn, name=f"fuzz-{seed}", role=Role.ADMIN, scopes=[], created_by="fuzz")
+    finally:
+        await conn.close()
     mutator = Mutator(seed)
     valid = {
         "station_id": ["p1-out", "p1-air", "p2-stack"],
@@ -145,7 +153,9 @@ async def _api(settings: Settings, *, inputs: int, seconds: float, seed: int, ou
     }
     async with (
         serving_asgi(app, "127.0.0.1", port),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=API_HANG_SECONDS) as client,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=API_HANG_SECONDS, headers={"X-API-Key": key}
+        ) as client,
     ):
         doc = (await client.get("/openapi.json")).json()
         ops = _operations(doc)
