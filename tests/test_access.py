@@ -615,6 +615,12 @@ async def test_a_query_that_forgets_the_filter_still_sees_only_the_scope(
         } == {"p1"}
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.fetch("SELECT count(*) FROM public.readings")
+        partitions = [r["p"] for r in await conn.fetch("SELECT inhrelid::regclass::text AS p FROM pg_inherits "
+                                                         "WHERE inhparent = 'public.readings'::regclass")]  # fmt: skip
+        assert partitions  # the native storage: a default partition at least, and the months'
+        for partition in partitions:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.fetch(f"SELECT count(*) FROM {partition}")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.fetch("SELECT pw FROM stations")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):

@@ -227,6 +227,16 @@ CREATE VIEW parkwatch_scoped.readings WITH (security_barrier) AS
     SELECT * FROM public.readings
     WHERE (SELECT parkwatch_province()) OR sid = ANY ((SELECT parkwatch_sids())::integer[]);
 REVOKE ALL ON public.readings FROM parkwatch_reader, parkwatch_writer;
+-- and none of its partitions, which the grant on every table above reached (partitions made later
+-- get no grant: there are no default privileges for these roles)
+DO $$
+DECLARE
+    part regclass;
+BEGIN
+    FOR part IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'public.readings'::regclass LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM parkwatch_reader, parkwatch_writer', part);
+    END LOOP;
+END $$;
 GRANT USAGE ON SCHEMA parkwatch_scoped TO parkwatch_reader, parkwatch_writer;
 GRANT SELECT ON parkwatch_scoped.readings TO parkwatch_reader, parkwatch_writer;
 
