@@ -121,6 +121,16 @@ def install(app: FastAPI) -> None:
             status_code=400,
         )
 
+    async def _outside_scope(request: Request, exc: Exception) -> ORJSONResponse:
+        # The database refused: a row the change would write lies outside the caller's scope (a
+        # row-level security check), or a table the caller's role may not touch. The routes check
+        # what they can first; this is the floor under them, never a 500, and said in the log.
+        logger.warning("the database refused %s %s: %s", request.method, request.url.path, exc)
+        return ORJSONResponse(
+            {"error": "forbidden", "detail": "outside your scope, or not for your role"}, status_code=403
+        )
+
+    app.add_exception_handler(asyncpg.InsufficientPrivilegeError, _outside_scope)
     app.add_exception_handler(asyncpg.DataError, _bad_parameter)
     app.add_exception_handler(OverflowError, _bad_parameter)
 

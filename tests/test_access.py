@@ -399,6 +399,17 @@ async def test_changes_each_role_may_make(
         assert (await post("bureau-city", "/api/v1/assessment/inputs", body)).status_code == 201
         r = await post("bureau-city", "/api/v1/assessment/inputs", {**body, "park_id": "p2"})
         assert r.status_code == 404, r.text
+        # a silence for the whole province is beyond a park's operator (the database refuses the row)
+        silence = {"rule": "exceedance", "minutes": 30, "reason": "maintenance"}
+        r = await post("operator", "/api/v1/silences", silence)
+        assert (r.status_code, r.json()["error"]) == (403, "forbidden"), r.text
+        r = await post("operator", "/api/v1/silences", {**silence, "park_id": "p1"})
+        assert r.status_code == 201, r.text
+        r = await post("operator", "/api/v1/silences", {**silence, "park_id": "p2"})
+        assert (r.status_code, r.json()["error"]) == (404, "unknown_park"), r.text
+        # an explanation of its own alert, as the operator
+        r = await post("operator", f"/api/v1/alerts/{mine}/explanation", {"text": "脱硫塔检修"})
+        assert r.status_code == 200 and r.json()["supervision"]["text"] == "脱硫塔检修", r.text
         # keys are an administrator's
         new = {"name": "x", "role": "inspector", "cities": ["长沙"]}
         assert (await post("bureau-province", "/api/v1/keys", new)).status_code == 403
