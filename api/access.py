@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -30,8 +30,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # last_used_at is for people deciding which keys to revoke: a minute's precision is plenty, and
 # one UPDATE a minute per key instead of one per request.
 TOUCH_EVERY_S = 60.0
-# Paths whose reads by an inspector are audited (docs/access.md#audit).
-AUDITED_READS = ("/api/v1/readings", "/api/v1/exports")
+# Reads of measured data by an inspector are audited (docs/access.md#audit): readings and
+# exports, and everything else made of the measurements (judged windows, AQI, statistics, reports,
+# the raw HJ 212 packets).
+AUDITED_READS = (
+    "/api/v1/readings", "/api/v1/exports", "/api/v1/compliance", "/api/v1/aqi", "/api/v1/statistics",
+    "/api/v1/reports",
+)  # fmt: skip
+AUDITED_READ_PARTS = ("/hj212-packets",)
 
 SELECT_KEY = """
 SELECT id, kind, name, role, expires_at, revoked_at, now() AS now FROM principals WHERE key_hash = $1
@@ -214,11 +220,13 @@ def actor(principal: Principal, said: str | None) -> str:
     return principal.label
 
 
-def audit_wanted(principal: Principal, method: str, path: str) -> bool:
-    """Changes always; an inspector's reads of readings and exports."""
-    if method not in SAFE_METHODS:
+def audit_wanted(principal: Principal, method: str, path: str, query: Mapping[str, str] | None = None) -> bool:
+    """Changes always (a report remade with `refresh` is one); an inspector's reads of measured data."""
+    if method not in SAFE_METHODS or (query is not None and query.get("refresh", "").lower() in ("true", "1")):
         return True
-    return principal.role is Role.INSPECTOR and path.startswith(AUDITED_READS)
+    return principal.role is Role.INSPECTOR and (
+        path.startswith(AUDITED_READS) or any(part in path for part in AUDITED_READ_PARTS)
+    )
 
 
 async def write_audit(

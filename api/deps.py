@@ -83,7 +83,11 @@ async def get_conn(
         yield conn
 
 
-async def audited(request: Request, conn: Annotated[asyncpg.Connection, Depends(get_conn)]) -> AsyncIterator[None]:
+async def audited(
+    request: Request,
+    _conn: Annotated[asyncpg.Connection, Depends(get_conn)],
+    pool: Annotated[asyncpg.Pool, Depends(get_pool)],
+) -> AsyncIterator[None]:
     """Write the request's audit row, if it needs one, before its response is sent (scope "function").
 
     Before, not after: a client that reads the log right after a change finds the change in it.
@@ -108,25 +112,27 @@ async def audited(request: Request, conn: Annotated[asyncpg.Connection, Depends(
         status = 500
         raise
     finally:
-        if audit_wanted(principal, request.method, request.url.path):
-            await _audit(conn, request, principal, status)
+        if audit_wanted(principal, request.method, request.url.path, request.query_params):
+            await _audit(pool, request, principal, status)
 
 
-async def _audit(conn: asyncpg.Connection, request: Request, principal: Principal, status: int) -> None:
+async def _audit(pool: asyncpg.Pool, request: Request, principal: Principal, status: int) -> None:
     route = request.scope.get("route")
     action = f"{request.method} {getattr(route, 'path', request.url.path)}"
     try:
-        await conn.execute("RESET ROLE")
-        await write_audit(
-            conn,
-            principal=principal,
-            label=principal.label,
-            action=action,
-            target=request.url.path,
-            detail={"query": str(request.url.query)[:AUDIT_QUERY_CHARS]} if request.url.query else {},
-            address=client_address(request),
-            status=status,
-        )
+        # Its own connection, as the owner: the request's stays in its scope, for a response still
+        # to be streamed from it (an export) — an earlier RESET ROLE here let one run unscoped.
+        async with pool.acquire() as owner:
+            await write_audit(
+                cast("asyncpg.Connection", owner),
+                principal=principal,
+                label=principal.label,
+                action=action,
+                target=request.url.path,
+                detail={"query": str(request.url.query)[:AUDIT_QUERY_CHARS]} if request.url.query else {},
+                address=client_address(request),
+                status=status,
+            )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # The request's own outcome stands; the failure to record it is said loudly.
         logger.error("audit row not written for %s by %s: %s", action, principal.label, type(exc).__name__)

@@ -201,7 +201,7 @@ CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "/api/v1/dead-letters/{dead_letter_id}": [("/api/v1/dead-letters/{dl}", {})],
     "/api/v1/exports/{kind}": [
         (f"/api/v1/exports/{kind}", {"start": "2026-10-01T00:00:00Z", "end": "2026-10-02T00:00:00Z", "lang": "en"})
-        for kind in ("readings", "hourly", "daily", "verdicts")
+        for kind in ("readings", "hourly", "daily", "verdicts", "alerts")
     ]
     + [
         (
@@ -298,7 +298,12 @@ async def test_each_role_sees_its_scope_and_nothing_else(
                         # an export: no station outside the scope in any row
                         hidden = {s for s in STATIONS if s not in who.stations and s in r.text}
                         assert not hidden, f"{where} exported {hidden}"
-                        seeded = template.endswith(("/readings", "/verdicts"))  # no rollups are seeded
+                        seeded = template.endswith(("/readings", "/verdicts", "/alerts"))  # no rollups are seeded
+                        if template.endswith("/alerts") and r.status_code == 200 and not params.get("park_id"):
+                            # one seeded alert a station: as many rows as stations seen (an
+                            # inspector's export once ran unscoped after its audit row)
+                            rows = [line for line in r.text.lstrip("\ufeff").splitlines()[1:] if line]
+                            assert len(rows) == len(who.stations & {"p1-out", "p2-out"}), f"{where}: {rows}"
                         unfiltered = not any("{" in str(v) for v in params.values())
                         if r.status_code == 200 and unfiltered and seeded:
                             shown = {s for s in ("p1-out", "p2-out") if s in r.text}
