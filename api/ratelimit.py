@@ -46,6 +46,15 @@ class RateLimiter:
         retry = 0 if allowed else math.ceil((1.0 - tokens) / self._rate)
         return Quota(self.limit, int(tokens), reset_s, allowed, retry)
 
+    def exhausted(self, who: object) -> Quota | None:
+        """The quota of `who` if its bucket is empty now (nothing spent); None while it has a token."""
+        tokens, at = self._buckets.get(who, (float(self.limit), self._now()))
+        tokens = min(float(self.limit), tokens + (self._now() - at) * self._rate)
+        if tokens >= 1.0:
+            return None
+        return Quota(self.limit, 0, math.ceil((self.limit - tokens) / self._rate), False,
+                     math.ceil((1.0 - tokens) / self._rate))  # fmt: skip
+
     def headers(self, quota: Quota) -> dict[str, str]:
         """The usual headers (as GitHub and OpenAQ send them), and Retry-After when refused."""
         out = {

@@ -654,3 +654,32 @@ async def test_a_query_that_forgets_the_filter_still_sees_only_the_scope(
         assert "Index" in plan and "Seq Scan on readings" not in plan, plan
     finally:
         await conn.close()
+
+
+async def test_a_locked_address_cannot_sign_in_even_with_the_right_password(settings: Settings, registry: None) -> None:
+    """After ten failed sign-ins a minute, every sign-in from the address is 429 until it waits:
+    a right guess must not answer differently from a wrong one."""
+    from api.principals import Role, Scope, create_user  # noqa: PLC0415
+    from api.routes.access import SIGN_IN_PER_MINUTE  # noqa: PLC0415
+
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await create_user(
+            conn, name="alice", password="right password 1", role=Role.OPERATOR, scopes=[Scope("park", "p1")],
+            created_by="tests",
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    async with (
+        serving_asgi(create_app(settings), "127.0.0.1", settings.API_PORT),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=30) as api,
+    ):
+        codes = [
+            (await api.post("/api/v1/session", json={"username": "alice", "password": f"wrong {i}"})).status_code
+            for i in range(SIGN_IN_PER_MINUTE + 2)
+        ]
+        assert codes == [401] * SIGN_IN_PER_MINUTE + [429, 429]
+        right = await api.post("/api/v1/session", json={"username": "alice", "password": "right password 1"})
+        assert right.status_code == 429 and "set-cookie" not in right.headers
+    failed = await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM audit_log WHERE action = 'sign-in failed'")
+    assert failed == SIGN_IN_PER_MINUTE  # the refused ones cost neither a hash nor a row

@@ -183,6 +183,11 @@ async def sign_in(body: SignIn, request: Request, response: Response, pool: Pool
     """Sign in: a session cookie (HttpOnly, SameSite=Strict) and the CSRF token for changes."""
     address = client_address(request)
     limiter = _sign_in_limiter(request)
+    # An address out of failures waits whatever it sends, the right password too: otherwise the
+    # answer (429 or 201) would still tell a guess right, and each would still cost an Argon2 hash.
+    locked = limiter.exhausted(address)
+    if locked is not None:
+        raise ApiError(429, "rate_limited", "too many failed sign-ins; wait", headers=limiter.headers(locked))
     async with pool.acquire() as proxy:
         conn = cast("asyncpg.Connection", proxy)
         row = await conn.fetchrow(SELECT_USER, body.username)
@@ -194,13 +199,11 @@ async def sign_in(body: SignIn, request: Request, response: Response, pool: Pool
             and (row["expires_at"] is None or row["expires_at"] > row["now"])
         )
         if row is None or not live:
-            quota = limiter.take(address)
+            limiter.take(address)
             await write_audit(
                 conn, principal=None, label=f"user:{body.username[:64]}", action="sign-in failed", target=None,
                 detail={}, address=address, status=401,
             )  # fmt: skip
-            if not quota.allowed:
-                raise ApiError(429, "rate_limited", "too many failed sign-ins; wait", headers=limiter.headers(quota))
             raise ApiError(401, "invalid_credentials", "the name or the password is wrong, or the account is closed")
         principal = Principal(
             id=row["id"],
