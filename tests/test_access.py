@@ -392,6 +392,12 @@ async def test_changes_each_role_may_make(
         r = await post("enterprise", "/api/v1/volumes", {**volume, "station_id": "p1-out"})
         assert r.status_code == 201, r.text
         assert r.json()["reported_by"] == "key:enterprise"
+        # a name as long as a request may give, then the key: stored, answered and listed
+        long = {**volume, "first_day": "2026-10-02", "last_day": "2026-10-02", "station_id": "p1-out"}
+        r = await post("enterprise", "/api/v1/volumes", {**long, "reported_by": "漢字" * 100})
+        assert r.status_code == 201 and r.json()["reported_by"] == "漢字" * 100 + " [key:enterprise]", r.text
+        listed = await api.get("/api/v1/volumes", headers={"X-API-Key": keys["enterprise"]})
+        assert listed.status_code == 200 and len(listed.json()["results"]) == 2, listed.text
         # reported indicators are the bureau's
         body = {
             "park_id": "p1",

@@ -116,6 +116,9 @@ class VolumeReport(BaseModel):
 class StoredVolume(VolumeReport):
     """A reported volume as stored."""
 
+    # as recorded: the person named and the key that vouched (docs/access.md#who-acted), longer
+    # than the 200 characters a request may name
+    reported_by: str
     reported_at: datetime
 
 
