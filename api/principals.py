@@ -48,6 +48,7 @@ class Permission(StrEnum):
     SOLID_WASTE = "solid_waste.write"
     ASSESSMENT_INPUTS = "assessment.write"
     EVALUATE = "evaluate"
+    REPORTS_REFRESH = "reports.refresh"
     DEAD_LETTERS = "dead_letters.read"
     ACCESS_ADMIN = "access.admin"
 
@@ -66,6 +67,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.ASSESSMENT_INPUTS,
             Permission.EVALUATE,
             Permission.DEAD_LETTERS,
+            Permission.REPORTS_REFRESH,
         }
     ),
     # park operators receive, acknowledge and explain their park's alerts and report its volumes and waste

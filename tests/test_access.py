@@ -421,6 +421,12 @@ async def test_changes_each_role_may_make(
         # an explanation of its own alert, as the operator
         r = await post("operator", f"/api/v1/alerts/{mine}/explanation", {"text": "脱硫塔检修"})
         assert r.status_code == 200 and r.json()["supervision"]["text"] == "脱硫塔检修", r.text
+        # remaking a stored report replaces it: the bureau's, not an inspector's
+        day = {"date": "2026-10-01", "park_id": "p2", "refresh": "true"}
+        r = await api.get("/api/v1/reports/daily", params=day, headers={"X-API-Key": keys["inspector"]})
+        assert (r.status_code, r.json()["error"]) == (403, "forbidden"), r.text
+        r = await api.get("/api/v1/reports/daily", params=day, headers={"X-API-Key": keys["bureau-province"]})
+        assert r.status_code == 200, r.text
         # keys are an administrator's
         new = {"name": "x", "role": "inspector", "cities": ["长沙"]}
         assert (await post("bureau-province", "/api/v1/keys", new)).status_code == 403
@@ -434,6 +440,8 @@ async def test_changes_each_role_may_make(
         assert ("key:operator", "POST /api/v1/alerts/{alert_id}/ack", 404) in acts
         assert ("key:inspector", "POST /api/v1/alerts/{alert_id}/ack", 403) in acts
         assert ("key:admin", "POST /api/v1/keys", 200) in acts
+        assert ("key:inspector", "GET /api/v1/reports/daily", 403) in acts
+        assert ("key:bureau-province", "GET /api/v1/reports/daily", 200) in acts
         assert all(a["address"] == "127.0.0.1" for a in audit)
         assert (await api.get("/api/v1/audit", headers={"X-API-Key": keys["operator"]})).status_code == 403
 

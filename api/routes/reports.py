@@ -15,7 +15,7 @@ from api.access import require_whole
 from api.deps import ConnDep, PagerDep, PoolDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.pagemodels import Page, page
-from api.principals import Principal
+from api.principals import Permission, Principal
 from api.routes.kpis import CapRow
 from compliance.delivery import local_today
 from compliance.report_labels import Lang
@@ -230,11 +230,17 @@ async def _report(
     refresh: bool,
 ) -> dict[str, Any]:
     await require_whole(conn, principal, park_id)
+    if refresh and not principal.may(Permission.REPORTS_REFRESH):
+        # remaking an issued report replaces it: a change, the bureau's to make (and audited, with who)
+        raise ApiError(403, "forbidden", f"the role {principal.role} may not remake a stored report (refresh)")
     try:
         # Made from every station of the park or province (the caller sees it whole; checked above).
         async with pool.acquire() as owner:
             return await obtain(
-                cast("asyncpg.Connection", owner), settings, Scope.of(kind, on, park_id), refresh=refresh
+                cast("asyncpg.Connection", owner),
+                settings,
+                Scope.of(kind, on, park_id),
+                refresh=refresh,
             )
     except ReportError as exc:
         raise ApiError(404 if exc.code == "unknown_park" else 422, exc.code, exc.detail) from None
