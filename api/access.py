@@ -50,7 +50,9 @@ WHERE s.token_hash = $1
 """
 TOUCH = "UPDATE principals SET last_used_at = now() WHERE id = $1"
 STILL_VALID = """
-SELECT revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FROM principals WHERE id = $1
+SELECT p.revoked_at IS NULL AND (p.expires_at IS NULL OR p.expires_at > now())
+       AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM sessions s WHERE s.token_hash = $2 AND s.expires_at > now()))
+FROM principals p WHERE p.id = $1
 """
 # The principal's scope, computed once into the settings the policies read (migration 0018), and
 # the role switched, in one round trip. set_config(..., false) lasts for the session; the pool's
@@ -120,6 +122,7 @@ class Authenticator:
     async def authenticate(self, conn: asyncpg.Connection, request: Request) -> Principal:
         """The request's principal, or 401 with the reason."""
         key = presented_key(request)
+        session: str | None = None
         if key is not None:
             row = await conn.fetchrow(SELECT_KEY, hash_key(key))
             if row is None:
@@ -131,7 +134,8 @@ class Authenticator:
                 raise _unauthenticated(
                     "sign in (POST /api/v1/session) or send an API key in X-API-Key (parkwatch keys create)"
                 )
-            row = await conn.fetchrow(SELECT_SESSION, hash_key(token))
+            session = hash_key(token)
+            row = await conn.fetchrow(SELECT_SESSION, session)
             if row is None or row["session_expires"] <= row["now"]:
                 raise _unauthenticated("the session ended; sign in again", "session_expired")
             _live(row, "account")
@@ -141,7 +145,7 @@ class Authenticator:
                     raise ApiError(403, "csrf_failed", "a signed-in change needs the session's X-CSRF-Token header")
         principal = Principal(
             id=row["id"], kind=row["kind"], name=row["name"], role=Role(row["role"]),
-            scopes=await load_scopes(conn, row["id"]),
+            scopes=await load_scopes(conn, row["id"]), session=session,
         )  # fmt: skip
         now = time.monotonic()
         if now - self._touched.get(principal.id, -TOUCH_EVERY_S) >= TOUCH_EVERY_S:
@@ -175,7 +179,7 @@ async def scoped_connection(pool: asyncpg.Pool, principal: Principal) -> AsyncIt
     """
     async with pool.acquire() as proxy:
         conn = cast("asyncpg.Connection", proxy)
-        if not await conn.fetchval(STILL_VALID, principal.id):
+        if not await conn.fetchval(STILL_VALID, principal.id, principal.session):
             raise _unauthenticated("the key or account was revoked or expired", "credentials_revoked")
         await enter_scope(conn, principal)
         yield conn

@@ -125,6 +125,9 @@ class Principal:
     name: str
     role: Role
     scopes: tuple[Scope, ...] = field(default=())
+    # the session it signed in with (its stored hash), when it came by cookie: a long stream
+    # checks that it still holds, so signing out ends it
+    session: str | None = None
 
     def may(self, permission: Permission) -> bool:
         """Whether the role grants this permission."""

@@ -697,3 +697,44 @@ async def test_a_locked_address_cannot_sign_in_even_with_the_right_password(sett
         assert right.status_code == 429 and "set-cookie" not in right.headers
     failed = await fetchval(settings.DATABASE_URL, "SELECT count(*) FROM audit_log WHERE action = 'sign-in failed'")
     assert failed == SIGN_IN_PER_MINUTE  # the refused ones cost neither a hash nor a row
+
+
+async def test_signing_out_ends_the_live_stream(
+    world: tuple[str, dict[str, str], dict[str, int]], settings: Settings
+) -> None:
+    """A stream opened with a session stops when the session does, as a revoked key's does."""
+    from api.principals import Role, Scope, create_user  # noqa: PLC0415
+
+    base, _, seeded = world
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await create_user(
+            conn, name="li.na", password="correct horse 10", role=Role.OPERATOR, scopes=[Scope("park", "p1")],
+            created_by="tests",
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+        signed = await api.post("/api/v1/session", json={"username": "li.na", "password": "correct horse 10"})
+        csrf = signed.json()["csrf_token"]
+        chunks: list[str] = []
+        async with api.stream("GET", "/api/v1/events") as response:
+            assert response.status_code == 200
+
+            async def read() -> None:
+                async for chunk in response.aiter_text():
+                    chunks.append(chunk)
+                    if "event: end" in "".join(chunks):
+                        return
+
+            reader = asyncio.create_task(read())
+            await asyncio.sleep(0.3)
+            assert (await api.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})).status_code == 204
+            await fetchval(
+                settings.DATABASE_URL,
+                "INSERT INTO alert_events (alert_id, kind, actor) VALUES ($1, 'commented', 'tests') RETURNING id",
+                seeded["alert:p1-out"],
+            )
+            await asyncio.wait_for(reader, 20)
+    text = "".join(chunks)
+    assert "event: end" in text and "credentials_revoked" in text and '"actor": "tests"' not in text
