@@ -81,6 +81,11 @@ def redact(config: dict[str, Any]) -> dict[str, Any]:
             out[key] = re.sub(
                 r"((?:access_token|key|token)=)[^&]+", r"\1***", re.sub(r"/hook/[^/?]+", "/hook/***", value)
             )
+            # credentials in the address itself (https://user:password@host/...)
+            out[key] = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", out[key])
+        elif isinstance(value, dict):
+            # a header block or the like: every value may be a credential (Authorization: Bearer ...)
+            out[key] = dict.fromkeys(value, "***")
         else:
             out[key] = value
     return out

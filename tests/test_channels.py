@@ -124,6 +124,9 @@ def test_redaction_hides_secrets_and_url_tokens() -> None:
     assert redact({"url": "https://open.feishu.cn/open-apis/bot/v2/hook/tok-en"})["url"].endswith("/hook/***")
     assert redact({"url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"})["url"].endswith("key=***")
     assert redact({"password": "p", "access_key_secret": "s"}) == {"password": "***", "access_key_secret": "***"}
+    # credentials in the address, and header blocks (an outside review found both shown)
+    shown = redact({"url": "https://user:hookpass@hooks.example/p1?token=t", "headers": {"Authorization": "Bearer b"}})
+    assert shown == {"url": "https://***@hooks.example/p1?token=***", "headers": {"Authorization": "***"}}
 
 
 def test_channel_settings_are_checked_and_secrets_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
