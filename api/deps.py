@@ -36,6 +36,23 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+async def authenticate(conn: asyncpg.Connection, request: Request) -> Principal:
+    """The request's principal (api/access.py), wrong keys limited per address: 429 past the limit."""
+    try:
+        return cast("Principal", await request.app.state.authenticator.authenticate(conn, request))
+    except ApiError as exc:
+        # Guessing keys costs a lookup each: an address that keeps failing waits, as a failed
+        # sign-in does (api/routes/access.py).
+        if exc.code == "invalid_credentials":
+            quota = request.app.state.failed_auth.take(client_address(request))
+            if not quota.allowed:
+                raise ApiError(
+                    429, "rate_limited", "too many requests with bad credentials; wait",
+                    headers=request.app.state.failed_auth.headers(quota),
+                ) from None  # fmt: skip
+        raise
+
+
 # Declared so that OpenAPI (and /docs's Authorize button) knows the two ways in; reading them is
 # api/access.py's job, which also takes the key as a Bearer token.
 _KEY_SCHEME = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key (parkwatch keys create)")
@@ -56,19 +73,7 @@ async def get_conn(
     async with pool.acquire() as proxy:
         # The pool hands out a proxy that forwards every Connection method.
         conn = cast("asyncpg.Connection", proxy)
-        try:
-            principal = await request.app.state.authenticator.authenticate(conn, request)
-        except ApiError as exc:
-            # Guessing keys costs a lookup each: an address that keeps failing waits, as a
-            # failed sign-in does (api/routes/access.py).
-            if exc.code == "invalid_credentials":
-                quota = request.app.state.failed_auth.take(client_address(request))
-                if not quota.allowed:
-                    raise ApiError(
-                        429, "rate_limited", "too many requests with bad credentials; wait",
-                        headers=request.app.state.failed_auth.headers(quota),
-                    ) from None  # fmt: skip
-            raise
+        principal = await authenticate(conn, request)
         request.state.principal = principal
         limiter = request.app.state.ratelimiter
         quota = limiter.take(principal.id)

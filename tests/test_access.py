@@ -606,6 +606,8 @@ async def test_guessing_keys_is_slowed(settings: Settings, registry: None) -> No
         assert (await api.get("/api/v1/parks", headers={"X-API-Key": key})).status_code == 200
         # no key at all is not a guess
         assert (await api.get("/api/v1/parks")).status_code == 401
+        # nor is /metrics a way round the limit
+        assert (await api.get("/metrics", headers={"X-API-Key": "pwk_guess-metrics"})).status_code == 429
 
 
 async def test_revoking_by_id_touches_no_other_key(settings: Settings, registry: None) -> None:

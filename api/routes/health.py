@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from api.deps import SettingsDep
+from api.deps import SettingsDep, authenticate
 from api.errors import ApiError
 from api.metrics import Metrics
 from api.principals import Role
@@ -124,7 +124,7 @@ async def _metrics_allowed(request: Request, settings: Settings) -> None:
     if settings.METRICS_PUBLIC:
         return
     async with request.app.state.health_pool.acquire() as conn:
-        principal = await request.app.state.authenticator.authenticate(conn, request)
+        principal = await authenticate(conn, request)
     request.state.principal = principal
     if principal.role is not Role.ADMIN:
         raise ApiError(403, "forbidden", "/metrics is for administrators' keys (or set PARKWATCH_METRICS_PUBLIC)")
