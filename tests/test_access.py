@@ -740,3 +740,22 @@ async def test_signing_out_ends_the_live_stream(
             await asyncio.wait_for(reader, 20)
     text = "".join(chunks)
     assert "event: end" in text and "credentials_revoked" in text and '"actor": "tests"' not in text
+
+
+async def test_one_key_holds_one_export_at_a_time(settings: Settings, registry: None) -> None:
+    """While a key's export runs, its next one is 429 (another key's is served): one slow client
+    cannot take every export slot of the process."""
+    busy = await make_key(settings.DATABASE_URL, "operator", name="busy", parks=["p1"])
+    other = await make_key(settings.DATABASE_URL, "operator", name="other", parks=["p1"])
+    app = create_app(settings)
+    [row] = await fetch(settings.DATABASE_URL, "SELECT id FROM principals WHERE name = 'busy'")
+    app.state.exports_by_principal = {row["id"]: 1}  # as if its first export were still streaming
+    async with (
+        serving_asgi(app, "127.0.0.1", settings.API_PORT),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=30) as api,
+    ):
+        path = "/api/v1/exports/alerts"
+        r = await api.get(path, headers={"X-API-Key": busy})
+        assert (r.status_code, r.json()["error"]) == (429, "exports_busy") and r.headers["retry-after"]
+        assert (await api.get(path, headers={"X-API-Key": other})).status_code == 200
+    assert app.state.exports_by_principal == {row["id"]: 1}  # the other's count went with its export

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from api import params
-from api.deps import ConnDep, SettingsDep
+from api.deps import ConnDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.export_writers import (
     MEDIA_TYPES,
@@ -35,6 +35,8 @@ router = APIRouter(prefix="/api/v1", tags=["exports"])
 # An export holds one of the pool's connections (api/app.py POOL_MAX) for as long as it runs: a
 # few at once per process leave the rest for everyone else's pages.
 MAX_CONCURRENT = 3
+# Of which one key or user holds at most this many: one slow client must not lock out the others.
+MAX_PER_PRINCIPAL = 1
 # An XLSX file is whole before its first byte can be sent (a zip's directory comes last), so
 # the client waits while it is written, 12,000-17,000 rows/s (docs/benchmarks.md#exports): two
 # full sheets are two to three minutes, and past that a spreadsheet is the wrong tool. CSV has
@@ -111,6 +113,7 @@ async def _file_chunks(path: FilePath) -> AsyncGenerator[bytes]:
 async def export(
     request: Request,
     conn: ConnDep,
+    principal: PrincipalDep,
     settings: SettingsDep,
     kind: Annotated[
         Kind,
@@ -149,16 +152,30 @@ async def export(
     rows, 1,048,575 a sheet), then sent with its length. Times are ISO 8601 with the station's offset.
     """
     slots = _slots(request)
+    mine: dict[int, int] | None = getattr(request.app.state, "exports_by_principal", None)
+    if mine is None:
+        mine = request.app.state.exports_by_principal = {}
+    if mine.get(principal.id, 0) >= MAX_PER_PRINCIPAL:
+        raise ApiError(
+            429, "exports_busy", f"this key or user has {MAX_PER_PRINCIPAL} export running; wait for it to end",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )  # fmt: skip
     if slots.locked():
         raise ApiError(
             503, "exports_busy", f"{MAX_CONCURRENT} exports are running in this process; retry shortly",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )  # fmt: skip
     await slots.acquire()
+    mine[principal.id] = mine.get(principal.id, 0) + 1
     folder: FilePath | None = None
 
     def release() -> None:
         slots.release()
+        # the count goes with its last export (a principal's entry lives only while it exports)
+        if (left := mine.get(principal.id, 1) - 1) > 0:
+            mine[principal.id] = left
+        else:
+            mine.pop(principal.id, None)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 
