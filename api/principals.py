@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -238,6 +238,10 @@ async def _create(
     password_hash: str | None = None,
 ) -> int:
     check_scopes(role, scopes)
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)  # a time without an offset is UTC's
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise AccessError("bad_expiry", f"an expiry in the past makes a dead credential: {expires_at.isoformat()}")
     async with conn.transaction():
         await _check_exist(conn, scopes)
         try:

@@ -39,6 +39,7 @@ async def test_keys_from_the_command_line(settings: Settings, registry: None) ->
         (("--role", "enterprise", "--park", "p1"), "takes scopes of kind station, not park"),
         (("--role", "admin", "--city", "长沙"), "sees everything"),
         (("--role", "inspector", "--city", "长沙", "--expires", "soon"), "--expires is days or an ISO date"),
+        (("--role", "inspector", "--city", "长沙", "--expires", "2020-01-01"), "an expiry in the past"),
     ]:
         code, _, err = await asyncio.to_thread(_cli, settings, "keys", "create", *args)
         assert code == 2 and said in err, err
