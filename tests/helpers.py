@@ -19,8 +19,10 @@ import orjson
 
 from api.app import create_app
 from api.principals import Role, Scope, create_key
+from ingest.batch import Batch
 from ingest.hj212.gateway import Gateway
 from ingest.service import IngestService
+from ingest.store import Store
 from parkwatch.serve import serving_asgi
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
@@ -186,3 +188,69 @@ async def serving_api(
         ) as client,
     ):
         yield client
+
+
+# The time the seeded data of seed_two_parks start at.
+SEED_T0 = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+async def seed_two_parks(
+    url: str, *, password: str, readings: tuple[tuple[str, str], ...] = (("p1-out", "w01018"), ("p2-out", "w01018"))
+) -> dict[str, int]:
+    """Of the test registry's two parks: two hours of minute and hourly readings of each (station,
+    code) given, and for p1-out and p2-out an exceedance verdict, an active alert with its raised
+    event, an HJ 212 packet sent with `password` and a refused message naming it; a refused message
+    naming no station. Returns the alerts' ids as `alert:STATION`."""
+    ids = {r["id"]: r["sid"] for r in await fetch(url, "SELECT id, sid FROM stations")}
+    pids = {r["code"]: r["pid"] for r in await fetch(url, "SELECT code, pid FROM parameters")}
+    now = datetime.now(UTC)
+    rows: list[Any] = []
+    for station, code in readings:
+        for m in range(120):
+            rows.append((ids[station], pids[code], 1, SEED_T0 + timedelta(minutes=m), 30.0, "N", now) + (None,) * 4)
+        for h in range(2):
+            rows.append((ids[station], pids[code], 2, SEED_T0 + timedelta(hours=h), 30.0, "N", now) + (None,) * 4)
+    store = Store(url)
+    try:
+        await store.write(Batch(rows=rows))
+    finally:
+        await store.close()
+    conn = await asyncpg.connect(url)
+    alerts: dict[str, int] = {}
+    try:
+        async with conn.transaction():
+            for station in ("p1-out", "p2-out"):
+                sid = ids[station]
+                await conn.execute(
+                    """INSERT INTO verdicts (sid, pid, window_kind, window_start, window_end, standard, class, verdict,
+                       rule, coverage, closed) VALUES ($1, $2, 'hour', $3::timestamptz, $3::timestamptz + interval '1 hour', 'GB18918-2002', '1A',
+                       'exceedance', '{}', '{}', true)""",
+                    sid, pids["w01018"], SEED_T0,
+                )  # fmt: skip
+                alerts[station] = await conn.fetchval(
+                    """INSERT INTO alerts (sid, pid, rule, family, status, severity, first_seen, last_seen)
+                       VALUES ($1, $2, 'exceedance.hour', 'exceedance', 'active', 'major', $3, $3) RETURNING id""",
+                    sid, pids["w01018"], SEED_T0,
+                )  # fmt: skip
+                await conn.execute(
+                    "INSERT INTO alert_events (alert_id, kind, actor) VALUES ($1, 'raised', 'parkwatch')",
+                    alerts[station],
+                )
+                packet = f"QN=20261001080000000;ST=32;CN=2011;PW={password};MN=4301;CP=&&DataTime=20261001080000&&"
+                await conn.execute(
+                    """INSERT INTO hj212_packets (received_at, topic, sid, mn, cn, qn, raw)
+                       VALUES (now(), 't/' || $1::integer, $1, '4301', '2011', '20261001080000000', $2)""",
+                    sid, packet.encode(),
+                )  # fmt: skip
+                await conn.execute(
+                    """INSERT INTO dead_letters (received_at, topic, payload, reason, message, station_id)
+                       VALUES (now(), 't', $1, 'invalid', 'a refused message', $2)""",
+                    f'{{"station_id": "{station}", "secret": "{password}"}}'.encode(), station,
+                )  # fmt: skip
+            await conn.execute(
+                """INSERT INTO dead_letters (received_at, topic, payload, reason, message)
+                   VALUES (now(), 't', 'garbage', 'unreadable', 'no station named')"""
+            )
+    finally:
+        await conn.close()
+    return {f"alert:{k}": v for k, v in alerts.items()}

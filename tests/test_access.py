@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -22,11 +22,9 @@ import orjson
 import pytest
 
 from api.app import create_app
-from ingest.batch import Batch
-from ingest.store import Store
 from parkwatch.serve import serving_asgi
 from parkwatch.settings import Settings
-from tests.helpers import eventually, fetch, fetchval, make_key
+from tests.helpers import eventually, fetch, fetchval, make_key, seed_two_parks
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 STATIONS = {"p1-out": "p1", "p1-air": "p1", "p1-stack": "p1", "p2-out": "p2"}
@@ -56,71 +54,26 @@ WHO = {
 }
 
 
-async def _seed(settings: Settings) -> dict[str, int]:
-    """Readings, verdicts, alerts, packets and dead letters for p1-out and p2-out; returns alert ids."""
-    url = settings.DATABASE_URL
-    ids = {r["id"]: r["sid"] for r in await fetch(url, "SELECT id, sid FROM stations")}
-    pids = {r["code"]: r["pid"] for r in await fetch(url, "SELECT code, pid FROM parameters")}
-    now = datetime.now(UTC)
-    rows: list[Any] = []
-    for station in ("p1-out", "p2-out"):
-        for m in range(120):
-            rows.append((ids[station], pids["w01018"], 1, T0 + timedelta(minutes=m), 30.0, "N", now) + (None,) * 4)
-        for h in range(2):
-            rows.append((ids[station], pids["w01018"], 2, T0 + timedelta(hours=h), 30.0, "N", now) + (None,) * 4)
-    store = Store(url)
-    try:
-        await store.write(Batch(rows=rows))
-    finally:
-        await store.close()
-    conn = await asyncpg.connect(url)
-    alerts: dict[str, int] = {}
-    try:
-        async with conn.transaction():
-            for station in ("p1-out", "p2-out"):
-                sid = ids[station]
-                await conn.execute(
-                    """INSERT INTO verdicts (sid, pid, window_kind, window_start, window_end, standard, class, verdict,
-                       rule, coverage, closed) VALUES ($1, $2, 'hour', $3::timestamptz, $3::timestamptz + interval '1 hour', 'GB18918-2002', '1A',
-                       'exceedance', '{}', '{}', true)""",
-                    sid, pids["w01018"], T0,
-                )  # fmt: skip
-                alerts[station] = await conn.fetchval(
-                    """INSERT INTO alerts (sid, pid, rule, family, status, severity, first_seen, last_seen)
-                       VALUES ($1, $2, 'exceedance.hour', 'exceedance', 'active', 'major', $3, $3) RETURNING id""",
-                    sid, pids["w01018"], T0,
-                )  # fmt: skip
-                await conn.execute(
-                    "INSERT INTO alert_events (alert_id, kind, actor) VALUES ($1, 'raised', 'parkwatch')",
-                    alerts[station],
-                )
-                packet = f"QN=20261001080000000;ST=32;CN=2011;PW={PASSWORD};MN=4301;CP=&&DataTime=20261001080000&&"
-                await conn.execute(
-                    """INSERT INTO hj212_packets (received_at, topic, sid, mn, cn, qn, raw)
-                       VALUES (now(), 't/' || $1::integer, $1, '4301', '2011', '20261001080000000', $2)""",
-                    sid, packet.encode(),
-                )  # fmt: skip
-                await conn.execute(
-                    """INSERT INTO dead_letters (received_at, topic, payload, reason, message, station_id)
-                       VALUES (now(), 't', $1, 'invalid', 'a refused message', $2)""",
-                    f'{{"station_id": "{station}", "secret": "{PASSWORD}"}}'.encode(), station,
-                )  # fmt: skip
-            await conn.execute(
-                """INSERT INTO dead_letters (received_at, topic, payload, reason, message)
-                   VALUES (now(), 't', 'garbage', 'unreadable', 'no station named')"""
-            )
-    finally:
-        await conn.close()
-    return {f"alert:{k}": v for k, v in alerts.items()}
-
-
 @pytest.fixture
 async def world(settings: Settings, registry: None) -> AsyncIterator[tuple[str, dict[str, str], dict[str, int]]]:
     """The API served, one key per role of WHO, and the seeded ids."""
-    seeded = await _seed(settings)
+    seeded = await seed_two_parks(settings.DATABASE_URL, password=PASSWORD)
     keys = {name: await make_key(settings.DATABASE_URL, who.role, name=name, **who.scope) for name, who in WHO.items()}
     async with serving_asgi(create_app(settings), "127.0.0.1", settings.API_PORT):
         yield f"http://127.0.0.1:{settings.API_PORT}", keys, seeded
+
+
+async def _p1_operator(settings: Settings, name: str, password: str) -> None:
+    """A user account: p1's operator."""
+    from api.principals import Role, Scope, create_user  # noqa: PLC0415
+
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await create_user(
+            conn, name=name, password=password, role=Role.OPERATOR, scopes=[Scope("park", "p1")], created_by="tests"
+        )
+    finally:
+        await conn.close()
 
 
 def _walk(value: Any, found: dict[str, set[str]]) -> None:
@@ -492,16 +445,7 @@ async def test_sessions_need_csrf_for_changes(
     world: tuple[str, dict[str, str], dict[str, int]], settings: Settings
 ) -> None:
     base, _, seeded = world
-    conn = await asyncpg.connect(settings.DATABASE_URL)
-    try:
-        from api.principals import Role, Scope, create_user  # noqa: PLC0415
-
-        await create_user(
-            conn, name="li.wei", password="correct horse 9", role=Role.OPERATOR, scopes=[Scope("park", "p1")],
-            created_by="tests",
-        )  # fmt: skip
-    finally:
-        await conn.close()
+    await _p1_operator(settings, "li.wei", "correct horse 9")
     async with httpx.AsyncClient(base_url=base, timeout=30) as api:
         wrong = await api.post("/api/v1/session", json={"username": "li.wei", "password": "nope"})
         assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_credentials")
@@ -675,17 +619,9 @@ async def test_a_query_that_forgets_the_filter_still_sees_only_the_scope(
 async def test_a_locked_address_cannot_sign_in_even_with_the_right_password(settings: Settings, registry: None) -> None:
     """After ten failed sign-ins a minute, every sign-in from the address is 429 until it waits:
     a right guess must not answer differently from a wrong one."""
-    from api.principals import Role, Scope, create_user  # noqa: PLC0415
     from api.routes.access import SIGN_IN_PER_MINUTE  # noqa: PLC0415
 
-    conn = await asyncpg.connect(settings.DATABASE_URL)
-    try:
-        await create_user(
-            conn, name="alice", password="right password 1", role=Role.OPERATOR, scopes=[Scope("park", "p1")],
-            created_by="tests",
-        )  # fmt: skip
-    finally:
-        await conn.close()
+    await _p1_operator(settings, "alice", "right password 1")
     async with (
         serving_asgi(create_app(settings), "127.0.0.1", settings.API_PORT),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.API_PORT}", timeout=30) as api,
@@ -705,17 +641,9 @@ async def test_signing_out_ends_the_live_stream(
     world: tuple[str, dict[str, str], dict[str, int]], settings: Settings
 ) -> None:
     """A stream opened with a session stops when the session does, as a revoked key's does."""
-    from api.principals import Role, Scope, create_user  # noqa: PLC0415
 
     base, _, seeded = world
-    conn = await asyncpg.connect(settings.DATABASE_URL)
-    try:
-        await create_user(
-            conn, name="li.na", password="correct horse 10", role=Role.OPERATOR, scopes=[Scope("park", "p1")],
-            created_by="tests",
-        )  # fmt: skip
-    finally:
-        await conn.close()
+    await _p1_operator(settings, "li.na", "correct horse 10")
     async with httpx.AsyncClient(base_url=base, timeout=30) as api:
         signed = await api.post("/api/v1/session", json={"username": "li.na", "password": "correct horse 10"})
         csrf = signed.json()["csrf_token"]

@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from unittest import mock
 
@@ -29,14 +29,12 @@ import schemathesis
 from schemathesis import checks
 
 from api.app import create_app
-from ingest.batch import Batch
 from ingest.registry import load_registry_file
-from ingest.store import Store
 from parkwatch.serve import serving_asgi
 from parkwatch.settings import Settings
 from schemas.registry import read_registry
 from tests.conftest import DATA
-from tests.helpers import fetch, make_key
+from tests.helpers import make_key, seed_two_parks
 from tests.services import MQTT_HOST, MQTT_PORT, create_database, drop_database, free_port, unique
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -66,50 +64,12 @@ class Api(NamedTuple):
 
 
 async def _seed(url: str) -> None:
-    """Readings of p1-out, p1-air and p2-out, an hour's verdict and an alert each, packets, refusals."""
-    ids = {r["id"]: r["sid"] for r in await fetch(url, "SELECT id, sid FROM stations")}
-    pids = {r["code"]: r["pid"] for r in await fetch(url, "SELECT code, pid FROM parameters")}
-    now = datetime.now(UTC)
-    rows: list[Any] = []
-    for station, code in (("p1-out", "w01018"), ("p2-out", "w01018"), ("p1-air", "a34004")):
-        for m in range(120):
-            rows.append((ids[station], pids[code], 1, T0 + timedelta(minutes=m), 30.0, "N", now) + (None,) * 4)
-        for h in range(2):
-            rows.append((ids[station], pids[code], 2, T0 + timedelta(hours=h), 30.0, "N", now) + (None,) * 4)
-    store = Store(url)
-    try:
-        await store.write(Batch(rows=rows))
-    finally:
-        await store.close()
+    """The two parks' data (tests/helpers.py seed_two_parks), p1-air's readings too, and key ids far off."""
+    await seed_two_parks(
+        url, password="123456", readings=(("p1-out", "w01018"), ("p2-out", "w01018"), ("p1-air", "a34004"))
+    )
     conn = await asyncpg.connect(url)
     try:
-        async with conn.transaction():
-            for station in ("p1-out", "p2-out"):
-                sid = ids[station]
-                await conn.execute(
-                    """INSERT INTO verdicts (sid, pid, window_kind, window_start, window_end, standard, class, verdict,
-                       rule, coverage, closed) VALUES ($1, $2, 'hour', $3::timestamptz, $3::timestamptz + interval '1 hour', 'GB18918-2002', '1A',
-                       'exceedance', '{}', '{}', true)""",
-                    sid, pids["w01018"], T0,
-                )  # fmt: skip
-                alert = await conn.fetchval(
-                    """INSERT INTO alerts (sid, pid, rule, family, status, severity, first_seen, last_seen)
-                       VALUES ($1, $2, 'exceedance.hour', 'exceedance', 'active', 'major', $3, $3) RETURNING id""",
-                    sid, pids["w01018"], T0,
-                )  # fmt: skip
-                await conn.execute(
-                    "INSERT INTO alert_events (alert_id, kind, actor) VALUES ($1, 'raised', 'parkwatch')", alert
-                )
-                await conn.execute(
-                    """INSERT INTO hj212_packets (received_at, topic, sid, mn, cn, qn, raw)
-                       VALUES (now(), 't/' || $1::integer, $1, '4301', '2011', '20261001080000000', $2)""",
-                    sid, b"QN=20261001080000000;ST=32;CN=2011;PW=123456;MN=4301;CP=&&DataTime=20261001080000&&",
-                )  # fmt: skip
-                await conn.execute(
-                    """INSERT INTO dead_letters (received_at, topic, payload, reason, message, station_id)
-                       VALUES (now(), 't', $1, 'invalid', 'a refused message', $2)""",
-                    f'{{"station_id": "{station}"}}'.encode(), station,
-                )  # fmt: skip
         # The key the run uses gets an id no generated `key_id` is likely to name: POST
         # /keys/{key_id}/revoke is fuzzed too, and a revoked key would turn the rest into 401s.
         await conn.execute("ALTER TABLE principals ALTER COLUMN id RESTART WITH 7340033")
