@@ -1,24 +1,35 @@
-"""Exports of readings, rollups, verdicts and alerts: their columns (zh, en), queries, CSV and XLSX writers."""
+"""Exports of readings, rollups, verdicts and alerts: their columns (zh, en), plan and rows, read in batches."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import csv
-import io
 import re
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from pathlib import Path
 from typing import Any, Final, Literal, get_args
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
-import xlsxwriter
 
 from api.errors import ApiError
+from api.export_queries import (
+    COUNT_ALERTS,
+    COUNT_DAILY,
+    COUNT_HOURLY,
+    COUNT_READINGS,
+    COUNT_VERDICTS,
+    NO_SORT,
+    SELECT_ALERTS,
+    SELECT_DAILY,
+    SELECT_HOURLY,
+    SELECT_PARAMETER_IDS,
+    SELECT_PARAMETERS,
+    SELECT_PARK,
+    SELECT_READINGS,
+    SELECT_STATIONS,
+    SELECT_VERDICTS,
+)
 from api.timeparams import bounds, parse_instant
 from compliance.windows import HOUR_MIN_MINUTES, SOURCE_NAMES
 from schemas.parameters import catalog
@@ -47,82 +58,6 @@ SHEET_ROWS: Final = 1_048_575
 # typed (station names, who acknowledged) is prefixed with an apostrophe; codes and numbers are
 # never touched.
 FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
-
-# The stations an export covers: those named, those of a park, or every one the connection
-# sees (row-level security makes that the caller's scope).
-SELECT_STATIONS = """
-SELECT sid, id, park_id, kind, name, timezone FROM stations
-WHERE ($1::text[] IS NULL AND $2::text IS NULL) OR id = any($1::text[]) OR park_id = $2
-ORDER BY sid
-"""
-SELECT_PARK = "SELECT 1 FROM parks WHERE id = $1"
-SELECT_PARAMETERS = "SELECT pid, code, name, name_zh FROM parameters"
-SELECT_PARAMETER_IDS = "SELECT code, pid FROM parameters WHERE code = any($1::text[])"
-
-# Each query walks its table's primary key (or, for alerts, the (raised_at, id) index) in order,
-# so rows stream from the first fetch; SET LOCAL enable_sort below keeps the planner from
-# sorting instead, which for millions of rows would spill to disk and hold the first byte back
-# past the statement timeout.
-READINGS_WHERE = """
-FROM readings
-WHERE sid = any($1::integer[]) AND ($2::smallint[] IS NULL OR pid = any($2::smallint[]))
-  AND ($3::smallint IS NULL OR iv = $3) AND ts >= $4 AND ts < $5
-"""
-SELECT_READINGS = (
-    "SELECT sid, pid, iv, ts, value, flag, vmin, vmax, cou, zs" + READINGS_WHERE + "ORDER BY sid, pid, iv, ts"
-)
-COUNT_READINGS = "SELECT count(*)" + READINGS_WHERE
-HOURLY_WHERE = """
-FROM rollup_hour
-WHERE sid = any($1::integer[]) AND ($2::smallint[] IS NULL OR pid = any($2::smallint[]))
-  AND hour >= $3 AND hour < $4
-"""
-SELECT_HOURLY = (
-    "SELECT sid, pid, hour, avg, vmin, vmax, n_observed, n_valid, n_over_range, observed_minutes, valid_minutes, "
-    "source_iv" + HOURLY_WHERE + "ORDER BY sid, pid, hour"
-)
-COUNT_HOURLY = "SELECT count(*)" + HOURLY_WHERE
-DAILY_WHERE = """
-FROM rollup_day
-WHERE sid = any($1::integer[]) AND ($2::smallint[] IS NULL OR pid = any($2::smallint[]))
-  AND day_start >= $3 AND day_start < $4
-"""
-SELECT_DAILY = (
-    "SELECT sid, pid, day, day_start, avg, avg_flow_weighted, vmin, vmax, n_observed, n_valid, hours_expected, "
-    "hours_observed, hours_valid" + DAILY_WHERE + "ORDER BY sid, pid, day"
-)
-COUNT_DAILY = "SELECT count(*)" + DAILY_WHERE
-VERDICTS_WHERE = """
-FROM verdicts
-WHERE sid = any($1::integer[]) AND ($2::smallint[] IS NULL OR pid = any($2::smallint[]))
-  AND window_start >= $3 AND window_start < $4
-  AND ($5::text[] IS NULL OR verdict = any($5::text[])) AND ($6::text[] IS NULL OR window_kind = any($6::text[]))
-"""
-SELECT_VERDICTS = (
-    "SELECT sid, pid, window_kind, window_start, window_end, verdict, value, value_judged, limit_value, unit, "
-    "exceedance_multiple, standard, class, closed, revision, judged_at, verdict_since"
-    + VERDICTS_WHERE
-    + "ORDER BY sid, pid, window_kind, window_start, standard"
-)
-COUNT_VERDICTS = "SELECT count(*)" + VERDICTS_WHERE
-# $1 NULL: no station or park asked for, every alert in scope. Otherwise the stations' alerts
-# and, when a park was asked for, the park's own (a KPI of the park as a whole has no station).
-ALERTS_WHERE = """
-FROM alerts
-WHERE ($1::integer[] IS NULL OR sid = any($1::integer[]) OR (sid IS NULL AND park = $2))
-  AND ($3::smallint[] IS NULL OR pid = any($3::smallint[]))
-  AND ($4::timestamptz IS NULL OR last_seen >= $4) AND ($5::timestamptz IS NULL OR first_seen < $5)
-  AND ($6::text[] IS NULL OR status = any($6::text[])) AND ($7::text[] IS NULL OR severity = any($7::text[]))
-  AND ($8::text[] IS NULL OR rule = any($8::text[]) OR family = any($8::text[]))
-"""
-SELECT_ALERTS = (
-    "SELECT id, sid, park, pid, rule, family, status, severity, first_seen, last_seen, raised_at, cleared_at, "
-    "clear_reason, occurrences, value, limit_value, unit, standard, exceedance_multiple, acked_at, acked_by, "
-    "verification, verified_at, verified_by" + ALERTS_WHERE + "ORDER BY raised_at, id"
-)
-COUNT_ALERTS = "SELECT count(*)" + ALERTS_WHERE
-# For this transaction only: see above.
-NO_SORT = "SET LOCAL enable_sort = off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,9 +332,7 @@ async def _parameter_ids(conn: asyncpg.Connection, names: list[str]) -> list[int
     if not names:
         return None
     codes = [catalog().resolve_any(n) or n for n in names]
-    found = {
-        r["code"]: r["pid"] for r in await conn.fetch("SELECT code, pid FROM parameters WHERE code = any($1)", codes)
-    }
+    found = {r["code"]: r["pid"] for r in await conn.fetch(SELECT_PARAMETER_IDS, codes)}
     unknown = [n for n, c in zip(names, codes, strict=True) if c not in found]
     if unknown:
         raise ApiError(422, "unknown_parameter", f"unknown parameter code or alias: {', '.join(unknown)}")
@@ -588,156 +521,3 @@ async def batches(
 async def count(conn: asyncpg.Connection, plan: Plan) -> int:
     """How many rows the export has (for a progress bar: it costs a pass over the rows)."""
     return int(await conn.fetchval(plan.count_query, *plan.args))
-
-
-# -- CSV -------------------------------------------------------------------------------------------
-
-
-async def csv_chunks(
-    conn: asyncpg.Connection,
-    plan: Plan,
-    lang: Lang,
-    *,
-    bom: bool = True,
-    progress: Callable[[int], None] | None = None,
-    batch_rows: int | None = None,
-) -> AsyncGenerator[bytes]:
-    """The export as CSV (RFC 4180: comma, CRLF, quoted as needed), UTF-8, one chunk per batch of rows."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(headings(plan.kind, lang))
-    head = buffer.getvalue().encode()
-    yield (BOM + head) if bom else head
-    done = 0
-    # aclosing: when this generator is closed early (the client went away), the cursor's
-    # transaction ends now, on this connection, not whenever the event loop finalises it.
-    async with contextlib.aclosing(batches(conn, plan, batch_rows=batch_rows or BATCH_ROWS)) as source:
-        async for rows in source:
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerows(map(plan.row, rows))
-            done += len(rows)
-            yield buffer.getvalue().encode()
-            if progress is not None:
-                progress(done)
-
-
-# -- XLSX ------------------------------------------------------------------------------------------
-
-
-class TooManyRowsError(Exception):
-    """An XLSX export went past the rows its caller allows."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        super().__init__(f"more than {limit:,} rows")
-
-
-class _Book:
-    """An XLSX workbook written row by row in constant memory, a new sheet every SHEET_ROWS rows."""
-
-    def __init__(self, path: Path, kind: str, lang: Lang) -> None:
-        # constant_memory: each row goes to a temporary file as soon as the next begins (strings
-        # inline, no shared table), so memory stays flat however many rows. Text is only ever
-        # text: a station name starting with '=' must not become a formula.
-        self.book = xlsxwriter.Workbook(
-            str(path),
-            {
-                "constant_memory": True,
-                "tmpdir": str(path.parent),
-                "strings_to_formulas": False,
-                "strings_to_urls": False,
-                "strings_to_numbers": False,
-                "nan_inf_to_errors": True,
-                # only used by a sheet whose XML passes 4 GB; without it such a file fails
-                "use_zip64": True,
-            },
-        )
-        self.book.set_properties({"title": f"parkwatch {kind}", "author": "parkwatch"})
-        self.kind = kind
-        self.lang = lang
-        self.columns = COLUMNS[kind]
-        self.header = self.book.add_format({"bold": True, "bg_color": "#E8EEF5", "border": 1})
-        self.sheets = 0
-        self.sheet: Any = None
-        self.row = 0
-
-    def _next_sheet(self) -> None:
-        self._finish_sheet()
-        self.sheets += 1
-        title = SHEETS[self.kind][0 if self.lang == "zh" else 1]
-        self.sheet = self.book.add_worksheet(title if self.sheets == 1 else f"{title} ({self.sheets})")
-        for i, column in enumerate(self.columns):
-            self.sheet.set_column(i, i, column.width)
-            self.sheet.write_string(0, i, column.heading(self.lang), self.header)
-        self.sheet.freeze_panes(1, 0)
-        self.row = 0
-
-    def _finish_sheet(self) -> None:
-        if self.sheet is not None and self.row:
-            self.sheet.autofilter(0, 0, self.row, len(self.columns) - 1)
-
-    def write(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Append rows (blocking: run it in a thread)."""
-        for cells in rows:
-            if self.sheet is None or self.row >= SHEET_ROWS:
-                self._next_sheet()
-            self.row += 1
-            sheet, r = self.sheet, self.row
-            for c, value in enumerate(cells):
-                if value is None:
-                    continue
-                if isinstance(value, str):
-                    sheet.write_string(r, c, value)
-                elif isinstance(value, bool):
-                    sheet.write_boolean(r, c, value)
-                else:
-                    sheet.write_number(r, c, value)
-
-    def abandon(self) -> None:
-        """Let go of the sheets' temporary files without assembling anything (the caller removes them)."""
-        for sheet in self.book.worksheets():
-            # constant_memory's row file (private, no public way): close() would compress it all
-            sheet._opt_close()
-
-    def close(self) -> None:
-        """Finish the last sheet and assemble the file (blocking: it compresses every sheet)."""
-        if self.sheet is None:
-            self._next_sheet()
-        self._finish_sheet()
-        self.book.close()
-
-
-def _check_rows(done: int, max_rows: int | None) -> None:
-    if max_rows is not None and done > max_rows:
-        raise TooManyRowsError(max_rows)
-
-
-async def write_xlsx(
-    conn: asyncpg.Connection,
-    plan: Plan,
-    lang: Lang,
-    path: Path,
-    *,
-    max_rows: int | None = None,
-    progress: Callable[[int], None] | None = None,
-    batch_rows: int | None = None,
-) -> int:
-    """Write the export to `path` as XLSX; returns its rows. TooManyRowsError past `max_rows` (the file is left)."""
-    book = _Book(path, plan.kind, lang)
-    done = 0
-    try:
-        async with contextlib.aclosing(batches(conn, plan, batch_rows=batch_rows or BATCH_ROWS)) as source:
-            async for rows in source:
-                done += len(rows)
-                _check_rows(done, max_rows)
-                # The cells are made here, the writing (most of the time) in a thread, so that
-                # the event loop keeps serving meanwhile.
-                await asyncio.to_thread(book.write, list(map(plan.row, rows)))
-                if progress is not None:
-                    progress(done)
-    except BaseException:
-        book.abandon()
-        raise
-    await asyncio.to_thread(book.close)
-    return done

@@ -154,7 +154,8 @@ async def _write(
     conn: asyncpg.Connection, plan: Plan, fmt: Format, args: argparse.Namespace, progress: Callable[[int], None] | None
 ) -> int:
     """Write the export where asked; returns its rows. A file appears under its name only once complete."""
-    from api.export_writers import csv_chunks, write_xlsx  # noqa: PLC0415
+    from api.export_csv import csv_chunks  # noqa: PLC0415
+    from api.export_xlsx import write_xlsx  # noqa: PLC0415
 
     lang: Any = args.lang
     output: Path | None = args.output

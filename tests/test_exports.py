@@ -17,7 +17,7 @@ import openpyxl
 import orjson
 import pytest
 
-from api import export_writers
+from api import export_csv, export_writers, export_xlsx
 from api.routes import exports as export_route
 from parkwatch import export_cmd
 from parkwatch.settings import Settings
@@ -209,7 +209,7 @@ async def test_xlsx_readable_with_new_sheets(
     admin: httpx.AsyncClient, seeded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a sheet of 5,000 rows instead of Excel's 1,048,575: the same code path, a test's size
-    monkeypatch.setattr(export_writers, "SHEET_ROWS", 5_000)
+    monkeypatch.setattr(export_xlsx, "SHEET_ROWS", 5_000)
     resp = await admin.get("/api/v1/exports/readings", params={"station_id": "p1-stack", "format": "xlsx", **SPAN})
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == export_writers.MEDIA_TYPES["xlsx"]
@@ -295,7 +295,7 @@ async def test_a_client_that_leaves_ends_the_export_cleanly(
     settings: Settings, seeded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The stream stops at the next chunk, its transaction rolls back, the connection is clean for the pool."""
-    monkeypatch.setattr(export_writers, "BATCH_ROWS", 100)
+    monkeypatch.setattr(export_csv, "BATCH_ROWS", 100)
     conn = await asyncpg.connect(settings.DATABASE_URL)
     try:
         plan = await export_writers.plan_export(
@@ -316,7 +316,7 @@ async def test_a_client_that_leaves_ends_the_export_cleanly(
                 leave.set()  # noticed while the next batch is being fetched
 
         response = export_route.ExportResponse(
-            export_writers.csv_chunks(conn, plan, "zh"), media_type="text/csv", headers={},
+            export_csv.csv_chunks(conn, plan, "zh"), media_type="text/csv", headers={},
             on_close=lambda: released.append(True),
         )  # fmt: skip
         await response({"type": "http"}, receive, send)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from api import params
 from api.deps import ConnDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.export_csv import csv_chunks
 from api.export_writers import (
     MEDIA_TYPES,
     SHEET_ROWS,
@@ -23,11 +24,9 @@ from api.export_writers import (
     Format,
     Kind,
     Lang,
-    TooManyRowsError,
-    csv_chunks,
     plan_export,
-    write_xlsx,
 )
+from api.export_xlsx import TooManyRowsError, write_xlsx
 from api.routes.alerts import SeverityName, Status
 
 router = APIRouter(prefix="/api/v1", tags=["exports"])
