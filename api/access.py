@@ -8,6 +8,7 @@ migration 0018 does the rest (docs/access.md). The pool's reset undoes both on r
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -19,7 +20,7 @@ import orjson
 from fastapi import Request
 
 from api.errors import ApiError
-from api.principals import Principal, Role, hash_key, load_scopes
+from api.principals import Principal, Role, Scope, create_key, hash_key, load_scopes
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,14 @@ SELECT p.id, p.kind, p.name, p.role, p.expires_at, p.revoked_at, s.csrf_hash, s.
        now() AS now
 FROM sessions s JOIN principals p ON p.id = s.principal_id
 WHERE s.token_hash = $1
+"""
+SELECT_PRINCIPAL = "SELECT id, kind, name, role, expires_at, revoked_at, now() AS now FROM principals WHERE id = $1"
+# The dashboard's local viewer (settings.DASHBOARD_LOCAL_VIEWER): found by name and maker, so an
+# administrator's own key called local-viewer is never taken for it.
+LOCAL_VIEWER_NAME = "local-viewer"
+LOCAL_VIEWER_MAKER = "parkwatch (DASHBOARD_LOCAL_VIEWER)"
+SELECT_LOCAL_VIEWER = """
+SELECT id FROM principals WHERE kind = 'key' AND name = $1 AND created_by = $2 ORDER BY id DESC LIMIT 1
 """
 TOUCH = "UPDATE principals SET last_used_at = now() WHERE id = $1"
 STILL_VALID = """
@@ -118,6 +127,23 @@ class Authenticator:
 
     def __init__(self) -> None:
         self._touched: dict[int, float] = {}
+        # the local viewer's principal id, when settings.DASHBOARD_LOCAL_VIEWER is on
+        self.local_viewer: int | None = None
+
+    async def enable_local_viewer(self, conn: asyncpg.Connection) -> int:
+        """Find or create the local viewer's key (inspector, whole province); its secret is never shown.
+
+        An administrator who revokes it (parkwatch keys revoke local-viewer) turns the anonymous
+        view off until the setting is turned off and on again with a new key.
+        """
+        found = await conn.fetchval(SELECT_LOCAL_VIEWER, LOCAL_VIEWER_NAME, LOCAL_VIEWER_MAKER)
+        if found is None:
+            found, _secret = await create_key(
+                conn, name=LOCAL_VIEWER_NAME, role=Role.INSPECTOR, scopes=[Scope("province")],
+                created_by=LOCAL_VIEWER_MAKER,
+            )  # fmt: skip
+        self.local_viewer = int(found)
+        return self.local_viewer
 
     async def authenticate(self, conn: asyncpg.Connection, request: Request) -> Principal:
         """The request's principal, or 401 with the reason."""
@@ -130,19 +156,25 @@ class Authenticator:
             _live(row, "key")
         else:
             token = request.cookies.get(SESSION_COOKIE)
-            if not token:
+            if token:
+                session = hash_key(token)
+                row = await conn.fetchrow(SELECT_SESSION, session)
+                if row is None or row["session_expires"] <= row["now"]:
+                    raise _unauthenticated("the session ended; sign in again", "session_expired")
+                _live(row, "account")
+                if request.method not in SAFE_METHODS:
+                    sent = request.headers.get(CSRF_HEADER, "")
+                    if not hmac.compare_digest(hash_key(sent), row["csrf_hash"]):
+                        raise ApiError(403, "csrf_failed", "a signed-in change needs the session's X-CSRF-Token header")
+            elif self.local_viewer is not None and is_loopback(request):
+                row = await conn.fetchrow(SELECT_PRINCIPAL, self.local_viewer)
+                if row is None:
+                    raise _unauthenticated("the local viewer's key was deleted; sign in", "credentials_revoked")
+                _live(row, "local viewer's key")
+            else:
                 raise _unauthenticated(
                     "sign in (POST /api/v1/session) or send an API key in X-API-Key (parkwatch keys create)"
                 )
-            session = hash_key(token)
-            row = await conn.fetchrow(SELECT_SESSION, session)
-            if row is None or row["session_expires"] <= row["now"]:
-                raise _unauthenticated("the session ended; sign in again", "session_expired")
-            _live(row, "account")
-            if request.method not in SAFE_METHODS:
-                sent = request.headers.get(CSRF_HEADER, "")
-                if not hmac.compare_digest(hash_key(sent), row["csrf_hash"]):
-                    raise ApiError(403, "csrf_failed", "a signed-in change needs the session's X-CSRF-Token header")
         principal = Principal(
             id=row["id"], kind=row["kind"], name=row["name"], role=Role(row["role"]),
             scopes=await load_scopes(conn, row["id"]), session=session,
@@ -256,6 +288,15 @@ async def write_audit(
         address,
         status,
     )
+
+
+def is_loopback(request: Request) -> bool:
+    """Whether the request's peer is this machine (the peer's address; forwarded headers are not trusted)."""
+    host = client_address(request)
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def client_address(request: Request) -> str | None:

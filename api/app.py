@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +11,7 @@ import asyncpg
 from fastapi import Depends, FastAPI
 
 import parkwatch
+from api import dashboard as pages
 from api import docs_ui, errors
 from api.access import Authenticator, reset_connection
 from api.accesslog import AccessLog
@@ -25,6 +27,7 @@ from api.routes import alerts as alert_routes
 from api.routes import (
     assessment,
     compliance,
+    dashboard,
     dead_letters,
     events,
     exports,
@@ -38,6 +41,8 @@ from api.routes import (
     statistics,
 )
 from parkwatch.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # A request that runs longer than this is cancelled by PostgreSQL and answered 408 with advice
 # (OpenAQ does the same at 6 s); a 10,000-row page takes well under a second.
@@ -83,6 +88,14 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
             },
         )
         app.state.livefeed = LiveFeed(settings.DATABASE_URL)
+        if settings.DASHBOARD_LOCAL_VIEWER:
+            async with app.state.pool.acquire() as conn:
+                viewer = await app.state.authenticator.enable_local_viewer(conn)
+            logger.warning(
+                "dashboard: requests from this machine without a key or session read the whole province "
+                "as key:local-viewer (id %d, inspector); PARKWATCH_DASHBOARD_LOCAL_VIEWER=false turns it off",
+                viewer,
+            )
         try:
             yield
         finally:
@@ -109,6 +122,7 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
     app.state.failed_auth = RateLimiter(FAILED_AUTH_PER_MINUTE)
     errors.install(app)
     docs_ui.install(app)
+    pages.install(app)
     for module in (
         registry,
         readings,
@@ -120,6 +134,7 @@ def create_app(settings: Settings, *, ingest: Any = None, alerts: Any = None, wa
         statistics,
         alert_routes,
         events,
+        dashboard,
         exports,
         hj212,
         access_routes,

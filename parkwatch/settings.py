@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     SESSION_HOURS: float = Field(default=12.0, gt=0, le=24 * 30)
     # /metrics without a key (a Prometheus that sends none); off, it needs an administrator's key.
     METRICS_PUBLIC: bool = False
+    # The dashboard without signing in, read-only, for visitors on this machine (docs/dashboard.md):
+    # a request from a loopback address with no key or session acts as the inspector key
+    # `local-viewer` (whole province), which the API creates. The demo turns it on; behind a
+    # reverse proxy on the same host every visitor is local, so leave it off there.
+    DASHBOARD_LOCAL_VIEWER: bool = False
     # Alerts (docs/alerts.md). Links in notices point here; default http://API_HOST:API_PORT.
     PUBLIC_URL: str | None = None
     # Exceedance multiple ((C - limit) / limit) from which an exceedance is major, and critical;

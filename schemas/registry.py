@@ -102,6 +102,16 @@ class ParkSpec(BaseModel):
     # The park's own KPI targets where they differ from the province's (docs/kpis.md#targets),
     # a figure's name → its threshold as a fraction.
     targets: dict[str, float] = Field(default_factory=dict)
+    # Where the dashboard's map draws it: [longitude, latitude] in degrees, in the map's datum
+    # (GCJ-02, as Chinese web maps use; docs/dashboard.md#the-map). Absent: at its city's centre.
+    location: tuple[float, float] | None = None
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not (-180 <= value[0] <= 180 and -90 <= value[1] <= 90):
+            raise ValueError(f"location is [longitude, latitude] in degrees, not {list(value)}")
+        return value
 
     @field_validator("targets")
     @classmethod
@@ -129,7 +139,8 @@ class ParkSpec(BaseModel):
         """What is stored in parks.attrs: the gateway's networks and keys beyond the known ones, verbatim."""
         networks = {"gateway_networks": self.gateway_networks} if self.gateway_networks is not None else {}
         targets = {"targets": self.targets} if self.targets else {}
-        return {**(self.model_extra or {}), **networks, **targets}
+        location = {"location": list(self.location)} if self.location is not None else {}
+        return {**(self.model_extra or {}), **networks, **targets, **location}
 
 
 class Hj212Profile(BaseModel):

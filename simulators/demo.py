@@ -63,6 +63,8 @@ def demo_settings(settings: Settings) -> dict[str, object]:
         "SPOOL_DIR": settings.SPOOL_DIR.with_name(f"{settings.SPOOL_DIR.name}{DEMO_SUFFIX}"),
         "MQTT_CLIENT_ID": f"{settings.MQTT_CLIENT_ID}{DEMO_SUFFIX}",
         "TOPIC_PREFIX": f"{settings.TOPIC_PREFIX}{DEMO_SUFFIX}",
+        # The province map opens at / with no sign-in, for this machine only (docs/dashboard.md).
+        "DASHBOARD_LOCAL_VIEWER": True,
     }
 
 
@@ -131,8 +133,9 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
                     f"  scripted: {kiln.id} SO2 at {EXCURSION_SO2:g} mg/m³ from "
                     f"{(now - EXCURSION_FROM).astimezone(ZoneInfo(kiln.timezone)):%H:%M} to "
                     f"{(now - EXCURSION_TO).astimezone(ZoneInfo(kiln.timezone)):%H:%M} local",
+                    f"  dashboard       {base}/  (the province map; read-only from this machine, no sign-in)",
                     f"  read-only key   {key}  (inspector, whole province; send it as X-API-Key)",
-                    f"  operator        {operator} / {password}  (park {park}; sign in: POST {base}/api/v1/session)",
+                    f"  operator        {operator} / {password}  (park {park}; sign in at {base}/login)",
                     f'  try             curl -H "X-API-Key: {key}" "{base}/api/v1/alerts?park_id={park}"',
                     f"  API docs        {base}/docs",
                     f"  alerts          {base}/api/v1/alerts?park_id={park}",

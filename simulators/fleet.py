@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +27,19 @@ CITIES: tuple[tuple[str, str], ...] = (
     ("ld", "娄底"),
     ("xx", "湘西"),
 )
+# Each city's centre on the dashboard's map (api/static/dashboard/maps/hunan.json, GCJ-02): the
+# simulated parks stand around it.
+CITY_CENTRES: dict[str, tuple[float, float]] = {
+    "长沙": (113.1584, 28.2238), "株洲": (113.5228, 27.1155), "湘潭": (112.6086, 27.7283),
+    "衡阳": (112.5797, 26.791), "邵阳": (110.8796, 26.91), "岳阳": (113.2599, 29.0633),
+    "常德": (111.5251, 29.297), "张家界": (110.5318, 29.3897), "益阳": (111.9567, 28.572),
+    "郴州": (113.1417, 25.8113), "永州": (111.7347, 25.7703), "怀化": (110.08, 27.5451),
+    "娄底": (111.6185, 27.7357), "湘西": (109.7318, 28.6918),
+}  # fmt: skip
+# How far from its city's centre the n-th park of a city stands (degrees), turning by the golden
+# angle so that a city's parks never sit on one another.
+PARK_SPREAD = 0.07
+GOLDEN_ANGLE = math.pi * (3 - math.sqrt(5))
 WATER = ["w01018", "w21003", "w21011", "w21001", "w01001", "w00000", "w01010"]
 AIR = ["a34004", "a34002", "a21026", "a21004", "a05024", "a21005"]
 STACK = ["a21026", "a21002", "a34013", "a19001", "a00000", "a01012", "a01014"]
@@ -85,7 +99,10 @@ def province(*, parks: int = 2 * len(CITIES), stations_per_park: int = 6) -> Reg
         c, p = n % len(CITIES), n // len(CITIES)
         prefix, city = CITIES[c]
         park_id = f"{prefix}-p{p + 1}"
-        park_specs.append(ParkSpec(id=park_id, name=f"{city}第{p + 1}工业园区", city=city))
+        lon, lat = CITY_CENTRES[city]
+        radius, angle = PARK_SPREAD * math.sqrt(p + 1), GOLDEN_ANGLE * p
+        location = (round(lon + radius * math.cos(angle), 4), round(lat + radius * math.sin(angle), 4))
+        park_specs.append(ParkSpec(id=park_id, name=f"{city}第{p + 1}工业园区", city=city, location=location))
         for k in range(stations_per_park):
             role, spec = ROSTER[k % len(ROSTER)]
             copy = k // len(ROSTER)
