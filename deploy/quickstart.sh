@@ -59,6 +59,18 @@ ensure_services() {
     return $missing
 }
 
+# The dashboard's browser tests need Debian's Chromium (and a CJK font for readable screenshots);
+# installed where the command runs as root with apt, else those tests say how to get it.
+ensure_browser() {
+    command -v chromium >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's chromium for the dashboard's browser tests"
+        { apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1 \
+          || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1; }; } \
+          || say "could not install chromium: the browser tests will say so"
+    fi
+}
+
 checks() {
     set -euo pipefail  # also under `bash -c` (the embedded servers' path), where options are not inherited
     say "ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check --quiet .
@@ -69,7 +81,8 @@ checks() {
     workers=$(nproc 2>/dev/null || echo 1); [ "$workers" -gt 4 ] && workers=4
     if [ "$workers" -gt 1 ]; then
         # exit status 5: the paths given hold no test of that part, which is not a failure
-        say "pytest ($workers workers)"; .venv/bin/pytest -q -n "$workers" -m "not serial" "$@" || [ $? -eq 5 ]
+        # loadgroup: the tests of one xdist_group (the dashboard's, which share a demo) stay on one worker
+        say "pytest ($workers workers)"; .venv/bin/pytest -q -n "$workers" --dist loadgroup -m "not serial" "$@" || [ $? -eq 5 ]
         say "pytest (serial)"; .venv/bin/pytest -q -m serial "$@" || [ $? -eq 5 ]
     else
         say "pytest"; .venv/bin/pytest -q "$@"
@@ -84,6 +97,7 @@ case "$command" in
         ;;
     test)
         ensure_venv
+        ensure_browser
         if ensure_services; then
             checks "$@"
         else

@@ -26,8 +26,9 @@ router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
 # A burst of commits (the worker judges in batches) becomes one refresh a page makes, not many:
 # at most one change event this often per stream, well inside the 2 s a page has to show a change.
 CHANGE_EVERY_S = 0.5
-# A comment line this often keeps proxies from closing a quiet stream; the stream also checks then
-# that its key or session still holds.
+# A ping this often keeps proxies from closing a quiet stream and lets the page notice a silent
+# break (no ping for a while: it reconnects); the stream also checks then that its key or session
+# still holds. An event, not a comment: a page's script never sees comments.
 KEEPALIVE_S = 15.0
 
 State = Literal["compliant", "exceedance", "data_problem", "offline", "no_stations"]
@@ -424,7 +425,7 @@ async def stream(request: Request, pool: PoolDep, principal: PrincipalDep) -> St
             except ApiError:
                 yield 'event: end\ndata: {"error": "credentials_revoked"}\n\n'
                 return
-            yield ": keep-alive\n\n"
+            yield "event: ping\ndata: {}\n\n"
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

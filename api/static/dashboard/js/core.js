@@ -259,27 +259,35 @@ function setLive(state) {
  * of the parsed data; `onopen` runs at each (re)connection, so a page can refetch what it missed.
  * Returns a function that closes it.
  */
-export function subscribe(path, params, handlers, { onopen } = {}) {
-  let source = null, closed = false, attempt = 0, retryTimer = null;
+export function subscribe(path, params, handlers, { onopen, silentMs = 0 } = {}) {
+  let source = null, closed = false, attempt = 0, retryTimer = null, heard = 0, watchdog = null;
+  const reopen = () => {
+    source?.close();
+    setLive("broken");
+    clearTimeout(retryTimer);
+    const wait = RECONNECT_MS[Math.min(attempt++, RECONNECT_MS.length - 1)];
+    retryTimer = setTimeout(open, wait);
+  };
   const open = () => {
     if (closed) return;
     setLive("connecting");
     source = new EventSource(url(path, params), { withCredentials: true });
+    heard = Date.now();
     source.onopen = () => {
       attempt = 0;
+      heard = Date.now();
       setLive("ok");
       onopen?.();
     };
     source.onerror = () => {
       setLive("broken");
-      if (source.readyState === EventSource.CLOSED) {
-        source.close();
-        const wait = RECONNECT_MS[Math.min(attempt++, RECONNECT_MS.length - 1)];
-        retryTimer = setTimeout(open, wait);
-      }
+      if (source.readyState === EventSource.CLOSED) reopen();
     };
+    // A stream that pings (silentMs): a cable pulled mid-stream sends no error, only silence.
+    if (silentMs) source.addEventListener("ping", () => { heard = Date.now(); });
     for (const [name, fn] of Object.entries(handlers)) {
       source.addEventListener(name, (ev) => {
+        heard = Date.now();
         let data = null;
         try { data = JSON.parse(ev.data); } catch { data = ev.data; }
         fn(data, ev);
@@ -292,18 +300,34 @@ export function subscribe(path, params, handlers, { onopen } = {}) {
     });
   };
   open();
-  window.addEventListener("online", () => { if (source?.readyState === EventSource.CLOSED) open(); });
+  if (silentMs) {
+    watchdog = setInterval(() => {
+      if (!closed && source?.readyState === EventSource.OPEN && Date.now() - heard > silentMs) reopen();
+    }, Math.min(silentMs, 5000));
+  }
+  // The machine's own network going away is said at once, and coming back reconnects at once.
+  const offline = () => { if (!closed) { source?.close(); clearTimeout(retryTimer); setLive("broken"); } };
+  const online = () => { if (!closed) { attempt = 0; clearTimeout(retryTimer); open(); } };
+  window.addEventListener("offline", offline);
+  window.addEventListener("online", online);
   return () => {
     closed = true;
     clearTimeout(retryTimer);
+    clearInterval(watchdog);
+    window.removeEventListener("offline", offline);
+    window.removeEventListener("online", online);
     source?.close();
   };
 }
 
 /** Call `refresh` (throttled to one call per `ms`) on every change of verdicts or alerts, and on reconnect. */
+// The change stream pings every 15 s (api/routes/dashboard.py KEEPALIVE_S): this long without a
+// word, the connection is taken for dead and remade.
+const CHANGE_STREAM_SILENT_MS = 40000;
+
 export function onChange(refresh, ms = 500) {
   const ask = throttle(refresh, ms);
-  return subscribe("/dashboard/stream", {}, { change: () => ask() }, { onopen: ask });
+  return subscribe("/dashboard/stream", {}, { change: () => ask() }, { onopen: ask, silentMs: CHANGE_STREAM_SILENT_MS });
 }
 
 /** Wait for ECharts (loaded with `defer` beside the module). */

@@ -51,7 +51,7 @@ export function mapOption(overview, geo, { city = null, dark = false, labels = t
     const c = aqi[f.properties.name];
     return {
       name: f.properties.name,
-      itemStyle: { areaColor: c?.aqi_color ? tint(c.aqi_color, dark ? 0.35 : 0.25) : (dark ? "#16263a" : "#eef1f5") },
+      itemStyle: { areaColor: c?.aqi_color ? tint(c.aqi_color, dark ? 0.2 : 0.25) : (dark ? "#16263a" : "#eef1f5") },
     };
   });
   const series = STATE_ORDER.map((state) => ({
@@ -86,7 +86,8 @@ export function mapOption(overview, geo, { city = null, dark = false, labels = t
       layoutCenter: ["50%", "50%"],
       layoutSize: "96%",
       selectedMode: false,
-      label: { show: labels, color: dark ? "#9aa0a6" : "#5f6368", fontSize: dark ? 16 : 12 },
+      // below the centre, where the parks of a city without locations stand
+      label: { show: labels && !city, color: dark ? "#9aa0a6" : "#5f6368", fontSize: dark ? 16 : 12, offset: [0, 14] },
       emphasis: { label: { show: true }, itemStyle: { areaColor: dark ? "#23364f" : "#dbe7f7" } },
       itemStyle: { borderColor: dark ? "#4a6382" : "#9aa7b8", borderWidth: 1 },
       regions,
