@@ -168,7 +168,10 @@ CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
 }
 CALLS |= {
-    "/api/v1/dashboard/overview": [("/api/v1/dashboard/overview", {}), ("/api/v1/dashboard/overview", {"city": "长沙"})],
+    "/api/v1/dashboard/overview": [
+        ("/api/v1/dashboard/overview", {}),
+        ("/api/v1/dashboard/overview", {"city": "长沙"}),
+    ],
     "/api/v1/dashboard/parks/{park_id}": [("/api/v1/dashboard/parks/{park}", {})],
 }
 SELF_ROUTES = {"/api/v1/session", "/api/v1/keys", "/api/v1/users", "/api/v1/audit"}
@@ -272,7 +275,9 @@ async def test_each_role_sees_its_scope_and_nothing_else(
                         )
                         assert seen["parks"] <= who.parks, f"{where} leaked parks {seen['parks'] - who.parks}"
                     in_scope = objects["station"] in who.stations
-                    detail = route.endswith(("{station_id}", "{alert_id}", "{dead_letter_id}", "/dashboard/parks/{park_id}"))
+                    detail = route.endswith(
+                        ("{station_id}", "{alert_id}", "{dead_letter_id}", "/dashboard/parks/{park_id}")
+                    )
                     if detail and not in_scope and r.status_code == 200:
                         pytest.fail(f"{where}: a detail outside the scope answered 200")
                     if route == "/api/v1/dead-letters/{dead_letter_id}" and who.role not in ("admin", "bureau"):

@@ -96,8 +96,8 @@ ORDER BY r.sid, r.pid, r.ts DESC, r.iv
 SELECT_LATEST_VERDICTS = """
 SELECT DISTINCT ON (v.sid, v.pid) v.sid, p.code, v.window_kind, v.window_start, v.window_end, v.verdict,
        v.value_judged, v.limit_value, v.unit, v.exceedance_multiple, v.standard
-FROM verdicts v JOIN parameters p ON p.pid = v.pid
-WHERE v.sid = ANY ($1::integer[]) AND v.closed AND v.window_start > now() - interval '2 days'
+FROM verdicts v JOIN parameters p ON p.pid = v.pid LEFT JOIN station_activity a ON a.sid = v.sid
+WHERE v.sid = ANY ($1::integer[]) AND v.closed AND v.window_start > coalesce(a.last_ts, now()) - interval '2 days'
 ORDER BY v.sid, v.pid, v.window_end DESC, v.window_kind
 """
 SELECT_PARK_TODAY = """
