@@ -57,8 +57,12 @@ async def test_overview_states_counts_and_aqi(settings: Settings, ingest: Ingest
         assert body["totals"]["stations_online"] == 2
 
         # p2's alert cleared: its one station sends, so compliant; p1 has silent stations besides
-        await fetch(url, "UPDATE alerts SET status = 'cleared', cleared_at = now() WHERE id = $1", seeded["alert:p2-out"])
-        await fetch(url, "UPDATE alerts SET status = 'cleared', cleared_at = now() WHERE id = $1", seeded["alert:p1-out"])
+        await fetch(
+            url, "UPDATE alerts SET status = 'cleared', cleared_at = now() WHERE id = $1", seeded["alert:p2-out"]
+        )
+        await fetch(
+            url, "UPDATE alerts SET status = 'cleared', cleared_at = now() WHERE id = $1", seeded["alert:p1-out"]
+        )
         assert await _states(api) == {"p1": "data_problem", "p2": "compliant"}
         # every p2 station sent long ago: offline
         await fetch(
