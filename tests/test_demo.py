@@ -40,7 +40,10 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
                JOIN parameters p USING (pid)"""
         )
         notices = await conn.fetch("SELECT channel_id, status FROM notifications")
-        principals = await conn.fetch("SELECT kind, name, role, key_hash FROM principals ORDER BY id")
+        principals = await conn.fetch(
+            "SELECT kind, name, role, key_hash FROM principals WHERE name <> 'local-viewer' ORDER BY id"
+        )
+        viewer = await conn.fetch("SELECT role, created_by FROM principals WHERE name = 'local-viewer'")
     finally:
         await conn.close()
         await drop(demo_url)
@@ -50,6 +53,9 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
     assert [(p["kind"], p["role"]) for p in principals] == [("key", "inspector"), ("user", "operator")]
     assert principals[0]["key_hash"] == hash_key(key.group(1)) and key.group(1) not in str(list(principals))
     assert f"{principals[1]['name']} / " in result.stdout
+    # and the dashboard's read-only view from this machine (docs/dashboard.md#the-local-viewer)
+    assert [(v["role"], v["created_by"]) for v in viewer] == [("inspector", "parkwatch (DASHBOARD_LOCAL_VIEWER)")]
+    assert re.search(r"dashboard\s+http://127\.0\.0\.1:\d+/ ", result.stdout), result.stdout[-2000:]
     found = {(r["id"], r["code"], r["verdict"]) for r in rows}
     # the scripted SO2 excursion at the cement kiln: 340 mg/m³ at ~10 % O2 is ~340 at the 10 % reference
     kiln_so2 = [r["verdict"] for r in rows if r["id"] == "cs-p1-cement-k1" and r["code"] == "a21026"]
