@@ -297,3 +297,60 @@ async def test_a_parks_location_is_checked_and_served(settings: Settings, ingest
         parks = {p["id"]: p for p in (await api.get("/api/v1/dashboard/overview")).json()["parks"]}
         assert parks["p1"]["location"] == {"lon": 113.1, "lat": 28.2}
         assert parks["p2"]["location"] is None
+
+
+async def test_signing_out_ends_the_change_stream(
+    settings: Settings, ingest: IngestService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's change stream opened with a session ends with the session, even while changes flow."""
+    from api.principals import Role, Scope, create_user  # noqa: PLC0415
+    from api.routes import dashboard  # noqa: PLC0415
+
+    monkeypatch.setattr(dashboard, "KEEPALIVE_S", 0.5)
+    monkeypatch.setattr(dashboard, "CHANGE_EVERY_S", 0.05)
+    seeded = await seed_two_parks(settings.DATABASE_URL, password=PASSWORD)
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await create_user(
+            conn, name="li.na", password="correct horse 10", role=Role.OPERATOR, scopes=[Scope("park", "p1")],
+            created_by="tests",
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    async with serving_api(settings, ingest) as admin:
+        base = str(admin.base_url)
+    async with (
+        serving_asgi(create_app(settings, ingest=ingest), "127.0.0.1", settings.API_PORT),
+        httpx.AsyncClient(base_url=base, timeout=30) as api,
+    ):
+        signed = await api.post("/api/v1/session", json={"username": "li.na", "password": "correct horse 10"})
+        csrf = signed.json()["csrf_token"]
+        chunks: list[str] = []
+        async with api.stream("GET", "/api/v1/dashboard/stream") as response:
+            assert response.status_code == 200
+
+            async def read() -> None:
+                async for chunk in response.aiter_text():
+                    chunks.append(chunk)
+                    if "event: end" in "".join(chunks):
+                        return
+
+            async def churn() -> None:  # alert events keep committing: the stream is never quiet
+                while True:
+                    await fetch(
+                        settings.DATABASE_URL,
+                        "INSERT INTO alert_events (alert_id, kind, actor) VALUES ($1, 'commented', 'tests')",
+                        seeded["alert:p1-out"],
+                    )
+                    await asyncio.sleep(0.1)
+
+            reader = asyncio.create_task(read())
+            busy = asyncio.create_task(churn())
+            try:
+                await asyncio.sleep(1.0)
+                assert "event: change" in "".join(chunks)
+                assert (await api.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})).status_code == 204
+                await asyncio.wait_for(reader, 10)
+            finally:
+                busy.cancel()
+    assert "credentials_revoked" in "".join(chunks)

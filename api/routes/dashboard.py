@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -411,21 +412,24 @@ async def stream(request: Request, pool: PoolDep, principal: PrincipalDep) -> St
         yield "retry: 2000\n\n"
         versions = (feed.version, feed.verdicts_version)
         yield _change(versions)
+        checked = time.monotonic()
         while not await request.is_disconnected():
             moved = await feed.wait_any(versions, KEEPALIVE_S)
-            if moved != versions:
-                versions = moved
-                yield _change(versions)
-                await asyncio.sleep(CHANGE_EVERY_S)
+            if time.monotonic() - checked >= KEEPALIVE_S:
+                # the key or session still holds? (signing out ends the stream, busy or quiet)
+                checked = time.monotonic()
+                try:
+                    async with scoped_connection(pool, principal):
+                        pass
+                except ApiError:
+                    yield 'event: end\ndata: {"error": "credentials_revoked"}\n\n'
+                    return
+            if moved == versions:
+                yield "event: ping\ndata: {}\n\n"
                 continue
-            # Quiet: check that the key or session still holds (signing out ends the stream).
-            try:
-                async with scoped_connection(pool, principal):
-                    pass
-            except ApiError:
-                yield 'event: end\ndata: {"error": "credentials_revoked"}\n\n'
-                return
-            yield "event: ping\ndata: {}\n\n"
+            versions = moved
+            yield _change(versions)
+            await asyncio.sleep(CHANGE_EVERY_S)
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
