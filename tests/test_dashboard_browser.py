@@ -213,3 +213,27 @@ def test_big_screen_rotates_through_the_cities_and_says_when_it_is_cut_off(demo:
         console.assert_clean()
     finally:
         context.close()
+
+
+def test_the_station_chart_draws_the_limit_and_the_exceedance(demo: Demo, page: Any) -> None:
+    console = Console(page)
+    page.goto(f"{demo.base}/stations/cs-p1-cement-k1?parameter=a21026")
+    page.wait_for_selector("#station-chart-raw[data-limit]")
+    page.wait_for_selector("#station-chart-hour[data-limit]")
+    # the limit the verdicts applied (GB 4915-2013, kiln SO2: 200 mg/m³ at 10 % O2)
+    judged = demo.get("/api/v1/compliance", station_id="cs-p1-cement-k1", parameter="a21026", verdict="exceedance")
+    limits = {r["limit"] for r in judged["results"]}
+    assert limits == {200.0}
+    for chart in ("raw", "hour"):
+        assert page.get_attribute(f"#station-chart-{chart}", "data-limit") == "200"
+    drawn = page.evaluate(
+        """() => {
+            const option = echarts.getInstanceByDom(document.getElementById('station-chart-hour')).getOption();
+            const lines = option.series.flatMap((s) => (s.markLine && s.markLine.data) || []);
+            return lines.map((d) => d.yAxis);
+        }"""
+    )
+    assert 200 in drawn
+    assert int(page.get_attribute("#station-chart-raw", "data-exceedances") or 0) >= 2
+    screenshot(page, "station")
+    console.assert_clean()
