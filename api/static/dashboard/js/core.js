@@ -36,7 +36,7 @@ export function t(key, vars = {}) {
 addStrings({
   zh: {
     "nav.province": "全省一张图", "nav.alerts": "告警", "nav.assessment": "考核排名", "nav.screen": "大屏",
-    "nav.signin": "登录", "nav.signout": "退出",
+    "nav.signin": "登录", "nav.signout": "退出", "nav.api": "API 文档",
     "live.ok": "实时", "live.connecting": "连接中…", "live.broken": "连接中断，正在重连…",
     "state.compliant": "达标", "state.exceedance": "超标未消除", "state.data_problem": "数据异常",
     "state.offline": "离线", "state.no_stations": "无站点",
@@ -50,7 +50,7 @@ addStrings({
   },
   en: {
     "nav.province": "Province map", "nav.alerts": "Alerts", "nav.assessment": "Assessment", "nav.screen": "Big screen",
-    "nav.signin": "Sign in", "nav.signout": "Sign out",
+    "nav.signin": "Sign in", "nav.signout": "Sign out", "nav.api": "API docs",
     "live.ok": "Live", "live.connecting": "Connecting…", "live.broken": "Connection lost, reconnecting…",
     "state.compliant": "Compliant", "state.exceedance": "Exceedance open", "state.data_problem": "Data problem",
     "state.offline": "Offline", "state.no_stations": "No stations",

@@ -1,5 +1,5 @@
 // The shell: picks the page from the path, draws the header (navigation, who, language, live state).
-import { ROOT, api, h, lang, setLang, t, whoami, send, failure } from "./core.js";
+import { ROOT, h, lang, setLang, t, whoami, send, failure } from "./core.js";
 
 // path pattern → page module (each exports `render(main, params)`, which may return a cleanup function)
 const ROUTES = [
@@ -24,7 +24,7 @@ function route() {
 async function header(page) {
   document.documentElement.lang = lang() === "en" ? "en" : "zh-CN";
   const nav = document.getElementById("nav");
-  const items = [["/", "nav.province"], ["/alerts", "nav.alerts"], ["/assessment", "nav.assessment"], ["/screen", "nav.screen"]];
+  const items = [["/", "nav.province"], ["/alerts", "nav.alerts"], ["/assessment", "nav.assessment"], ["/screen", "nav.screen"], ["/docs", "nav.api"]];
   nav.replaceChildren(...items.map(([path, key]) =>
     h("a", { href: `${ROOT}${path}`, class: `/${page}` === path || (page === "province" && path === "/") ? "current" : "" }, t(key))));
   const button = document.getElementById("lang");
