@@ -354,3 +354,25 @@ async def test_signing_out_ends_the_change_stream(
             finally:
                 busy.cancel()
     assert "credentials_revoked" in "".join(chunks)
+
+
+async def test_a_parks_own_alerts_count_and_reach_the_live_feed(settings: Settings, ingest: IngestService) -> None:
+    """A KPI alert is the park's, with no station: it is counted on the map and streamed like the others."""
+    url = settings.DATABASE_URL
+    alert = await fetchval(
+        url,
+        """INSERT INTO alerts (park, rule, family, status, severity, first_seen, last_seen)
+           VALUES ('p2', 'kpi.treatment_rate', 'kpi', 'active', 'warning', now(), now()) RETURNING id""",
+    )
+    await fetch(url, "INSERT INTO alert_events (alert_id, kind, actor) VALUES ($1, 'raised', 'parkwatch')", alert)
+    async with serving_api(settings, ingest, role="operator", parks=["p2"]) as api:
+        body = (await api.get("/api/v1/dashboard/overview")).json()
+        assert body["totals"]["alerts_open"]["warning"] == 1
+        text = ""
+        async with api.stream("GET", "/api/v1/events", params={"after": 0, "park_id": "p2"}) as response:
+            async for chunk in response.aiter_text():
+                text += chunk
+                if "event: alert" in text and "\n\n" in text.split("event: alert", 1)[1]:
+                    break
+        frame = json.loads(text.split("event: alert", 1)[1].split("data: ", 1)[1].split("\n", 1)[0])
+        assert frame["alert"]["park_id"] == "p2" and frame["alert"]["station_id"] is None

@@ -53,9 +53,10 @@ WHERE ($1::text IS NULL OR p.city = $1)
 GROUP BY p.id
 ORDER BY p.city, p.id
 """
+# A park's own alerts (a KPI below its target) have no station, and count with its park.
 SELECT_OPEN_ALERTS = """
-SELECT s.park_id, x.family, x.severity, count(*) AS n
-FROM alerts x JOIN stations s ON s.sid = x.sid JOIN parks p ON p.id = s.park_id
+SELECT p.id AS park_id, x.family, x.severity, count(*) AS n
+FROM alerts x LEFT JOIN stations s ON s.sid = x.sid JOIN parks p ON p.id = coalesce(s.park_id, x.park)
 WHERE x.status <> 'cleared' AND ($1::text IS NULL OR p.city = $1)
 GROUP BY 1, 2, 3
 """

@@ -22,11 +22,12 @@ KEEPALIVE_SECONDS = 15.0
 PAGE = 500
 
 SELECT_EVENTS = """
-SELECT e.id, e.at, e.kind, e.actor, e.detail, x.id AS alert_id, s.id AS station_id, s.park_id,
+SELECT e.id, e.at, e.kind, e.actor, e.detail, x.id AS alert_id, s.id AS station_id,
+       coalesce(s.park_id, x.park) AS park_id,
        p.code AS parameter, x.rule, x.family, x.status, x.severity, x.value, x.limit_value, x.unit
-FROM alert_events e JOIN alerts x ON x.id = e.alert_id JOIN stations s ON s.sid = x.sid
+FROM alert_events e JOIN alerts x ON x.id = e.alert_id LEFT JOIN stations s ON s.sid = x.sid
 LEFT JOIN parameters p ON p.pid = x.pid
-WHERE e.id > $1 AND ($2::text IS NULL OR s.park_id = $2) AND ($3::text IS NULL OR s.id = $3)
+WHERE e.id > $1 AND ($2::text IS NULL OR coalesce(s.park_id, x.park) = $2) AND ($3::text IS NULL OR s.id = $3)
 ORDER BY e.id LIMIT $4
 """
 LATEST = "SELECT coalesce(max(id), 0) FROM alert_events"

@@ -102,12 +102,13 @@ async function answer(response) {
     body = null;
   }
   if (response.ok) return body;
-  const problem = body?.error ?? body ?? {};
+  // the API's envelope: {"error": code, "detail": text} (docs/api.md)
+  const problem = typeof body?.error === "string" ? { code: body.error, detail: body.detail } : (body ?? {});
   if (response.status === 401 && !location.pathname.endsWith("/login")) {
     const next = location.pathname + location.search;
     location.assign(`${ROOT}/login?next=${encodeURIComponent(next)}`);
   }
-  throw new ApiFailure(response.status, problem.code, problem.detail ?? problem.message);
+  throw new ApiFailure(response.status, problem.code, typeof problem.detail === "string" ? problem.detail : problem.message);
 }
 
 /** GET /api/v1{path} with query `params`; the JSON body, or an ApiFailure (401 goes to sign-in). */
