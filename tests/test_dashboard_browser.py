@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from schemas.registry import RegistryFile
@@ -237,3 +238,66 @@ def test_the_station_chart_draws_the_limit_and_the_exceedance(demo: Demo, page: 
     assert int(page.get_attribute("#station-chart-raw", "data-exceedances") or 0) >= 2
     screenshot(page, "station")
     console.assert_clean()
+
+
+def _bureau_user(demo: Demo, name: str, password: str) -> None:
+    """A province bureau's account in the demo's database (the demo makes none: verifying is theirs)."""
+    from api.principals import Role, Scope, create_user  # noqa: PLC0415
+
+    async def make() -> None:
+        conn = await asyncpg.connect(demo.settings.DATABASE_URL)
+        try:
+            await create_user(
+                conn, name=name, password=password, role=Role.BUREAU, scopes=[Scope("province")], created_by="tests"
+            )
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, make()).result()
+
+
+def test_acknowledging_and_verifying_from_the_page_update_the_timeline(demo: Demo, browser: Any) -> None:
+    """The park's operator acknowledges the kiln's alert from the page; a bureau user verifies it (核实);
+    a read-only viewer's open page shows both without reloading."""
+    [kiln] = demo.get("/api/v1/alerts", park_id="cs-p1", status=["pending", "active"], family="exceedance")["results"]
+    contexts = [browser.new_context(viewport=VIEWPORT, locale="zh-CN") for _ in range(3)]
+    try:
+        viewer, operator, bureau = (c.new_page() for c in contexts)
+        consoles = [Console(p) for p in (viewer, operator, bureau)]
+        viewer.goto(f"{demo.base}/alerts?alert_id={kiln['id']}")
+        viewer.wait_for_selector(f"#alert-detail[data-alert-id='{kiln['id']}']")
+        assert viewer.query_selector("#alert-ack") is None  # read-only
+        sign_in(operator, demo, f"/alerts?alert_id={kiln['id']}")
+        operator.wait_for_selector("#alert-ack")
+        assert operator.query_selector("#alert-verify") is None  # an operator may not verify
+        operator.fill("#alert-ack-comment", "窑尾脱硫检修中")
+        operator.click("#alert-ack")
+        operator.wait_for_selector("#alert-timeline li[data-kind='acknowledged']")
+        assert "窑尾脱硫检修中" in operator.inner_text("#alert-timeline")
+        screenshot(operator, "alerts-acknowledged")
+        # the viewer's page, open all along, shows it live
+        viewer.wait_for_selector("#alert-timeline li[data-kind='acknowledged']", timeout=10_000)
+
+        _bureau_user(demo, "wang.fang", "bureau password 1")
+        bureau.goto(f"{demo.base}/login?next=/alerts?alert_id={kiln['id']}")
+        bureau.fill("input[name=username]", "wang.fang")
+        bureau.fill("input[name=password]", "bureau password 1")
+        bureau.click("button[type=submit]")
+        bureau.wait_for_selector("#alert-verify")
+        options = bureau.eval_on_selector_all(
+            "#alert-verification option", "os => os.map(o => o.value).filter(Boolean)"
+        )
+        bureau.select_option("#alert-verification", options[0])
+        bureau.fill("#alert-verify-comment", "现场核实")
+        bureau.click("#alert-verify")
+        bureau.wait_for_selector("#alert-timeline li[data-kind='verified']")
+        viewer.wait_for_selector("#alert-timeline li[data-kind='verified']", timeout=10_000)
+        screenshot(viewer, "alerts-viewer")
+        detail = demo.get(f"/api/v1/alerts/{kiln['id']}")
+        assert detail["acknowledged"]["by"] == demo.operator
+        for console in consoles:
+            console.assert_clean()
+    finally:
+        for c in contexts:
+            c.close()
