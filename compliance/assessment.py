@@ -278,7 +278,7 @@ def _rank(cards: list[Scorecard]) -> None:
             key=lambda item: (item[1]["score"] - 100) * item[1]["weight"],
         )
         card.card_reasons = [
-            f"{n}: {_shown(i['value'])} (score {i['score']:.1f} of 100, weight {i['weight']:g})" for n, i in lost[:3]
+            f"{n}: {_shown(n, i['value'])} (score {i['score']:.1f} of 100, weight {i['weight']:g})" for n, i in lost[:3]
         ] or [f"rank {card.rank} of {len(ranked)}"]
     ranked_ids = {c.park_id for c in ranked}
     cards.sort(key=lambda c: (c.park_id not in ranked_ids, c.rank or 0, c.park_id))
@@ -318,8 +318,11 @@ def _end_instant(period: AssessedPeriod, start: date, now: datetime) -> datetime
     return datetime(end.year, end.month, end.day, tzinfo=now.tzinfo)
 
 
-def _shown(value: Any) -> str:
-    return f"{value:.1%}" if isinstance(value, float) and value <= 1 else str(value)
+def _shown(indicator: str, value: Any) -> str:
+    # rates are fractions, shown as percentages; energy intensity is tce per 10,000 yuan, whatever its size
+    if indicator in LOWER_IS_BETTER or not isinstance(value, float) or value > 1:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:.1%}"
 
 
 async def report_input(

@@ -13,12 +13,14 @@ import asyncpg
 
 from alerts.config import load_routing
 from api.principals import Role, Scope, create_key, create_user
+from compliance.delivery import local_today
 from ingest.registry import load_registry_file
 from parkwatch.embedded.process import pick_port
 from parkwatch.serve import serve
 from parkwatch.settings import Settings
 from schemas.migrate import migrate
 from schemas.registry import RegistryFile
+from simulators.demo_inputs import REPORTER, store_inputs
 from simulators.engine import Simulation
 from simulators.fleet import province
 from simulators.notice_sink import NoticeSink, Secrets, serving
@@ -47,6 +49,8 @@ SETTLE_PENDING = """
 SELECT (SELECT count(*) FROM rollup_queue) + (SELECT count(*) FROM alert_inbox)
      + (SELECT count(*) FROM notifications WHERE status IN ('queued', 'sending'))
 """
+# The simulated readings and the parks' reported inputs are drawn from this seed: every demo alike.
+SEED = 1
 # The demo's webhook signs with this (a local receiver; nothing secret about it).
 DEMO_WEBHOOK_SECRET = "parkwatch-demo"  # noqa: S105
 
@@ -89,7 +93,7 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
         start=now - EXCURSION_FROM,
         end=now - EXCURSION_TO,
     )
-    sim = Simulation(registry, start=now - HISTORY, step=timedelta(minutes=1), events=[excursion], seed=1)
+    sim = Simulation(registry, start=now - HISTORY, step=timedelta(minutes=1), events=[excursion], seed=SEED)
 
     sink = NoticeSink(secrets=Secrets(webhook=DEMO_WEBHOOK_SECRET))
     sink_port = pick_port(settings.API_PORT + 1)
@@ -120,6 +124,9 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
                 conn, name=operator, password=password, role=Role.OPERATOR, scopes=[Scope("park", park)],
                 created_by="demo",
             )  # fmt: skip
+            # What parks report (volumes, solid waste, two indicators) for this month and the last,
+            # so that the assessment ranks every park at once and cards the bottom three.
+            reported = await store_inputs(conn, registry, today=local_today(settings.DEFAULT_TIMEZONE), seed=SEED)
         finally:
             await conn.close()
         base = f"http://{settings.API_HOST}:{settings.API_PORT}"
@@ -147,7 +154,11 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
                     f"  AQI             {base}/api/v1/aqi?park_id={park}&period=1h",
                     f"  stations        {base}/api/v1/stations?park_id={park}",
                     f"  KPIs            {base}/api/v1/kpis?period=month&park_id={park}",
-                    f"  assessment      {base}/api/v1/assessment?period=month",
+                    f"  assessment      {base}/api/v1/assessment?period=month  (the ranking and its yellow "
+                    f"cards; {base}/assessment on the dashboard)",
+                    f"  reported        {' and '.join(f'{m:%Y-%m}' for m in reported.months)} for every park, "
+                    f'by "{REPORTER}": volumes, solid waste, facility coverage, energy intensity'
+                    + (f"; lagging: {', '.join(reported.laggards)}" if reported.laggards else ""),
                     f"  health          {base}/healthz",
                     "Stop with Ctrl-C.",
                     "",

@@ -155,3 +155,11 @@ def test_the_weights_setting_names_known_indicators_and_is_refused_clearly(monke
         with pytest.raises(SettingsError) as refused:
             load_settings()
         assert refused.value.problems[0][0] == "PARKWATCH_ASSESSMENT_WEIGHTS" and says in refused.value.problems[0][1]
+
+
+def test_card_reasons_show_rates_as_percentages_and_energy_intensity_as_itself() -> None:
+    from compliance.assessment import _shown  # noqa: PLC0415
+
+    assert _shown("treatment_rate", 0.849) == "84.9%"
+    assert _shown("energy_intensity", 0.567) == "0.567"  # tce per 10,000 yuan, not 56.7 %
+    assert _shown("energy_intensity", 1.25) == "1.25"

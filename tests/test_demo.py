@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from api.principals import hash_key
+from compliance.assessment import assessment
+from compliance.delivery import local_today
+from compliance.targets import province_targets
 from parkwatch.settings import Settings
-from simulators.demo import demo_database, demo_settings
+from simulators.demo import SEED, demo_database, demo_settings
+from simulators.demo_inputs import REPORTER, laggards, months_reported
+from simulators.fleet import province
 from simulators.scratch import drop
 from tests.conftest import forget_session
 from tests.helpers import cli_env, run_cli
@@ -23,7 +29,8 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
     env = {**cli_env(settings), "PARKWATCH_API_PORT": str(settings.API_PORT)}
     demo_url = demo_database(settings)
     try:
-        result = await asyncio.to_thread(run_cli, "demo", "--parks", "1", "--duration", "10", env=env, timeout=180)
+        # four parks: the fewest whose assessment cards three (the demo's reported inputs)
+        result = await asyncio.to_thread(run_cli, "demo", "--parks", "4", "--duration", "10", env=env, timeout=180)
     finally:
         await forget_session(settings.model_copy(update=demo_settings(settings)))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -39,7 +46,19 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
             """SELECT a.*, s.id AS station_id, p.code FROM alerts a JOIN stations s USING (sid)
                JOIN parameters p USING (pid)"""
         )
-        notices = await conn.fetch("SELECT channel_id, status FROM notifications")
+        notices = await conn.fetch("SELECT alert_id, channel_id, status FROM notifications")
+        kpi_alerts = await conn.fetch("SELECT park, rule FROM alerts WHERE family = 'kpi'")
+        today = local_today(settings.DEFAULT_TIMEZONE)
+        # The month under way ranks from its second day: a treatment rate needs a complete day.
+        months = [m for m in months_reported(today) if m < today]
+        assessed = [
+            await assessment(conn, period="month", on=m, now=datetime.now(UTC), targets=province_targets(settings))
+            for m in months
+        ]
+        reporters = await conn.fetch(
+            """SELECT reported_by FROM reported_volumes UNION SELECT reported_by FROM solid_waste_reports
+               UNION SELECT reported_by FROM assessment_inputs"""
+        )
         principals = await conn.fetch(
             "SELECT kind, name, role, key_hash FROM principals WHERE name <> 'local-viewer' ORDER BY id"
         )
@@ -74,5 +93,20 @@ async def test_demo_judges_its_history(settings: Settings) -> None:
     [alert] = raised
     assert (alert["station_id"], alert["code"], alert["rule"]) == ("cs-p1-cement-k1", "a21026", "exceedance.hour")
     assert alert["occurrences"] == 2 and alert["status"] == "active" and alert["severity"] == "major"
-    assert [(n["channel_id"], n["status"]) for n in notices] == [("demo-webhook", "sent")]
+    assert [(n["channel_id"], n["status"]) for n in notices if n["alert_id"] == alert["id"]] == [
+        ("demo-webhook", "sent")
+    ]
+    # the parks' reported inputs: each month ranks every park and cards the three that lag
+    lagging = laggards([p.id for p in province(parks=4).parks], SEED)
+    assert len(lagging) == 3 and "cs-p1" not in lagging
+    assert [r["reported_by"] for r in reporters] == [REPORTER]
+    assert [a.period_start for a in assessed] == months and months
+    for month in assessed:
+        assert {c.park_id: c.status for c in month.cards} == dict.fromkeys(["cs-p1", *lagging], "ranked")
+        assert sorted(c.park_id for c in month.cards if c.yellow_card) == lagging
+        assert all(c.card_reasons for c in month.cards if c.yellow_card)
+    # whose figures are off their targets: the laggards' KPI alerts, noticed like any alert
+    assert kpi_alerts and {a["park"] for a in kpi_alerts} <= set(lagging)
+    assert {a["rule"] for a in kpi_alerts} <= {"kpi.treatment_rate", "kpi.solid_waste_rate"}
+    assert {(n["channel_id"], n["status"]) for n in notices} == {("demo-webhook", "sent")}
     assert "/api/v1/alerts?park_id=cs-p1" in result.stdout and "/received" in result.stdout
