@@ -407,6 +407,10 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         from simulators import bench_access
 
         return bench_access.run(settings, parks=args.parks, stations=args.stations, json_path=args.json)
+    if args.target == "dashboard":
+        from simulators import bench_dashboard
+
+        return bench_dashboard.run(settings, parks=args.parks, stations=args.stations, json_path=args.json)
     if args.target == "hj212":
         from simulators import bench_hj212
 

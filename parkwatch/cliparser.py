@@ -267,15 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="benchmarks: the whole path (default), hj212, compliance, scale (data growth), alerts (notice latency), "
         "kpis (a province's KPIs and assessment), access (what each role's row-level security costs reads), "
-        "export (a 10-million-row CSV export: rows/s and peak RSS)",
+        "export (a 10-million-row CSV export: rows/s and peak RSS), dashboard (the province page's first paint)",
     )
     bench.add_argument(
         "target",
         nargs="?",
-        choices=("ingest", "hj212", "compliance", "scale", "alerts", "kpis", "access", "export"),
+        choices=("ingest", "hj212", "compliance", "scale", "alerts", "kpis", "access", "export", "dashboard"),
         default="ingest",
     )
-    bench.add_argument("--parks", type=int, default=150, help="kpis, access: parks of the simulated province")
+    bench.add_argument("--parks", type=int, default=150, help="kpis, access, dashboard: simulated parks")
     bench.add_argument("--days", type=int, default=30, help="kpis: days of rollups and verdicts")
     bench.add_argument("--connections", type=int, default=1000, help="hj212: loggers connected to the gateway at once")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
