@@ -8,9 +8,11 @@ as any client, with the session cookie of the sign-in page, so a park's operator
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 ASSETS_PACKAGE = "api"
@@ -24,6 +26,16 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
     "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
+
+
+class _Assets(StaticFiles):
+    """The package's assets, revalidated on each use (a 304 when unchanged), so an upgrade is seen at once."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        """The file, marked to be revalidated."""
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def _shell() -> str:
@@ -53,4 +65,4 @@ def install(app: FastAPI) -> None:
     for path in PAGES:
         app.add_api_route(path, page, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
     app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
-    app.mount(ASSETS_PATH, StaticFiles(packages=[(ASSETS_PACKAGE, ASSETS_DIR)]), name="dashboard-assets")
+    app.mount(ASSETS_PATH, _Assets(packages=[(ASSETS_PACKAGE, ASSETS_DIR)]), name="dashboard-assets")

@@ -134,7 +134,9 @@ def _waste(generated: float, stored_share: float, utilised_share: float) -> Wast
 
 def plan(registry: RegistryFile, months: list[date], seed: int) -> list[ParkMonth]:
     """Every park's reports for these months: plausible, seeded by park and month."""
-    lagging = dict(zip(laggards([p.id for p in registry.parks], seed), LAGGING, strict=True))
+    # none lag when too few parks are ranked to card any (the zip is then empty)
+    chosen = laggards([p.id for p in registry.parks], seed)
+    lagging = dict(zip(chosen, LAGGING[: len(chosen)], strict=True))
     out: list[ParkMonth] = []
     for park in registry.parks:
         stations = [s for s in registry.stations if s.park_id == park.id]

@@ -101,6 +101,9 @@ export async function render(main) {
     h("div", { class: "grid cols-2" }, h("div", {}, mapEl), side),
     h("h2", {}, t("province.parks")), list, updated,
   );
+  // the figures are asked for at once, while the map's outlines and ECharts load
+  let pending = api("/dashboard/overview", { city });
+  pending.catch(() => {});
   const [geo, chart] = await Promise.all([loadGeo(), chartOn(mapEl)]);
   chart.on("click", (item) => {
     const park = item.data?.park;
@@ -113,8 +116,10 @@ export async function render(main) {
   const refresh = async () => {
     let o;
     try {
-      o = await api("/dashboard/overview", { city });
+      o = await (pending ?? api("/dashboard/overview", { city }));
+      pending = null;
     } catch (error) {
+      pending = null;
       if (!head.childElementCount) head.replaceChildren(failure(error));
       throw error;
     }
