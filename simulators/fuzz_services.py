@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 # An API request slower than this is a hang (the API's own statement timeout is shorter).
 API_HANG_SECONDS = 10.0
 # Routes that never end by design (a live event stream): fuzzed by their own tests instead.
-ENDLESS = ("/api/v1/events",)
+ENDLESS = ("/api/v1/events", "/api/v1/dashboard/stream")
 # How long the pipeline may take to account for every message of a round once it is published.
 SETTLE_TIMEOUT = 120.0
 # Messages published, then checked, at a time.
