@@ -190,6 +190,14 @@ async def serving_api(
         yield client
 
 
+async def read_until_end(response: httpx.Response, chunks: list[str]) -> None:
+    """Collect a server-sent-event stream's text into `chunks` until it says `event: end`."""
+    async for chunk in response.aiter_text():
+        chunks.append(chunk)
+        if "event: end" in "".join(chunks):
+            return
+
+
 # The time the seeded data of seed_two_parks start at.
 SEED_T0 = datetime(2026, 10, 1, tzinfo=UTC)
 

@@ -24,7 +24,7 @@ import pytest
 from api.app import create_app
 from parkwatch.serve import serving_asgi
 from parkwatch.settings import Settings
-from tests.helpers import eventually, fetch, fetchval, make_key, seed_two_parks
+from tests.helpers import eventually, fetch, fetchval, make_key, read_until_end, seed_two_parks
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 STATIONS = {"p1-out": "p1", "p1-air": "p1", "p1-stack": "p1", "p2-out": "p2"}
@@ -660,13 +660,7 @@ async def test_signing_out_ends_the_live_stream(
         async with api.stream("GET", "/api/v1/events") as response:
             assert response.status_code == 200
 
-            async def read() -> None:
-                async for chunk in response.aiter_text():
-                    chunks.append(chunk)
-                    if "event: end" in "".join(chunks):
-                        return
-
-            reader = asyncio.create_task(read())
+            reader = asyncio.create_task(read_until_end(response, chunks))
             await asyncio.sleep(0.3)
             assert (await api.delete("/api/v1/session", headers={"X-CSRF-Token": csrf})).status_code == 204
             await fetchval(

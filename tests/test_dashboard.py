@@ -18,7 +18,7 @@ from api.routes.dashboard import _state
 from ingest.service import IngestService
 from parkwatch.settings import Settings
 from simulators.fleet import CITIES, CITY_CENTRES, province
-from tests.helpers import fetch, fetchval, make_key, seed_two_parks, serving_api, serving_asgi
+from tests.helpers import fetch, fetchval, make_key, read_until_end, seed_two_parks, serving_api, serving_asgi
 
 PASSWORD = "a station password"
 
@@ -317,8 +317,7 @@ async def test_signing_out_ends_the_change_stream(
         )  # fmt: skip
     finally:
         await conn.close()
-    async with serving_api(settings, ingest) as admin:
-        base = str(admin.base_url)
+    base = f"http://127.0.0.1:{settings.API_PORT}"
     async with (
         serving_asgi(create_app(settings, ingest=ingest), "127.0.0.1", settings.API_PORT),
         httpx.AsyncClient(base_url=base, timeout=30) as api,
@@ -329,12 +328,6 @@ async def test_signing_out_ends_the_change_stream(
         async with api.stream("GET", "/api/v1/dashboard/stream") as response:
             assert response.status_code == 200
 
-            async def read() -> None:
-                async for chunk in response.aiter_text():
-                    chunks.append(chunk)
-                    if "event: end" in "".join(chunks):
-                        return
-
             async def churn() -> None:  # alert events keep committing: the stream is never quiet
                 while True:
                     await fetch(
@@ -344,7 +337,7 @@ async def test_signing_out_ends_the_change_stream(
                     )
                     await asyncio.sleep(0.1)
 
-            reader = asyncio.create_task(read())
+            reader = asyncio.create_task(read_until_end(response, chunks))
             busy = asyncio.create_task(churn())
             try:
                 await asyncio.sleep(1.0)
