@@ -27,6 +27,7 @@ import orjson
 from alerts.channels import DeliveryError, webhook
 from alerts.channels.mqtt import Publisher
 from alerts.messages import Notice
+from alerts.processes import beat, leave, process_name
 from parkwatch.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,10 @@ class Watchdog:
         self.settings = settings
         self.ingest = ingest
         self.process = f"{socket.gethostname()}-{os.getpid()}-{role}"
+        self.role = role
+        # This process's row in service_processes, written every pass (alerts/processes.py).
+        self.name = process_name(socket.gethostname(), role, settings.MQTT_CLIENT_ID if ingest is not None else None)
+        self.started_at = datetime.now(UTC)
         self.checks: dict[str, Check] = {}
         self._last_ingest: tuple[int, int] | None = None
         self._publisher = Publisher(settings.mqtt, client_id=f"{settings.MQTT_CLIENT_ID}-watchdog-{os.getpid()}")
@@ -141,6 +146,7 @@ class Watchdog:
             return None
         try:
             row = await conn.fetchrow(BACKLOG)
+            await self._beat(conn)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             observed["database"] = f"{type(exc).__name__}: {exc}"[:200]
             return None
@@ -148,6 +154,29 @@ class Watchdog:
             await conn.close()
         observed["database"] = None
         return (row["compliance_lag"], row["outbox_lag"], row["failures"]) if row is not None else (None, None, 0)
+
+    async def _beat(self, conn: asyncpg.Connection) -> None:
+        detail: dict[str, Any] = {}
+        if self.ingest is not None:
+            stats = self.ingest.stats
+            detail = {
+                "mqtt_client_id": self.settings.MQTT_CLIENT_ID,
+                "mqtt_connected": self.ingest.receiver.connected.is_set(),
+                "spool_pending_batches": self.ingest.spool.pending_records,
+                "messages": stats.messages,
+                "readings_new": stats.readings_new,
+                "readings_duplicate": stats.readings_duplicate,
+            }
+        await beat(
+            conn,
+            name=self.name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            role=self.role,
+            started_at=self.started_at,
+            alarms=self.alarms,
+            detail=detail,
+        )
 
     def _ingest(self, observed: dict[str, str | None]) -> None:
         if self.ingest is None:
@@ -197,5 +226,13 @@ class Watchdog:
             logger.warning("watchdog: MQTT not published: %s", exc)
 
     async def close(self) -> None:
-        """Disconnect from the broker."""
+        """Remove this process's row (a clean stop) and disconnect from the broker."""
+        try:
+            conn = await asyncpg.connect(self.settings.DATABASE_URL, timeout=PROBE_TIMEOUT)
+            try:
+                await leave(conn, name=self.name, pid=os.getpid())
+            finally:
+                await conn.close()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.warning("watchdog: this process's row stays in service_processes: %s", exc)
         await self._publisher.close()

@@ -21,6 +21,12 @@ not yet acknowledged, across a crash or restart of this process, and redelivers 
 reconnect. Redelivered messages that were already written are duplicates the store ignores
 (first value wins; see ingest/store.py). Acks are sent only on the connection that received
 the message: a packet id means nothing on a later connection.
+
+Several ingest instances share the readings through a shared subscription ($share/<group>/…,
+docs/scale.md): the broker hands each message to one member. A member killed keeps its session,
+and the broker goes on queueing that member's share for it until it returns (measured on
+Mosquitto 2.0), so a clean stop leaves the group first: it unsubscribes, drains what the broker
+had already queued for it, acknowledges, and only then disconnects.
 """
 
 from __future__ import annotations
@@ -55,6 +61,18 @@ READ_BURST = 256
 # Reconnect backoff: start fast (a broker restart takes a second), cap at 30 s.
 RECONNECT_BASE = 0.5
 RECONNECT_CAP = 30.0
+# Leaving a shared group: after UNSUBACK the broker still sends what it had queued for us, a
+# window at a time as we acknowledge. The drain ends once nothing has arrived for LEAVE_QUIET (a
+# batch closes within 0.1 s and commits in tens of ms, ingest/batcher.py, so a second of silence
+# means the queue is empty), or after LEAVE_TIMEOUT (under the ingest's 30 s shutdown grace):
+# what is left then waits in the session for this client id to come back.
+LEAVE_QUIET = 1.0
+LEAVE_TIMEOUT = 20.0
+
+
+def shared_subscription(group: str | None, topic: str) -> str:
+    """The topic filter as a member of the shared group, or as is without one."""
+    return topic if group is None else f"$share/{group}/{topic}"
 
 
 class MqttError(Exception):
@@ -88,6 +106,7 @@ class Subscriber:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         client.on_message = self._on_message
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -135,6 +154,11 @@ class Subscriber:
         if any(code.is_failure for code in codes):
             future.set_exception(MqttError(f"subscription refused: {codes}"))
         else:
+            future.set_result(None)
+
+    def _on_unsubscribe(self, _c: Any, _u: Any, mid: int, _codes: Any, _props: Any) -> None:
+        future = self._subscribes.pop(mid, None)
+        if future is not None and not future.done():
             future.set_result(None)
 
     def _on_message(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
@@ -222,17 +246,30 @@ class Subscriber:
     async def subscribe(self, topic: str) -> None:
         """Subscribe at QoS 1 and wait for SUBACK."""
         rc, mid = self._client.subscribe(topic, qos=1)
+        await self._acknowledged(rc, mid, "subscribe", "SUBACK")
+
+    async def unsubscribe(self, topics: list[str]) -> None:
+        """Unsubscribe and wait for UNSUBACK."""
+        rc, mid = self._client.unsubscribe(topics)
+        await self._acknowledged(rc, mid, "unsubscribe", "UNSUBACK")
+
+    async def _acknowledged(self, rc: MQTTErrorCode, mid: int | None, what: str, reply: str) -> None:
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
-            raise MqttError(f"subscribe failed: {rc}", int(rc))
+            raise MqttError(f"{what} failed: {rc}", int(rc))
         future = self._subscribes[mid] = self._loop.create_future()
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 await asyncio.wait({future, self._disconnected}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
-            raise MqttError("no SUBACK from the broker") from None
+            raise MqttError(f"no {reply} from the broker") from None
         if self._disconnected.done():
             self._disconnected.result()
         future.result()
+
+    @property
+    def received(self) -> int:
+        """Messages received on this connection so far."""
+        return self._received
 
     async def take(self, limit: int) -> list[paho.MQTTMessage]:
         """Wait for messages and return up to `limit` of them, oldest first.
@@ -291,6 +328,7 @@ class Receiver:
         handler: Handler,
         on_session_lost: Callable[[], None] | None = None,
         had_session: bool = False,
+        leave_on_stop: bool = False,
     ) -> None:
         self._target = target
         # Whether the broker should still hold our session: after the first connection, always;
@@ -299,6 +337,8 @@ class Receiver:
         self._on_session_lost = on_session_lost
         self._client_id = client_id
         self._subscriptions = subscriptions
+        # A shared-group member unsubscribes before a clean stop (see the module's docstring).
+        self._leave_on_stop = leave_on_stop
         self._handler = handler
         self.current: Subscriber | None = None
         self.connected = asyncio.Event()
@@ -388,11 +428,35 @@ class Receiver:
     async def stop(self) -> None:
         """Stop taking messages and wait until no message is being handled.
 
+        A shared-group member first leaves the group and drains what the broker queued for it.
         The connection stays open until release(), so acknowledgements can still be sent.
         """
+        sub = self.current
+        if self._leave_on_stop and sub is not None and sub.alive:
+            await self._leave(sub)
         self._stop.set()
         if self.connected.is_set():
             await self._stopped_consuming.wait()
+
+    async def _leave(self, sub: Subscriber) -> None:
+        try:
+            await sub.unsubscribe(self._subscriptions)
+        except MqttError as exc:
+            logger.warning("could not leave the shared group (%s); the broker keeps this member's share", exc)
+            return
+        seen, before = -1, sub.received
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LEAVE_TIMEOUT):
+                while sub.alive and (sub.received != seen or sub.inbox or not self._idle):
+                    seen = sub.received
+                    await asyncio.sleep(LEAVE_QUIET)
+                logger.info("left the shared group as %s (%d messages drained)", self._client_id, sub.received - before)
+                return
+        logger.warning(
+            "left the shared group as %s; messages still arriving after %.0f s wait in its session",
+            self._client_id,
+            LEAVE_TIMEOUT,
+        )
 
     def release(self) -> None:
         """Let the stopped receiver disconnect."""

@@ -18,7 +18,7 @@ from ingest.batch import Batch, DeadLetter, Envelope
 from ingest.batcher import Batcher
 from ingest.hj212.parts import FirstParts
 from ingest.messages import decode_message
-from ingest.mqtt import Receiver, Subscriber
+from ingest.mqtt import Receiver, Subscriber, shared_subscription
 from ingest.refusallog import RefusalLog
 from ingest.registry import MAX_CODES_OUTSIDE_CATALOGUE, REGISTRY_CACHE, RegistryWatcher, ensure_parameters
 from ingest.rows import Row
@@ -75,13 +75,17 @@ class IngestService:
             settings.mqtt,
             client_id=settings.MQTT_CLIENT_ID,
             subscriptions=[
-                readings_subscription(settings.TOPIC_PREFIX),
-                hj212_subscription(settings.TOPIC_PREFIX),
-                gateway_events_topic(settings.TOPIC_PREFIX),
+                shared_subscription(settings.MQTT_SHARE_GROUP, topic)
+                for topic in (
+                    readings_subscription(settings.TOPIC_PREFIX),
+                    hj212_subscription(settings.TOPIC_PREFIX),
+                    gateway_events_topic(settings.TOPIC_PREFIX),
+                )
             ],
             handler=self._on_message,
             on_session_lost=self._session_lost,
             had_session=(settings.SPOOL_DIR / REGISTRY_CACHE).exists(),
+            leave_on_stop=settings.MQTT_SHARE_GROUP is not None,
         )
         self.ready = asyncio.Event()
         # Since when (monotonic) no batch could be made durable, or None: a full disk under the

@@ -17,6 +17,7 @@ from parkwatch.cliparser import COMPONENTS, build_parser
 from parkwatch.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
+DEFAULT_CLIENT_ID = Settings.model_fields["MQTT_CLIENT_ID"].default
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines():
             print(f"parkwatch: {line}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    logs.configure(settings.LOG_LEVEL, settings.LOG_FORMAT, part=getattr(args, "log_tag", None))
     handler = _COMMANDS[args.command]
     try:
         return handler(settings, args)
@@ -62,13 +63,25 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from parkwatch.preflight import refuse_to_serve
     from parkwatch.serve import serve
+    from parkwatch.supervisor import PART_ORDER, want_processes
 
     only = args.only or set(COMPONENTS)
+    if "ingest" in only and settings.MQTT_SHARE_GROUP and settings.MQTT_CLIENT_ID == DEFAULT_CLIENT_ID:
+        # Two members with one client id would take each other's session over and over.
+        print(
+            "parkwatch: PARKWATCH_MQTT_SHARE_GROUP needs PARKWATCH_MQTT_CLIENT_ID set to a name of this "
+            "ingest instance's own (e.g. parkwatch-ingest-1; docs/scale.md)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     problems = refuse_to_serve(settings, ingest="ingest" in only)
     for problem in problems:
         print(f"parkwatch: {problem.line()}", file=sys.stderr)
     if problems:
         return 1
+    parts = [name for name in PART_ORDER if name in only]
+    if want_processes(parts, single=args.single_process):
+        return asyncio.run(_supervise(parts, args.stats_file))
     asyncio.run(
         serve(
             settings,
@@ -80,6 +93,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+async def _supervise(parts: list[str], stats_file: Path | None) -> int:
+    from parkwatch.serve import install_stop_signals
+    from parkwatch.supervisor import Part, Supervisor, part_command
+
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    supervisor = Supervisor([Part(name, part_command(name, stats_file=stats_file)) for name in parts])
+    return await supervisor.run(stop)
 
 
 def _stations(settings: Settings, args: argparse.Namespace) -> int:

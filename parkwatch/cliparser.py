@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run just these components, comma-separated: ingest, compliance, alerts, api",
     )
     serve.add_argument("--stats-file", type=Path, help="write ingest counters as JSON here on exit")
+    serve.add_argument(
+        "--single-process",
+        action="store_true",
+        help="run the components in this one process (default with more than one core: a process each, "
+        "supervised; docs/scale.md)",
+    )
+    serve.add_argument("--log-tag", help=argparse.SUPPRESS)  # set by the supervisor: which part logs
 
     stations = sub.add_parser("stations", help="the registry of parks and stations")
     ssub = stations.add_subparsers(dest="action", required=True, metavar="ACTION")

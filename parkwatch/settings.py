@@ -20,6 +20,7 @@ ENV_PREFIX = "PARKWATCH_"
 
 # A topic level may not hold MQTT wildcards or separators; the prefix may hold several levels.
 _TOPIC_PREFIX_RE = re.compile(r"^[^#+/\s]+(/[^#+/\s]+)*$")
+_TOPIC_LEVEL_RE = re.compile(r"^[^#+/\s]+$")
 
 
 class MqttTarget(BaseModel):
@@ -59,6 +60,10 @@ class Settings(BaseSettings):
     # The ingest's MQTT session: a fixed client id is what makes the session persistent, so the
     # broker keeps our unacknowledged messages across a restart.
     MQTT_CLIENT_ID: str = Field(default="parkwatch-ingest", min_length=1, max_length=64)
+    # Several ingest instances share the readings through a shared subscription of this group
+    # ($share/<group>/...; docs/scale.md): each instance needs a client id of its own. Unset, one
+    # ingest takes every reading.
+    MQTT_SHARE_GROUP: str | None = Field(default=None, min_length=1, max_length=64)
     # Where batches go, fsynced, while PostgreSQL is unreachable (see ingest/spool.py).
     SPOOL_DIR: Path = Path(".parkwatch/spool")
     DEFAULT_TIMEZONE: str = "Asia/Shanghai"
@@ -188,6 +193,13 @@ class Settings(BaseSettings):
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.GATEWAY_TLS_CERT, self.GATEWAY_TLS_KEY)
         return context
+
+    @field_validator("MQTT_SHARE_GROUP")
+    @classmethod
+    def _share_group(cls, value: str | None) -> str | None:
+        if value is not None and not _TOPIC_LEVEL_RE.match(value):
+            raise ValueError("must be one topic level: no '/', '+', '#' or spaces")
+        return value
 
     @field_validator("TOPIC_PREFIX")
     @classmethod

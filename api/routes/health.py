@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from alerts.processes import processes
 from api.deps import SettingsDep, authenticate
 from api.errors import ApiError
 from api.metrics import Metrics
@@ -80,6 +81,13 @@ async def healthz(request: Request, settings: SettingsDep) -> ORJSONResponse:
     backlog = await _backlog(pool)
     if backlog is not None:
         body["compliance"] = backlog
+    parts = await _processes(pool)
+    if parts is not None:
+        # Every parkwatch process of this database, each part of a supervised `serve` and every
+        # ingest instance (docs/scale.md); one that stopped beating is not running.
+        body["processes"] = parts
+        if any(not p["running"] for p in parts) and body["status"] == "ok":
+            body["status"] = "degraded"
     watchdog = getattr(request.app.state, "watchdog", None)
     if watchdog is not None:
         body["watchdog"] = {"alarms": watchdog.alarms, "checks": watchdog.state()}
@@ -104,6 +112,16 @@ async def healthz(request: Request, settings: SettingsDep) -> ORJSONResponse:
         if (stalled is not None or ingest.clock_off) and body["status"] == "ok":
             body["status"] = "degraded"
     return ORJSONResponse(body, status_code=503 if body["status"] == "down" else 200)
+
+
+async def _processes(pool: Any) -> list[dict[str, Any]] | None:
+    """The processes table (alerts/processes.py); None if the database cannot say."""
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            async with pool.acquire() as conn:
+                return await processes(conn)
+    except Exception:  # the database is down: /healthz says so already
+        return None
 
 
 async def _backlog(pool: Any) -> dict[str, Any] | None:
