@@ -434,6 +434,17 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         from simulators import bench_dashboard
 
         return bench_dashboard.run(settings, parks=args.parks, stations=args.stations, json_path=args.json)
+    if args.target == "drain":
+        from simulators import bench_drain
+
+        return bench_drain.run(
+            settings,
+            readings=args.readings,
+            instances=args.instances,
+            stations=args.stations,
+            publishers=args.publishers,
+            json_path=args.json,
+        )
     if args.target == "hj212":
         from simulators import bench_hj212
 
@@ -448,6 +459,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         publishers=args.publishers,
         json_path=args.json,
         processes=args.processes,
+        instances=args.instances,
     )
 
 

@@ -274,12 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="benchmarks: the whole path (default), hj212, compliance, scale (data growth), alerts (notice latency), "
         "kpis (a province's KPIs and assessment), access (what each role's row-level security costs reads), "
-        "export (a 10-million-row CSV export: rows/s and peak RSS), dashboard (the province page's first paint)",
+        "export (a 10-million-row CSV export: rows/s and peak RSS), dashboard (the province page's first paint), "
+        "drain (a broker backlog drained by each way of running parkwatch)",
     )
     bench.add_argument(
         "target",
         nargs="?",
-        choices=("ingest", "hj212", "compliance", "scale", "alerts", "kpis", "access", "export", "dashboard"),
+        choices=("ingest", "drain", "hj212", "compliance", "scale", "alerts", "kpis", "access", "export", "dashboard"),
         default="ingest",
     )
     bench.add_argument("--parks", type=int, default=150, help="kpis, access, dashboard: simulated parks")
@@ -310,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=(1, 2),
         default=2,
-        help="ingest: parkwatch as one process (ingest and worker) or two (serve --only ingest, --only compliance)",
+        help="ingest: parkwatch as one process (serve --single-process) or as serve runs it (a process per part)",
     )
+    bench.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="ingest, drain: this many ingest instances sharing the readings (a shared subscription) "
+        "beside one compliance process",
+    )
+    bench.add_argument("--readings", type=int, default=320_000, help="drain: the broker backlog, in readings")
     return p

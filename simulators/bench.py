@@ -42,7 +42,7 @@ from simulators import broker
 from simulators.broker import PrivateBroker
 from simulators.fleet import kiln_fleet
 from simulators.loadgen import BENCH_CODES, PublisherSpec, payload, run_publisher
-from simulators.procs import cpu_seconds, parkwatch_env, peak_rss_mb, stop
+from simulators.procs import cpu_seconds, parkwatch_env, peak_rss_mb, stop, with_descendants
 from simulators.scratch import recreate, with_db
 
 READINGS_PER_MESSAGE = len(BENCH_CODES)
@@ -66,6 +66,12 @@ COPY_MAX_ROWS = 5_000_000
 MAX_READINGS_PER_S = 150_000
 # After the last reading is stored, how long the worker may take to bring verdicts current.
 VERDICT_DRAIN_TIMEOUT = 300.0
+# The drain run: the backlog is published as fast as the publishers go (messages/s, all of them),
+# then the database is polled this often until it holds all of it, or has not grown for
+# DRAIN_STALL_POLLS polls (10 s: something is wrong).
+BACKLOG_PUBLISH_RATE = 100_000.0
+DRAIN_POLL = 0.2
+DRAIN_STALL_POLLS = 50
 # The minute that makes a stack hour valid (HJ 75: 45 valid minutes), counted from 1.
 DECIDING_MINUTE = 45
 CST = ZoneInfo("Asia/Shanghai")
@@ -168,6 +174,7 @@ class Bench:
         publishers: int,
         duration: float,
         processes: int,
+        instances: int = 1,
         routing: RegistryFile | None = None,
         exceed_every: int = 0,
     ) -> None:
@@ -183,6 +190,7 @@ class Bench:
         self.n_stations = stations
         self.n_publishers = max(1, min(publishers, stations))
         self.processes = processes
+        self.instances = instances
         self.prefix = f"bench{os.getpid()}"
         self.stations = self._fleet(stations)
         minutes = MAX_READINGS_PER_S * duration / READINGS_PER_MESSAGE / stations
@@ -227,46 +235,172 @@ class Bench:
             procs.append(ctx.Process(target=run_publisher, args=(spec, sent, acked, rate, stop), daemon=True))
         return procs, counters, rate, stop
 
+    @property
+    def layout(self) -> str:
+        """How parkwatch runs: one process, `serve` supervising a process per part, or N ingest instances."""
+        if self.instances > 1:
+            return f"{self.instances} ingest instances (shared subscription) + compliance"
+        return "one process (serve --single-process)" if self.processes == 1 else "serve: a process per part"
+
+    def _client_id(self, name: str, k: int) -> str:
+        return f"parkwatch-bench-ingest-{name}-{os.getpid()}-{k}"
+
+    async def _launch(self, name: str) -> tuple[list[asyncio.subprocess.Process], list[str]]:
+        """Start parkwatch as the layout says; returns the processes and the ingests' client ids."""
+        common = {
+            "PARKWATCH_DATABASE_URL": self.db_url,
+            "PARKWATCH_MQTT_URL": self.broker.url,
+            "PARKWATCH_TOPIC_PREFIX": self.prefix,
+            "PARKWATCH_LOG_LEVEL": "INFO",
+        }
+        base = (sys.executable, "-m", "parkwatch.cli", "serve")
+        judging = "compliance,alerts" if self.routing is not None else "compliance"
+        commands: list[tuple[tuple[str, ...], dict[str, str]]] = []
+        ids = [self._client_id(name, k) for k in range(self.instances)]
+        for k, client_id in enumerate(ids):
+            env = common | {
+                "PARKWATCH_MQTT_CLIENT_ID": client_id,
+                "PARKWATCH_SPOOL_DIR": str(self.workdir / f"spool-{name}-{k}"),
+            }
+            stats = ("--stats-file", str(self.workdir / f"{name}-{k}.json"))
+            if self.instances > 1:
+                env["PARKWATCH_MQTT_SHARE_GROUP"] = "bench"
+                commands.append(((*base, "--only", "ingest", *stats), env))
+            elif self.processes == 1:
+                commands.append(((*base, "--single-process", "--only", f"ingest,{judging}", *stats), env))
+            else:
+                # as a user runs it on a multi-core host: the supervisor starts a process per part
+                commands.append(((*base, "--only", f"ingest,{judging}", *stats), env))
+        if self.instances > 1:
+            commands.append(((*base, "--only", judging), common | {"PARKWATCH_MQTT_CLIENT_ID": f"{ids[0]}-judging"}))
+        log = (self.workdir / f"{name}.log").open("ab")
+        try:
+            procs = [
+                await asyncio.create_subprocess_exec(*c, env=parkwatch_env(**env), stdout=log, stderr=log)
+                for c, env in commands
+            ]
+        finally:
+            log.close()
+        return procs, ids
+
+    async def _subscribed(self, name: str, n: int) -> None:
+        """Wait until every ingest instance has subscribed (a probe proves the path is open first)."""
+        await self._wait_subscribed(self._client_id(name, 0))
+        deadline = time.monotonic() + 30
+        log = self.workdir / f"{name}.log"
+        while log.read_text(errors="replace").count("subscribed to") < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{n} ingest instance(s) did not all subscribe within 30 s")
+            await asyncio.sleep(0.1)
+
     async def run_parkwatch(self, name: str, *, duration: float, rate_readings: float) -> RunResult:
-        """One run through `parkwatch serve`: ingest and compliance in one process or two, as deployed."""
+        """One run through `parkwatch serve`, laid out as self.layout says."""
         await self.reset_database()
         # A prefix per run: the broker must not queue this run's messages for an earlier run's
         # persistent session (it would cost the broker, and the later runs, for nothing).
         self.prefix = f"bench{os.getpid()}-{name}"
-        stats_file = self.workdir / f"{name}.json"
-        env = parkwatch_env(
-            PARKWATCH_DATABASE_URL=self.db_url,
-            PARKWATCH_MQTT_URL=self.broker.url,
-            PARKWATCH_TOPIC_PREFIX=self.prefix,
-            PARKWATCH_MQTT_CLIENT_ID=f"parkwatch-bench-ingest-{name}-{os.getpid()}",
-            PARKWATCH_SPOOL_DIR=str(self.workdir / f"spool-{name}"),
-            PARKWATCH_LOG_LEVEL="WARNING",
-        )
-        log = (self.workdir / f"{name}.log").open("wb")
-        base = (sys.executable, "-m", "parkwatch.cli", "serve")
-        commands: list[tuple[str, ...]]
-        judging = "compliance,alerts" if self.routing is not None else "compliance"
-        if self.processes == 1:
-            commands = [(*base, "--only", f"ingest,{judging}", "--stats-file", str(stats_file))]
-        else:
-            # as deployed on a multi-core host: the worker's judging off the ingest's core
-            commands = [(*base, "--only", "ingest", "--stats-file", str(stats_file)), (*base, "--only", judging)]
-        procs = [await asyncio.create_subprocess_exec(*c, env=env, stdout=log, stderr=log) for c in commands]
-        pids = [p.pid for p in procs]
+        procs, ids = await self._launch(name)
         try:
-            await self._wait_subscribed(env["PARKWATCH_MQTT_CLIENT_ID"])
+            await self._subscribed(name, len(ids))
+            pids = with_descendants(p.pid for p in procs)
             result = await self._drive(name, duration=duration, rate_readings=rate_readings, consumer_pids=pids)
             await self._verdicts(result)
             result.peak_rss_mb = round(sum(peak_rss_mb(pid) for pid in pids), 1)
         finally:
             await stop(procs)
-            log.close()
-            await self._forget_session(env["PARKWATCH_MQTT_CLIENT_ID"])
-        stats = json.loads(stats_file.read_text())
-        result.latency_p50_s = stats["delivery_latency_s"]["p50"]
-        result.latency_p99_s = stats["delivery_latency_s"]["p99"]
-        result.extra["ingest_stats"] = stats
+            for client_id in ids:
+                await self._forget_session(client_id)
+        self._read_stats(name, result, len(ids))
         return result
+
+    def _read_stats(self, name: str, result: RunResult, n: int) -> None:
+        stats = [json.loads((self.workdir / f"{name}-{k}.json").read_text()) for k in range(n)]
+        # several instances: the worst instance's latencies
+        result.latency_p50_s = max((s["delivery_latency_s"]["p50"] or 0.0) for s in stats)
+        result.latency_p99_s = max((s["delivery_latency_s"]["p99"] or 0.0) for s in stats)
+        merged = dict(stats[0])
+        merged["delivery_latency_s"] = {
+            "p50": result.latency_p50_s,
+            "p99": result.latency_p99_s,
+            "count": sum(s["delivery_latency_s"]["count"] for s in stats),
+        }
+        result.extra["ingest_stats"] = merged
+        total = sum(s["readings_new"] for s in stats) or 1
+        result.extra["instances"] = [
+            {
+                "instance": k,
+                "messages": s["messages"],
+                "readings_new": s["readings_new"],
+                "share": round(s["readings_new"] / total, 3),
+                "readings_per_s": round(result.readings_per_s * s["readings_new"] / total),
+            }
+            for k, s in enumerate(stats)
+        ]
+
+    async def run_drain(self, name: str, *, readings: int) -> RunResult:
+        """A broker backlog of `readings` queued while parkwatch was away, drained on its return."""
+        await self.reset_database()
+        self.prefix = f"bench{os.getpid()}-{name}"
+        procs, ids = await self._launch(name)
+        try:
+            await self._subscribed(name, len(ids))
+        finally:
+            # SIGKILL leaves every session subscribed (a shared-group member leaves the group on
+            # SIGTERM); a supervisor's parts stop by themselves when it dies.
+            pids = with_descendants(p.pid for p in procs)
+            for proc in procs:
+                proc.kill()
+                await proc.wait()
+            await _gone(pids)
+        messages = readings // READINGS_PER_MESSAGE
+        acked = await self._publish_backlog(messages)
+        expected = acked * READINGS_PER_MESSAGE
+        conn = await asyncpg.connect(self.db_url)
+        procs, ids = await self._launch(name)
+        launched = time.monotonic()
+        first: tuple[float, int] | None = None
+        try:
+            pids = with_descendants(p.pid for p in procs)
+            cpu0 = 0.0
+            stored, last, still = 0, -1, 0
+            while stored < expected and still < DRAIN_STALL_POLLS:
+                await asyncio.sleep(DRAIN_POLL)
+                stored = await _count(conn, self.start)
+                if first is None and stored:
+                    pids = with_descendants(p.pid for p in procs)
+                    first, cpu0 = (time.monotonic(), stored), cpu_seconds(*pids)
+                still = still + 1 if stored == last else 0
+                last = stored
+            ended = time.monotonic()
+            cpu = cpu_seconds(*pids) - cpu0
+            rss = round(sum(peak_rss_mb(pid) for pid in pids), 1)
+        finally:
+            await conn.close()
+            await stop(procs)
+            for client_id in ids:
+                await self._forget_session(client_id)
+        result = RunResult(name=name, published=acked, stored=stored, lost=max(0, expected - stored))
+        if first is not None and ended > first[0]:
+            rows = stored - first[1]
+            result.seconds = round(ended - first[0], 1)
+            result.readings_per_s = round(rows / (ended - first[0]))
+            result.cpu_s_per_million = round(cpu / rows * 1e6, 1) if rows else None
+        result.peak_rss_mb = rss
+        result.extra["start_to_drained_s"] = round(ended - launched, 1)
+        self._read_stats(name, result, len(ids))
+        return result
+
+    async def _publish_backlog(self, messages: int) -> int:
+        """Publish `messages` as fast as the publishers go; returns how many the broker acknowledged."""
+        procs, counters, _rate, stop_flag = self._publishers(BACKLOG_PUBLISH_RATE)
+        for p in procs:
+            p.start()
+        while sum(s.value for s, _ in counters) < messages and all(p.is_alive() for p in procs):  # noqa: ASYNC110 - counters of other processes
+            await asyncio.sleep(0.05)
+        stop_flag.value = 1
+        for p in procs:
+            await asyncio.to_thread(p.join, 60)
+        return int(sum(a.value for _, a in counters))
 
     async def _forget_session(self, client_id: str) -> None:
         """End the ingest's persistent session at the broker (a clean connect under its id)."""
@@ -457,6 +591,17 @@ class Bench:
             print(f"logs of the runs kept in {self.workdir}", file=sys.stderr)
         else:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+async def _gone(pids: list[int]) -> None:
+    """Wait until the processes have exited (a killed supervisor's parts stop by themselves)."""
+    deadline = time.monotonic() + 60
+    while _running(pids) and time.monotonic() < deadline:  # noqa: ASYNC110 - other processes' state
+        await asyncio.sleep(0.1)
+
+
+def _running(pids: list[int]) -> bool:
+    return any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 SELECT_PIDS = (

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from parkwatch.settings import Settings
-from simulators.bench import DECIDING_MINUTE, READINGS_PER_MESSAGE, Bench
+from simulators.bench import DECIDING_MINUTE, READINGS_PER_MESSAGE, Bench, RunResult
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -21,6 +21,16 @@ def _fmt(value: float | None, unit: str = "") -> str:
     if unit == "s":
         return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
     return f"{value:,.0f}"
+
+
+def print_instances(r: RunResult) -> None:
+    """Each ingest instance's share of a run, when there were several."""
+    shares = r.extra.get("instances", [])
+    if len(shares) < 2:
+        return
+    total = sum(i["readings_per_s"] for i in shares)
+    each = ", ".join(f"#{i['instance']} {i['readings_per_s']:,}/s ({i['share']:.0%})" for i in shares)
+    print(f"{r.name}: {len(shares)} ingest instances, {total:,} readings/s in all: {each}")
 
 
 def run_bench(
@@ -32,14 +42,16 @@ def run_bench(
     publishers: int,
     json_path: Path | None,
     processes: int = 2,
+    instances: int = 1,
 ) -> int:
     """The `parkwatch bench` command; returns 1 if a reading was lost or a run measured nothing."""
     latency_rate = rate or 20_000.0
-    bench = Bench(settings, stations=stations, publishers=publishers, duration=duration, processes=processes)
+    bench = Bench(
+        settings, stations=stations, publishers=publishers, duration=duration, processes=processes, instances=instances
+    )
     print(
         f"parkwatch bench: {stations} stations, {READINGS_PER_MESSAGE} readings/message, {duration:g} s per run, "
-        f"{publishers} publisher processes, broker {bench.broker.kind}; parkwatch in {processes} process(es): "
-        f"{'ingest + compliance' if processes == 1 else 'ingest, compliance'}",
+        f"{publishers} publisher processes, broker {bench.broker.kind}; parkwatch as {bench.layout}",
         flush=True,
     )
 
@@ -94,6 +106,8 @@ def run_bench(
             f"{r.name}: {r.verdicts:,} hour verdicts timed, {r.extra.get('hour_verdicts', {})}; "
             f"verdicts current {r.extra.get('verdicts_current_after_s', '-')} s after the last reading was stored"
         )
+    for r in (paced, sat):
+        print_instances(r)
     lost = sat.lost + paced.lost
     offered = (sat.published + paced.published) * READINGS_PER_MESSAGE
     print(f"readings lost by parkwatch: {lost} of {offered:,}")
@@ -115,6 +129,7 @@ def run_bench(
         "machine": machine,
         "broker": bench.broker.kind,
         "stations": stations,
+        "layout": bench.layout,
         "duration_s": duration,
         "runs": {k: asdict(v) for k, v in results.items()},
     }

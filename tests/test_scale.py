@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -224,7 +225,7 @@ async def test_supervised_serve_stops_at_once_when_a_part_cannot_start(
     taken = free_port()
     broker = PrivateBroker(tmp_path / "broker")
     broker.start()
-    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", taken)
+    blocker = socket.create_server(("127.0.0.1", taken))
     log = tmp_path / "serve.log"
     try:
         proc = _spawn(settings, broker, log, PARKWATCH_API_PORT=str(taken))
