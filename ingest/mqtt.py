@@ -23,10 +23,12 @@ reconnect. Redelivered messages that were already written are duplicates the sto
 the message: a packet id means nothing on a later connection.
 
 Several ingest instances share the readings through a shared subscription ($share/<group>/…,
-docs/scale.md): the broker hands each message to one member. A member killed keeps its session,
-and the broker goes on queueing that member's share for it until it returns (measured on
-Mosquitto 2.0), so a clean stop leaves the group first: it unsubscribes, drains what the broker
-had already queued for it, acknowledges, and only then disconnects.
+docs/scale.md): the broker hands each message to one member, and goes on queueing a member's
+share in its session while it is away, stopped or killed (measured on Mosquitto 2.0), exactly as
+for a lone ingest. Leaving the group is deliberate, when an instance is retired: it
+unsubscribes, drains what the broker had already queued for it, acknowledges, and only then
+disconnects; were every member to leave on a plain stop, what stations sent during a restart
+would go to no one.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ READ_BURST = 256
 # Reconnect backoff: start fast (a broker restart takes a second), cap at 30 s.
 RECONNECT_BASE = 0.5
 RECONNECT_CAP = 30.0
-# Leaving a shared group: after UNSUBACK the broker still sends what it had queued for us, a
+# Retiring a session: after UNSUBACK the broker still sends what it had queued for us, a
 # window at a time as we acknowledge. The drain ends once nothing has arrived for LEAVE_QUIET (a
 # batch closes within 0.1 s and commits in tens of ms, ingest/batcher.py, so a second of silence
 # means the queue is empty), or after LEAVE_TIMEOUT (under the ingest's 30 s shutdown grace):
@@ -337,7 +339,7 @@ class Receiver:
         self._on_session_lost = on_session_lost
         self._client_id = client_id
         self._subscriptions = subscriptions
-        # A shared-group member unsubscribes before a clean stop (see the module's docstring).
+        # A retired session unsubscribes before it stops (see the module's docstring).
         self._leave_on_stop = leave_on_stop
         self._handler = handler
         self.current: Subscriber | None = None
@@ -428,7 +430,7 @@ class Receiver:
     async def stop(self) -> None:
         """Stop taking messages and wait until no message is being handled.
 
-        A shared-group member first leaves the group and drains what the broker queued for it.
+        A retired session first leaves its subscriptions and drains what the broker queued for it.
         The connection stays open until release(), so acknowledgements can still be sent.
         """
         sub = self.current
@@ -442,7 +444,7 @@ class Receiver:
         try:
             await sub.unsubscribe(self._subscriptions)
         except MqttError as exc:
-            logger.warning("could not leave the shared group (%s); the broker keeps this member's share", exc)
+            logger.warning("could not unsubscribe (%s); the broker keeps queueing for %s", exc, self._client_id)
             return
         seen, before = -1, sub.received
         with contextlib.suppress(TimeoutError):
@@ -450,10 +452,12 @@ class Receiver:
                 while sub.alive and (sub.received != seen or sub.inbox or not self._idle):
                     seen = sub.received
                     await asyncio.sleep(LEAVE_QUIET)
-                logger.info("left the shared group as %s (%d messages drained)", self._client_id, sub.received - before)
+                logger.info(
+                    "retired session %s: unsubscribed, %d messages drained", self._client_id, sub.received - before
+                )
                 return
         logger.warning(
-            "left the shared group as %s; messages still arriving after %.0f s wait in its session",
+            "retired session %s: unsubscribed; messages still arriving after %.0f s wait in its session",
             self._client_id,
             LEAVE_TIMEOUT,
         )

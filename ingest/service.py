@@ -58,10 +58,16 @@ SHUTDOWN_GRACE = 30.0
 DATA_LATENCY_HORIZON = 60.0
 
 
+def subscriptions(prefix: str, group: str | None) -> list[str]:
+    """The ingest's topic filters: readings, raw HJ 212 packets, the gateway's events (as a group member)."""
+    topics = (readings_subscription(prefix), hj212_subscription(prefix), gateway_events_topic(prefix))
+    return [shared_subscription(group, topic) for topic in topics]
+
+
 class IngestService:
     """Owns every ingest task; run() until the stop event is set, then shuts down cleanly."""
 
-    def __init__(self, settings: Settings, *, stats: IngestStats = STATS) -> None:
+    def __init__(self, settings: Settings, *, stats: IngestStats = STATS, retire: bool = False) -> None:
         self.settings = settings
         self.stats = stats
         self.registry = RegistryWatcher(cache_path=settings.SPOOL_DIR / REGISTRY_CACHE)
@@ -74,18 +80,13 @@ class IngestService:
         self.receiver = Receiver(
             settings.mqtt,
             client_id=settings.MQTT_CLIENT_ID,
-            subscriptions=[
-                shared_subscription(settings.MQTT_SHARE_GROUP, topic)
-                for topic in (
-                    readings_subscription(settings.TOPIC_PREFIX),
-                    hj212_subscription(settings.TOPIC_PREFIX),
-                    gateway_events_topic(settings.TOPIC_PREFIX),
-                )
-            ],
+            subscriptions=subscriptions(settings.TOPIC_PREFIX, settings.MQTT_SHARE_GROUP),
             handler=self._on_message,
             on_session_lost=self._session_lost,
             had_session=(settings.SPOOL_DIR / REGISTRY_CACHE).exists(),
-            leave_on_stop=settings.MQTT_SHARE_GROUP is not None,
+            # A session being retired leaves its subscriptions on stop; any other keeps them, so
+            # the broker queues for it while it is away (docs/scale.md#sessions).
+            leave_on_stop=retire,
         )
         self.ready = asyncio.Event()
         # Since when (monotonic) no batch could be made durable, or None: a full disk under the

@@ -61,6 +61,7 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from parkwatch.ingestplan import members, replan
     from parkwatch.preflight import refuse_to_serve
     from parkwatch.serve import serve
     from parkwatch.supervisor import PART_ORDER, want_processes
@@ -79,9 +80,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"parkwatch: {problem.line()}", file=sys.stderr)
     if problems:
         return 1
+    if args.retire:
+        if only != {"ingest"}:
+            print("parkwatch: --retire goes with --only ingest", file=sys.stderr)
+            return EXIT_USAGE
+        asyncio.run(serve(settings, ingest=True, api=False, compliance=False, alerts=False, retire=True))
+        return 0
     parts = [name for name in PART_ORDER if name in only]
-    if want_processes(parts, single=args.single_process):
-        return asyncio.run(_supervise(parts, args.stats_file))
+    ingests = settings.INGEST_PROCESSES if "ingest" in parts else 0
+    if want_processes(parts, single=args.single_process, ingests=ingests):
+        return asyncio.run(_supervise(settings, parts, ingests, args.stats_file))
+    if "ingest" in parts:
+        asyncio.run(replan(settings, members(settings, 1)))
     asyncio.run(
         serve(
             settings,
@@ -95,14 +105,29 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _supervise(parts: list[str], stats_file: Path | None) -> int:
+async def _supervise(settings: Settings, parts: list[str], ingests: int, stats_file: Path | None) -> int:
+    from parkwatch import ingestplan
     from parkwatch.serve import install_stop_signals
     from parkwatch.supervisor import Part, Supervisor, part_command
 
     stop = asyncio.Event()
     install_stop_signals(stop)
-    supervisor = Supervisor([Part(name, part_command(name, stats_file=stats_file)) for name in parts])
-    return await supervisor.run(stop)
+    children = []
+    for name in parts:
+        if name != "ingest":
+            children.append(Part(name, part_command(name, name)))
+            continue
+        sessions = await ingestplan.choose(settings, ingests)
+        await ingestplan.replan(settings, sessions)
+        for k, member in enumerate(sessions):
+            tag = "ingest" if len(sessions) == 1 else f"ingest-{k}"
+            stats = (
+                stats_file
+                if stats_file is None or len(sessions) == 1
+                else stats_file.with_stem(f"{stats_file.stem}-{k}")
+            )
+            children.append(Part(tag, part_command("ingest", tag, stats_file=stats), env=member.env()))
+    return await Supervisor(children).run(stop)
 
 
 def _stations(settings: Settings, args: argparse.Namespace) -> int:

@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         "supervised; docs/scale.md)",
     )
     serve.add_argument("--log-tag", help=argparse.SUPPRESS)  # set by the supervisor: which part logs
+    serve.add_argument(
+        "--retire",
+        action="store_true",
+        help="with --only ingest: drain this ingest's MQTT session (PARKWATCH_MQTT_CLIENT_ID), leave its "
+        "subscriptions, and stop: for an instance taken out of service (docs/scale.md)",
+    )
 
     stations = sub.add_parser("stations", help="the registry of parks and stations")
     ssub = stations.add_subparsers(dest="action", required=True, metavar="ACTION")

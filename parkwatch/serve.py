@@ -82,6 +82,22 @@ async def _after_subscribed(
     await extra(stop)
 
 
+# A retired session's spool is replayed before it leaves; a database that does not take it in
+# this long leaves the spool for the next start (nothing is lost: it stays on disk).
+RETIRE_SPOOL_WAIT = 60.0
+
+
+def _retiring(service: IngestService) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    async def retire(stop: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(RETIRE_SPOOL_WAIT):
+                while not service.spool.is_empty():  # noqa: ASYNC110 - the writer empties it
+                    await asyncio.sleep(0.1)
+        stop.set()
+
+    return retire
+
+
 async def serve(
     settings: Settings,
     *,
@@ -92,11 +108,18 @@ async def serve(
     stats_file: Path | None = None,
     stop: asyncio.Event | None = None,
     extra: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None,
+    retire: bool = False,
 ) -> None:
-    """Run the chosen components until stopped; `extra` runs beside them (the demo publisher)."""
+    """Run the chosen components until stopped; `extra` runs beside them (the demo publisher).
+
+    With `retire`, the ingest connects as its session, replays its spool, leaves its subscriptions
+    and drains what the broker queued for the session, then stops (parkwatch/ingestplan.py).
+    """
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
-    service = IngestService(settings) if ingest else None
+    service = IngestService(settings, retire=retire) if ingest else None
+    if retire and service is not None:
+        extra = _retiring(service)
     worker = ComplianceWorker(settings.DATABASE_URL) if compliance else None
     alerting = AlertService(settings) if alerts else None
     roles = ",".join(

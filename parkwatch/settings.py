@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # ($share/<group>/...; docs/scale.md): each instance needs a client id of its own. Unset, one
     # ingest takes every reading.
     MQTT_SHARE_GROUP: str | None = Field(default=None, min_length=1, max_length=64)
+    # Ingest processes `serve` runs. Above one they share the readings as members of one shared
+    # group (client ids MQTT_CLIENT_ID-0, -1, ...): more readings/s, but Mosquitto 2.0 does not
+    # restore shared subscriptions after a restart of its own (docs/scale.md#caveats).
+    INGEST_PROCESSES: int = Field(default=1, ge=1, le=64)
     # Where batches go, fsynced, while PostgreSQL is unreachable (see ingest/spool.py).
     SPOOL_DIR: Path = Path(".parkwatch/spool")
     DEFAULT_TIMEZONE: str = "Asia/Shanghai"

@@ -52,6 +52,7 @@ class Part:
 
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # settings of this part alone (an ingest's session)
     proc: asyncio.subprocess.Process | None = None
     restarts: int = 0
     exits: list[int] = field(default_factory=list)
@@ -66,11 +67,13 @@ class StartFailedError(Exception):
         super().__init__(f"{part} exited with status {returncode} as it started")
 
 
-def part_command(name: str, *, stats_file: Path | None = None) -> list[str]:
-    """The child's command line: `parkwatch serve --only <part>` in one process, its logs tagged."""
-    argv = [sys.executable, "-m", "parkwatch.cli", "serve", "--only", name, "--single-process", "--log-tag", name]
-    if stats_file is not None and name == "ingest":
+def part_command(component: str, tag: str, *, stats_file: Path | None = None, retire: bool = False) -> list[str]:
+    """The child's command line: `parkwatch serve --only <component>` in one process, its logs tagged."""
+    argv = [sys.executable, "-m", "parkwatch.cli", "serve", "--only", component, "--single-process", "--log-tag", tag]
+    if stats_file is not None and component == "ingest":
         argv += ["--stats-file", str(stats_file)]
+    if retire:
+        argv.append("--retire")
     return argv
 
 
@@ -118,7 +121,9 @@ class Supervisor:
         attempt = 0
         while not self._stop.is_set():
             started = time.monotonic()
-            proc = await asyncio.create_subprocess_exec(*part.argv, preexec_fn=_die_with_parent)
+            proc = await asyncio.create_subprocess_exec(
+                *part.argv, env=os.environ | part.env, preexec_fn=_die_with_parent
+            )
             part.proc = proc
             logger.info("%s started (pid %d)", part.name, proc.pid)
             if self._on_started is not None:
@@ -163,6 +168,20 @@ class Supervisor:
             return await ended
 
 
-def want_processes(parts: list[str], *, single: bool) -> bool:
-    """Whether serve supervises processes: more than one part, more than one core, not told otherwise."""
-    return not single and len(parts) > 1 and (os.cpu_count() or 1) > 1
+def want_processes(parts: list[str], *, single: bool, ingests: int) -> bool:
+    """Whether serve supervises processes: more than one core, more than one process, not told otherwise."""
+    processes = len(parts) - 1 + ingests if "ingest" in parts else len(parts)
+    return not single and processes > 1 and (os.cpu_count() or 1) > 1
+
+
+async def run_once(argv: list[str], env: dict[str, str], limit: float) -> int:
+    """Run a one-off child to its end (a session's retirement); killed after `limit` seconds."""
+    proc = await asyncio.create_subprocess_exec(*argv, env=os.environ | env, preexec_fn=_die_with_parent)
+    try:
+        async with asyncio.timeout(limit):
+            return await proc.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        return -int(signal.SIGKILL)

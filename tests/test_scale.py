@@ -7,12 +7,14 @@ broker from deploy/mosquitto.conf, and kills processes with SIGKILL mid-stream (
 from __future__ import annotations
 
 import asyncio
+import operator
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -70,6 +72,7 @@ class Instances:
             self.log(k),
             "--only",
             "ingest",
+            "--single-process",
             "--stats-file",
             str(self.folder / f"stats-{k}.json"),
             PARKWATCH_MQTT_CLIENT_ID=f"{self.settings.MQTT_CLIENT_ID}-{k}",
@@ -106,7 +109,7 @@ async def test_three_instances_share_the_readings_and_sigkills_lose_nothing(
         for round_ in range(kills):
             # Kill while part of the stream is committed, part in the victim's hands, part unsent.
             floor = 4 * n * (round_ + 1) // (kills + 2)
-            await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c, f=floor: c >= f, timeout=60)
+            await eventually(lambda: count_readings(settings.DATABASE_URL), partial(operator.le, floor), timeout=60)
             fleet.kill(0)
             await asyncio.sleep(0.3)  # the broker queues the victim's share meanwhile
             await fleet.start(0)
@@ -124,19 +127,18 @@ async def test_three_instances_share_the_readings_and_sigkills_lose_nothing(
         broker.stop()
     assert codes == dict.fromkeys(range(INSTANCES), 0), codes
     for k in range(INSTANCES):
-        text = fleet.log(k).read_text()
-        assert "left the shared group" in text, text[-2000:]
         # every instance took a share of the last stretch (the survivors: of the whole stream)
         stats = (tmp_path / f"stats-{k}.json").read_text()
         assert int(re.search(r'"messages": (\d+)', stats)[1]) > 0  # type: ignore[index]
     assert fleet.starts[0] == kills + 1
 
 
-async def test_a_stopped_member_leaves_the_group_so_the_others_take_its_share(
+async def test_a_stopped_member_keeps_its_share_until_it_returns_or_is_retired(
     settings: Settings, registry: None, tmp_path: Path
 ) -> None:
-    """SIGTERM on a shared-group member: it unsubscribes and drains first, so what is published
-    while it is away goes to the others at once instead of waiting in its session."""
+    """SIGTERM on a member keeps its session: its share waits at the broker (as a lone ingest's
+    would during a restart). `serve --only ingest --retire` as that member drains the share and
+    leaves the group; from then on the others take everything."""
     broker = PrivateBroker(tmp_path / "broker")
     broker.start()
     fleet = Instances(settings, broker, tmp_path)
@@ -146,16 +148,72 @@ async def test_a_stopped_member_leaves_the_group_so_the_others_take_its_share(
         fleet.procs[1].send_signal(signal.SIGTERM)
         assert fleet.procs[1].wait(timeout=60) == 0
         await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 600)
-        # all of it, without instance 1 coming back
-        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 600, timeout=30)
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 250, timeout=30)
+        await asyncio.sleep(1.0)
+        waiting = 4 * 600 - await count_readings(settings.DATABASE_URL)
+        assert 4 * 200 <= waiting <= 4 * 400, "about half the stream should wait for the stopped member"
+
+        retire = _spawn(
+            settings,
+            broker,
+            fleet.log(1),
+            "--only",
+            "ingest",
+            "--retire",
+            PARKWATCH_MQTT_CLIENT_ID=f"{settings.MQTT_CLIENT_ID}-1",
+            PARKWATCH_MQTT_SHARE_GROUP=SHARE_GROUP,
+            PARKWATCH_SPOOL_DIR=str(tmp_path / "spool-1"),
+        )
+        assert await asyncio.to_thread(retire.wait, 90) == 0, fleet.log(1).read_text()[-2000:]
         await _assert_exactly(settings.DATABASE_URL, 600)
+        assert "retired session" in fleet.log(1).read_text()
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 600, 900)
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 900, timeout=30)
+        await _assert_exactly(settings.DATABASE_URL, 900)
         fleet.stop_all()
     finally:
         for proc in fleet.procs.values():
             if proc.poll() is None:
                 proc.kill()
         broker.stop()
-    assert "left the shared group" in fleet.log(1).read_text()
+
+
+async def test_serve_retires_the_sessions_its_new_plan_no_longer_uses(
+    settings: Settings, registry: None, tmp_path: Path
+) -> None:
+    """Two ingest processes, stopped while stations publish; the next start runs one: the two
+    sessions' queues are drained and their subscriptions left, every reading stored once."""
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.start()
+    log = tmp_path / "serve.log"
+    two = {"PARKWATCH_INGEST_PROCESSES": "2"}
+    try:
+        proc = _spawn(settings, broker, log, "--only", "ingest", **two)
+        await _logged(log, "subscribed to", 2 if MULTI_CORE else 1)
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 0, 300)
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 300, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 60) == 0, log.read_text()[-2000:]
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 300, 2000)  # queued for the stopped sessions
+
+        proc = _spawn(settings, broker, log, "--only", "ingest", PARKWATCH_INGEST_PROCESSES="1")
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 2000, timeout=90)
+        await _publish_range(broker.port, settings.TOPIC_PREFIX, 2000, 2300)
+        await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 2300, timeout=30)
+        await asyncio.sleep(0.5)
+        await _assert_exactly(settings.DATABASE_URL, 2300)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        broker.stop()
+    text = log.read_text()
+    if MULTI_CORE:
+        assert text.count("retired session") == 2, text[-3000:]
+    sessions = (settings.SPOOL_DIR / "sessions.json").read_text()
+    assert f'"client_id": "{settings.MQTT_CLIENT_ID}"' in sessions
+    assert f"{settings.MQTT_CLIENT_ID}-0" not in sessions
 
 
 async def test_supervised_serve_loses_nothing_when_a_part_or_itself_is_killed(
@@ -169,31 +227,31 @@ async def test_supervised_serve_loses_nothing_when_a_part_or_itself_is_killed(
     log = tmp_path / "serve.log"
     port = free_port()
     n = 4000
-    proc = _spawn(settings, broker, log, PARKWATCH_API_PORT=str(port))
+    proc = _spawn(settings, broker, log, PARKWATCH_API_PORT=str(port), PARKWATCH_INGEST_PROCESSES="2")
     try:
-        await _logged(log, "subscribed to")
+        await _logged(log, "subscribed to", 2 if MULTI_CORE else 1)
         if not MULTI_CORE:
             assert "each in a process of its own" not in log.read_text()
             return
-        assert "serve: ingest, compliance, alerts, api, each in a process of its own" in log.read_text()
+        assert "serve: ingest-0, ingest-1, compliance, alerts, api, each in a process of its own" in log.read_text()
         publisher = asyncio.create_task(_publish_range(broker.port, settings.TOPIC_PREFIX, 0, n, pace=0.0005))
         await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * 800, timeout=30)
-        ingest_pid = int(re.findall(r"ingest started \(pid (\d+)\)", log.read_text())[-1])
+        ingest_pid = int(re.findall(r"ingest-0 started \(pid (\d+)\)", log.read_text())[-1])
         os.kill(ingest_pid, signal.SIGKILL)
         await publisher
-        await _logged(log, "ingest started (pid", 2)
+        await _logged(log, "ingest-0 started (pid", 2)
         await eventually(lambda: count_readings(settings.DATABASE_URL), lambda c: c >= 4 * n, timeout=60)
         await asyncio.sleep(0.5)
         await _assert_exactly(settings.DATABASE_URL, n)
-        assert f"ingest (pid {ingest_pid}) was killed by signal 9" in log.read_text()
+        assert f"ingest-0 (pid {ingest_pid}) was killed by signal 9" in log.read_text()
 
-        async def parts() -> set[str]:
+        async def parts() -> list[str]:
             async with httpx.AsyncClient() as http:
                 body = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
-            return {p["role"] for p in body.get("processes", []) if p["running"] and p["pid"] != ingest_pid}
+            return sorted(p["role"] for p in body.get("processes", []) if p["running"] and p["pid"] != ingest_pid)
 
-        await eventually(parts, lambda roles: roles == {"ingest", "compliance", "alerts", "api"}, timeout=40)
-        children = [int(p) for p in re.findall(r"started \(pid (\d+)\)", log.read_text())[-4:]]
+        await eventually(parts, lambda roles: roles == ["alerts", "api", "compliance", "ingest", "ingest"], timeout=40)
+        children = [int(p) for p in re.findall(r"started \(pid (\d+)\)", log.read_text())[-5:]]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
