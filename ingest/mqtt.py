@@ -63,6 +63,10 @@ READ_BURST = 256
 # Reconnect backoff: start fast (a broker restart takes a second), cap at 30 s.
 RECONNECT_BASE = 0.5
 RECONNECT_CAP = 30.0
+# A shared-group member reconnects sooner: Mosquitto 2.0 forgets shared subscriptions over a
+# restart of its own, and drops what stations send until a member subscribes again
+# (docs/scale.md#caveats), so the gap is the reconnect delay.
+RECONNECT_CAP_SHARED = 1.0
 # Retiring a session: after UNSUBACK the broker still sends what it had queued for us, a
 # window at a time as we acknowledge. The drain ends once nothing has arrived for LEAVE_QUIET (a
 # batch closes within 0.1 s and commits in tens of ms, ingest/batcher.py, so a second of silence
@@ -388,7 +392,8 @@ class Receiver:
                 await self._release.wait()
                 await sub.close()
             except MqttError as exc:
-                delay = backoff(attempt, base=RECONNECT_BASE, cap=RECONNECT_CAP)
+                shared = any(topic.startswith("$share/") for topic in self._subscriptions)
+                delay = backoff(attempt, base=RECONNECT_BASE, cap=RECONNECT_CAP_SHARED if shared else RECONNECT_CAP)
                 attempt += 1
                 logger.warning("MQTT connection lost or refused (%s); retrying in %.1fs", exc, delay)
                 await sub.close()

@@ -18,7 +18,9 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from parkwatch.settings import Settings
 from simulators.broker import PrivateBroker, free_port
@@ -298,3 +300,70 @@ async def test_supervised_serve_stops_at_once_when_a_part_cannot_start(
         assert "ingest stopped" in text  # the other parts were stopped cleanly
     else:
         assert code != 0
+
+
+def _member(port: int, client_id: str, got: list[int], *, subscribe: bool) -> paho.Client:
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=MQTTProtocolVersion.MQTTv311
+    )
+    client.on_message = lambda _c, _u, m: got.append(int(m.payload))
+    if subscribe:
+        client.on_connect = lambda c, _u, _f, _rc, _p: c.subscribe(f"$share/{SHARE_GROUP}/caveat/#", qos=1)
+    client.connect("127.0.0.1", port, 5)
+    client.loop_start()
+    return client
+
+
+def _publish_numbers(port: int, numbers: range) -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"caveat-pub-{numbers.start}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    for i in numbers:
+        client.publish("caveat/x", str(i), qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+async def test_the_brokers_shared_subscription_caveats_are_as_documented(tmp_path: Path) -> None:
+    """What docs/scale.md#caveats says of the shipped broker (deploy/mosquitto.conf), measured: a
+    stopped member's share waits in its session for its return; and over a restart of the broker
+    a shared subscription is not restored, so a member must subscribe again (the ingest does, on
+    every connection) and what was published before it did reached no one. Should a broker
+    upgrade change either, this fails and the documentation must change with it."""
+    broker = PrivateBroker(tmp_path / "broker")
+    broker.start()
+    got: dict[str, list[int]] = {"a": [], "b": []}
+    try:
+        a = _member(broker.port, "caveat-a", got["a"], subscribe=True)
+        b = _member(broker.port, "caveat-b", got["b"], subscribe=True)
+        await asyncio.sleep(0.5)
+        b.disconnect()
+        b.loop_stop()
+        await asyncio.to_thread(_publish_numbers, broker.port, range(20))
+        await asyncio.sleep(0.5)
+        assert len(got["a"]) == 10, got  # round robin counts the absent member in
+        b = _member(broker.port, "caveat-b", got["b"], subscribe=False)
+        await eventually(lambda: _true(len(got["b"])), lambda n: n == 10, timeout=10)  # its share waited
+
+        for client in (a, b):
+            client.disconnect()
+            client.loop_stop()
+        broker.stop()  # cleanly: it saves the sessions
+        broker.start()
+        a = _member(broker.port, "caveat-a", got["a"], subscribe=False)  # session present, not subscribing
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(_publish_numbers, broker.port, range(20, 30))
+        await asyncio.sleep(1.0)
+        assert max(got["a"]) < 20, "the shared subscription survived the restart: update docs/scale.md#caveats"
+        a.subscribe(f"$share/{SHARE_GROUP}/caveat/#", qos=1)
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(_publish_numbers, broker.port, range(30, 40))
+        await eventually(lambda: _true(sum(i >= 30 for i in got["a"])), lambda n: n == 10, timeout=10)
+        a.disconnect()
+        a.loop_stop()
+    finally:
+        broker.stop()
+
+
+async def _true(value: int) -> int:
+    return value
