@@ -61,8 +61,14 @@ ON CONFLICT (id) DO UPDATE SET park_id = EXCLUDED.park_id, kind = EXCLUDED.kind,
     crc = EXCLUDED.crc, sm4_key = EXCLUDED.sm4_key, updated_at = now()
 RETURNING sid
 """
-INSERT_VENDOR_PARAMETER = """
-INSERT INTO parameters (code, in_catalogue) VALUES ($1, false) ON CONFLICT (code) DO NOTHING
+# Only codes not yet there are offered to the INSERT: PostgreSQL draws the id (a smallint
+# sequence) before it finds the conflict, so offering every code of every station at each load
+# would use up the 32,767 ids in a few loads of a large registry.
+INSERT_VENDOR_PARAMETERS = """
+INSERT INTO parameters (code, in_catalogue)
+SELECT DISTINCT c, false FROM unnest($1::text[]) AS c
+WHERE NOT EXISTS (SELECT 1 FROM parameters p WHERE p.code = c)
+ON CONFLICT (code) DO NOTHING
 """
 DELETE_STATION_PARAMETERS = "DELETE FROM station_parameters WHERE sid = $1"
 INSERT_STATION_PARAMETERS = """
@@ -71,9 +77,13 @@ SELECT $1, p.pid, u.unit FROM unnest($2::text[], $3::text[]) AS u(code, unit)
 JOIN parameters p ON p.code = u.code
 """
 ENSURE_PARAMETERS = """
+WITH new AS (
+    SELECT DISTINCT c FROM unnest($1::text[]) AS c
+    WHERE NOT EXISTS (SELECT 1 FROM parameters p WHERE p.code = c)
+)
 INSERT INTO parameters (code, in_catalogue)
-SELECT c, false FROM unnest($1::text[]) AS c
-WHERE (SELECT count(*) FROM parameters WHERE NOT in_catalogue) + cardinality($1::text[]) <= $2
+SELECT c, false FROM new
+WHERE (SELECT count(*) FROM parameters WHERE NOT in_catalogue) + (SELECT count(*) FROM new) <= $2
 ON CONFLICT (code) DO NOTHING
 """
 SELECT_PIDS = "SELECT code, pid FROM parameters WHERE code = any($1::text[])"
@@ -265,6 +275,7 @@ async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -
             ]
         if problems:
             raise RegistryLoadError(problems)
+        await conn.execute(INSERT_VENDOR_PARAMETERS, sorted({c for st in registry.stations for c in st.parameters}))
         for park in registry.parks:
             await conn.execute(UPSERT_PARK, park.id, park.name, park.city, json.dumps(park.attrs(), ensure_ascii=False))
         for st in registry.stations:
@@ -281,8 +292,6 @@ async def load_registry_file(conn: asyncpg.Connection, registry: RegistryFile) -
                 st.crc.value,
                 st.sm4_key,
             )
-            for code in st.parameters:
-                await conn.execute(INSERT_VENDOR_PARAMETER, code)
             await conn.execute(DELETE_STATION_PARAMETERS, sid)
             await conn.execute(INSERT_STATION_PARAMETERS, sid, st.parameters, [st.units.get(c) for c in st.parameters])
         await conn.execute("SELECT pg_notify($1, 'load')", REGISTRY_CHANNEL)

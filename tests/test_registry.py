@@ -242,3 +242,29 @@ def test_a_billion_laughs_registry_is_refused_at_once() -> None:
     assert caught.value.problems == [
         f"the document holds more than {MAX_REGISTRY_VALUES:,} values once its YAML aliases are expanded"
     ]
+
+
+async def test_reloading_a_large_registry_draws_no_parameter_ids(settings: Settings) -> None:
+    """Parameter ids are a smallint sequence: loading a registry again, or meeting a device's code
+    again, must not draw ids for codes already there (50,000 stations once ran it out)."""
+    import asyncpg
+
+    from ingest.registry import ensure_parameters, load_registry_file
+    from simulators.fleet import kiln_fleet
+
+    registry = kiln_fleet([(f"p{i % 5}", f"s{i:04d}") for i in range(300)], label="Ids")
+    conn = await asyncpg.connect(settings.DATABASE_URL)
+    try:
+        await load_registry_file(conn, registry)
+        drawn = await conn.fetchval("SELECT last_value FROM parameters_pid_seq")
+        for _ in range(3):
+            await load_registry_file(conn, registry)
+        await ensure_parameters(conn, ["x90001", "x90002"])
+        assert await conn.fetchval("SELECT last_value FROM parameters_pid_seq") == drawn + 2
+        pids = await ensure_parameters(conn, ["x90001", "x90002", "a21026"])
+        await ensure_parameters(conn, ["x90001", "x90002"])
+        assert await conn.fetchval("SELECT last_value FROM parameters_pid_seq") == drawn + 2
+        assert set(pids) == {"x90001", "x90002", "a21026"}
+        assert await conn.fetchval("SELECT count(*) FROM station_parameters") == 300 * 8
+    finally:
+        await conn.close()
