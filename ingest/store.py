@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from ingest.batch import Batch
+from ingest.partitions import LEGACY_WIDTH, Width, partition_width, period_starts
 from ingest.rows import READING_COLUMNS, RECEIVED_AT, Row
 
 logger = logging.getLogger(__name__)
@@ -178,18 +179,14 @@ def _clock_lags(rows: list[Row], received: datetime) -> dict[int, float]:
     return lags
 
 
-def _month(ts: datetime) -> tuple[int, int]:
-    u = ts.astimezone(UTC)
-    return (u.year, u.month)
-
-
 class Store:
     """One dedicated connection that writes batches; reconnects on demand."""
 
     def __init__(self, database_url: str) -> None:
         self._url = database_url
         self._conn: asyncpg.Connection | None = None
-        self._months: set[tuple[int, int]] = set()
+        self._width: Width = LEGACY_WIDTH  # read at each connect (docs/storage.md#partitions)
+        self._periods: set[datetime] = set()  # partition periods known to exist
         self._series: set[tuple[int, int, int]] = set()
 
     async def _connection(self) -> asyncpg.Connection:
@@ -197,6 +194,7 @@ class Store:
             return self._conn
         conn = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
         await conn.execute(CREATE_STAGING)
+        self._width = await partition_width(conn)
         self._conn = conn
         return conn
 
@@ -319,12 +317,8 @@ class Store:
         return fresh
 
     async def _ensure_partitions(self, conn: asyncpg.Connection, stamps: set[tuple[int, datetime]]) -> None:
-        if not stamps:
-            return
-        lo = min(ts for _, ts in stamps)
-        hi = max(ts for _, ts in stamps)
-        # Under 28 days apart, no whole month lies between the two ends: their months are all.
-        months = {_month(lo), _month(hi)} if (hi - lo).days < 28 else {_month(ts) for _, ts in stamps}
-        for year, month in sorted(months - self._months):
-            await conn.fetchval(ENSURE_PARTITION, datetime(year, month, 1, tzinfo=UTC))
-            self._months.add((year, month))
+        # Once per partition period in the store's lifetime, not once per batch: a period's
+        # partitions exist once parkwatch_ensure_partition has returned (migration 0020).
+        for start in sorted(period_starts({ts for _, ts in stamps}, self._width) - self._periods):
+            await conn.fetchval(ENSURE_PARTITION, start)
+            self._periods.add(start)

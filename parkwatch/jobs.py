@@ -1,6 +1,6 @@
 """Every periodic job in one APScheduler: each cluster job run by one instance at a time, missed runs caught up.
 
-Cluster jobs (partitions, closing windows, offline stations, data quality, alert follow-up) take a PostgreSQL
+Cluster jobs (partitions, retention, closing windows, offline stations, data quality, alert follow-up) take a PostgreSQL
 advisory lock for their run and skip a tick another instance has just run: however many
 parkwatch processes run, each job runs once per period, and when the process that ran it dies
 another one's next tick takes over. When each job last ran is kept in `scheduled_jobs`, so a
@@ -29,17 +29,21 @@ from alerts.suspicious import check_suspicious
 from compliance.report_store import generate_due_reports
 from compliance.store import close_windows
 from ingest.hj212.asking import plan_requests
-from ingest.maintenance import ensure_partitions
+from ingest.maintenance import drop_expired_readings, ensure_partitions
 from parkwatch.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Periods. Partitions are created months ahead, so six hours is plenty; windows close and open
+# Periods. Partitions are created days to months ahead, so six hours is plenty; windows close and open
 # alerts are followed up within half a minute, which is what a notice's latency can afford.
 # At stop, how long running jobs may take to finish: a connect is bounded by CONNECT_TIMEOUT,
 # and the jobs' statements take well under a second on a healthy database.
 JOB_DRAIN_TIMEOUT = 10.0
 PARTITIONS_EVERY = timedelta(hours=6)
+# Raw readings leave a whole partition (at least a day wide) at a time: a look every six hours
+# drops one within hours of its passing the retention, and a look with nothing to drop is one
+# catalogue query (docs/storage.md#retention).
+RETENTION_EVERY = timedelta(hours=6)
 CLOSE_WINDOWS_EVERY = timedelta(seconds=30)
 OFFLINE_EVERY = timedelta(seconds=30)
 FOLLOW_UP_EVERY = timedelta(seconds=30)
@@ -96,6 +100,7 @@ def cluster_jobs(settings: Settings) -> list[Job]:
     """The cluster's periodic jobs."""
     return [
         Job("partitions", PARTITIONS_EVERY, ensure_partitions),
+        Job("retention", RETENTION_EVERY, lambda conn: drop_expired_readings(conn, settings.READINGS_RETENTION_DAYS)),
         Job("close-windows", CLOSE_WINDOWS_EVERY, close_windows),
         Job("offline-stations", OFFLINE_EVERY, lambda conn: check_offline(conn, settings)),
         Job("data-quality", DATA_QUALITY_EVERY, check_series),

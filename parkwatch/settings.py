@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     DEFAULT_TIMEZONE: str = "Asia/Shanghai"
     # auto: use TimescaleDB when the extension can be created; on: require it; off: never.
     TIMESCALE: Literal["auto", "on", "off"] = "auto"
+    # The width of the readings partitions (TimescaleDB: chunks), decided when `parkwatch
+    # migrate` first applies migration 0020 and kept after (docs/storage.md#partitions): a
+    # week's primary key stays in memory where a month's outgrew it (docs/benchmarks.md, "Scale").
+    READINGS_PARTITION: Literal["day", "week", "month"] = "week"
+    # Raw readings older than this many days are dropped, a whole partition or chunk at a time
+    # and only once its hours are rolled up (docs/storage.md#retention); rollups and verdicts are
+    # kept for ever. Unset: raw readings are kept for ever.
+    READINGS_RETENTION_DAYS: int | None = Field(default=None, ge=1)
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # text: a line per record for a terminal; json: a JSON object per line for a log collector.
     LOG_FORMAT: Literal["text", "json"] = "text"

@@ -33,6 +33,7 @@ import httpx
 import orjson
 
 from api.principals import Role, Scope, create_key
+from ingest.store import ENSURE_PARTITION
 from parkwatch.settings import Settings
 from schemas.registry import ParkSpec, RegistryFile, StationSpec
 from schemas.stations import StationKind
@@ -113,10 +114,11 @@ async def _fill(url: str, minutes: int, timescale: str) -> None:
         pids = [by_code[c] for c in BENCH_CODES]
         typical = list(TYPICAL)
         end = T0 + timedelta(minutes=minutes)
-        month = T0
-        while month < end:
-            await conn.execute("SELECT parkwatch_ensure_partition($1)", month)
-            month = (month.replace(day=1) + timedelta(days=32)).replace(day=1)
+        # A partition is at least a UTC day wide (docs/storage.md#partitions): one call a day.
+        day = T0
+        while day < end + timedelta(days=1):
+            await conn.execute(ENSURE_PARTITION, min(day, end))
+            day += timedelta(days=1)
         await conn.execute(FILL_SERIES, list(sids.values()), pids)
         started = time.perf_counter()
         written = 0

@@ -40,7 +40,7 @@ from api.routes.rollups import SELECT_HOURS
 from compliance.worker import ComplianceWorker
 from ingest.batch import Batch
 from ingest.rows import Row
-from ingest.store import Store
+from ingest.store import ENSURE_PARTITION, Store
 from parkwatch.settings import Settings
 from schemas.registry import ParkSpec, RegistryFile, StationSpec
 from schemas.stations import StationKind
@@ -163,9 +163,11 @@ class Scale:
         try:
             by_id = {r["id"]: r["sid"] for r in await conn.fetch("SELECT id, sid FROM stations")}
             by_code = {r["code"]: r["pid"] for r in await conn.fetch("SELECT code, pid FROM parameters")}
-            for month in sorted({d.astimezone(UTC).replace(day=1) for d in [*self.days, self.today]}):
-                await conn.execute("SELECT parkwatch_ensure_partition($1)", month)
-            await conn.execute("SELECT parkwatch_ensure_partition($1)", self.today)
+            # Each local day's first and last instant: the partitions (a UTC day, week or month
+            # wide: docs/storage.md#partitions) of every reading the fill writes.
+            for day in [*self.days, self.today]:
+                for ts in (day, day + timedelta(days=1) - timedelta(microseconds=1)):
+                    await conn.execute(ENSURE_PARTITION, ts)
         finally:
             await conn.close()
         self.sids = [by_id[s] for s in self.station_ids]

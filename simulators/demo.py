@@ -81,7 +81,7 @@ def run_demo(settings: Settings, *, parks: int, duration: float | None) -> int:
     # must neither take the real stations' messages nor leave its own for the real ingest.
     settings = settings.model_copy(update=demo_settings(settings))
     asyncio.run(drop(settings.DATABASE_URL))
-    result = migrate(settings.DATABASE_URL, timescale=settings.TIMESCALE)
+    result = migrate(settings.DATABASE_URL, timescale=settings.TIMESCALE, partition=settings.READINGS_PARTITION)
     registry = province(parks=parks)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     kiln = next(s for s in registry.stations if s.id.endswith("cement-k1"))

@@ -20,7 +20,7 @@ import pytest
 
 from parkwatch.settings import Settings
 from simulators.demo import demo_settings
-from tests.services import MQTT_HOST, MQTT_PORT, db_url, drop_database, free_port, unique
+from tests.services import MQTT_HOST, MQTT_PORT, TIMESCALE, db_url, drop_database, free_port, unique
 
 # Where the test run leaves its screenshots (docs/testing.md#browser-tests), to be looked at.
 SCREENSHOTS = Path(os.environ.get("PARKWATCH_SCREENSHOTS", ".parkwatch/screenshots"))
@@ -77,11 +77,11 @@ def running_demo(tmp: Path, parks: int = 4) -> Iterator[Demo]:
         "PARKWATCH_MQTT_CLIENT_ID": name,
         "PARKWATCH_SPOOL_DIR": str(tmp / "spool"),
         "PARKWATCH_API_PORT": str(port),
-        "PARKWATCH_TIMESCALE": "off",
+        "PARKWATCH_TIMESCALE": TIMESCALE,
     }
     settings = Settings(
         DATABASE_URL=env["PARKWATCH_DATABASE_URL"], MQTT_URL=env["PARKWATCH_MQTT_URL"], TOPIC_PREFIX=name,
-        MQTT_CLIENT_ID=name, SPOOL_DIR=tmp / "spool", API_PORT=port, TIMESCALE="off",
+        MQTT_CLIENT_ID=name, SPOOL_DIR=tmp / "spool", API_PORT=port, TIMESCALE=TIMESCALE,
     )  # fmt: skip
     settings = settings.model_copy(update=demo_settings(settings))
     log = tmp / "demo.log"

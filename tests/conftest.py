@@ -24,10 +24,13 @@ from tests.helpers import running, serving_api
 from tests.services import (
     MQTT_HOST,
     MQTT_PORT,
+    TIMESCALE,
     create_database,
     db_url,
     drop_database,
+    drop_template,
     free_port,
+    freeze_template,
     require_services,
     unique,
 )
@@ -67,11 +70,12 @@ def _services(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def template_db() -> Iterator[str]:
-    """A migrated database that each test's database is copied from."""
+    """A migrated database that each test's database is copied from (its storage: PARKWATCH_TEST_TIMESCALE)."""
     name = unique("pwtmpl")
-    migrate(db_url(name), timescale="off")
+    migrate(db_url(name), timescale=TIMESCALE)
+    freeze_template(name)
     yield name
-    drop_database(name)
+    drop_template(name)
 
 
 @pytest.fixture
@@ -94,7 +98,7 @@ def settings(database: str, tmp_path: Path) -> Settings:
         MQTT_CLIENT_ID=f"ingest-{prefix}",
         SPOOL_DIR=tmp_path / "spool",
         API_PORT=free_port(),
-        TIMESCALE="off",
+        TIMESCALE=TIMESCALE,
     )
 
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import Literal, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
 PG_ADMIN_URL = os.environ.get("PARKWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+# How the test databases store readings (PARKWATCH_TIMESCALE's values): off, native partitions,
+# unless a TimescaleDB server is configured (docs/testing.md#against-timescaledb).
+_TIMESCALE = os.environ.get("PARKWATCH_TEST_TIMESCALE", "off")
+if _TIMESCALE not in ("auto", "on", "off"):
+    raise RuntimeError(f"PARKWATCH_TEST_TIMESCALE must be auto, on or off, not {_TIMESCALE!r}")
+TIMESCALE = cast(Literal["auto", "on", "off"], _TIMESCALE)
 MQTT_HOST = os.environ.get("PARKWATCH_TEST_MQTT_HOST", "127.0.0.1")
 MQTT_PORT = int(os.environ.get("PARKWATCH_TEST_MQTT_PORT", "1883"))
 
@@ -56,6 +64,37 @@ def drop_database(name: str) -> None:
     """Drop a database, disconnecting whoever is still in it."""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def freeze_template(name: str) -> None:
+    """Make a database a template nobody connects to, so that copying it never finds a session in it.
+
+    TimescaleDB's background scheduler connects to every database that has the extension, and
+    CREATE DATABASE … TEMPLATE fails while anyone is connected to the template. Its launcher
+    leaves templates alone; no new connection is allowed, and those already there are ended.
+    """
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+
+
+def drop_template(name: str) -> None:
+    """Drop a database freeze_template made (a template cannot be dropped as it is)."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
+    drop_database(name)
+
+
+def via(url: str, host: str, port: int) -> str:
+    """The same database URL (user, database, options), reaching the server at host:port instead."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}:{port}" if user else f"{host}:{port}"))
 
 
 def unique(prefix: str) -> str:

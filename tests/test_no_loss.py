@@ -21,11 +21,13 @@ import pytest
 from ingest.service import IngestService
 from ingest.stats import IngestStats
 from parkwatch import retry
+from parkwatch.preflight import database_address
 from parkwatch.settings import Settings
 from schemas.readings import readings_topic
 from simulators.broker import PrivateBroker
 from tests.helpers import cli_env, count_readings, eventually, fetch, message, publish, run_cli, running, serving_api
 from tests.proxy import TcpProxy
+from tests.services import via
 
 # A broker crash loses what an ingest that fell behind had not received (docs/storage.md): these
 # tests measure with the machine to themselves (pyproject.toml, marker serial).
@@ -142,11 +144,11 @@ async def test_database_outage_longer_than_the_broker_queue(
     # A broker queue of 100 messages: without the spool, most of the outage's 1,500 would be lost.
     broker = PrivateBroker(tmp_path / "broker", overrides={"max_queued_messages": "100"})
     broker.start()
-    proxy = TcpProxy("127.0.0.1", 5432)
+    proxy = TcpProxy(*database_address(settings.DATABASE_URL))
     await proxy.start()
     direct_url = settings.DATABASE_URL
     run_settings = settings.model_copy(
-        update={"DATABASE_URL": direct_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"), "MQTT_URL": broker.url}
+        update={"DATABASE_URL": via(direct_url, "127.0.0.1", proxy.port), "MQTT_URL": broker.url}
     )
     try:
         async with running(IngestService(run_settings, stats=IngestStats())) as service:
@@ -190,9 +192,9 @@ async def outage_rig(
     monkeypatch.setattr(retry, "RETRY_CAP", 0.5)
     broker = PrivateBroker(tmp_path / "broker")
     broker.start()
-    proxy = TcpProxy("127.0.0.1", 5432)
+    proxy = TcpProxy(*database_address(settings.DATABASE_URL))
     await proxy.start()
-    via_proxy = settings.DATABASE_URL.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    via_proxy = via(settings.DATABASE_URL, "127.0.0.1", proxy.port)
     assert via_proxy != settings.DATABASE_URL
     try:
         yield broker, proxy, settings.model_copy(update={"DATABASE_URL": via_proxy, "MQTT_URL": broker.url})

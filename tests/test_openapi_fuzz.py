@@ -35,7 +35,7 @@ from parkwatch.settings import Settings
 from schemas.registry import read_registry
 from tests.conftest import DATA
 from tests.helpers import make_key, seed_two_parks
-from tests.services import MQTT_HOST, MQTT_PORT, create_database, drop_database, free_port, unique
+from tests.services import MQTT_HOST, MQTT_PORT, TIMESCALE, create_database, drop_database, free_port, unique
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 # Examples a phase draws per operation: small in CI (the whole test well under a minute on two
@@ -140,7 +140,7 @@ def _api(template_db: str, tmp_path_factory: pytest.TempPathFactory, role: str, 
                 MQTT_CLIENT_ID=f"ingest-{prefix}",
                 SPOOL_DIR=tmp_path_factory.mktemp("spool"),
                 API_PORT=free_port(),
-                TIMESCALE="off",
+                TIMESCALE=TIMESCALE,
                 # Thousands of requests a minute from one key: rate limits are tested in tests/test_access.py.
                 API_RATE_LIMIT=1_000_000,
             )
