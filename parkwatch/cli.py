@@ -18,6 +18,8 @@ from parkwatch.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
 DEFAULT_CLIENT_ID = Settings.model_fields["MQTT_CLIENT_ID"].default
+# The benchmarks' fleet unless --stations says otherwise (national: the country's 50,000).
+DEFAULT_BENCH_STATIONS = 200
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +45,7 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     from schemas.migrate import MigrationError, migrate
 
     try:
-        result = migrate(settings.DATABASE_URL, timescale=settings.TIMESCALE)
+        result = migrate(settings.DATABASE_URL, timescale=settings.TIMESCALE, partition=settings.READINGS_PARTITION)
     except MigrationError as exc:
         print(f"parkwatch: {exc}", file=sys.stderr)
         return 1
@@ -55,7 +57,7 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     print(
         f"applied {len(result.applied)} migration(s)"
         + (f": {', '.join(result.applied)}" if result.applied else " (already up to date)")
-        + f"; storage: {result.storage}"
+        + f"; storage: {result.storage}, {result.partition}-wide partitions"
     )
     return 0
 
@@ -419,6 +421,19 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    if args.target == "national":
+        from simulators import bench_national
+
+        return bench_national.run(
+            settings,
+            stations=args.stations or bench_national.NATIONAL_STATIONS,
+            duration=args.duration,
+            publishers=args.publishers,
+            instances=args.instances,
+            json_path=args.json,
+        )
+    if args.stations is None:
+        args.stations = DEFAULT_BENCH_STATIONS
     if args.target == "alerts":
         from simulators import bench_alerts
 
