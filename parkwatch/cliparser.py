@@ -281,19 +281,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="benchmarks: the whole path (default), hj212, compliance, scale (data growth), alerts (notice latency), "
         "kpis (a province's KPIs and assessment), access (what each role's row-level security costs reads), "
         "export (a 10-million-row CSV export: rows/s and peak RSS), dashboard (the province page's first paint), "
-        "drain (a broker backlog drained by each way of running parkwatch)",
+        "drain (a broker backlog drained by each way of running parkwatch), national (the country's reading rate "
+        "through the pipeline: CPU per part, bytes per reading, a year extrapolated)",
     )
     bench.add_argument(
         "target",
         nargs="?",
-        choices=("ingest", "drain", "hj212", "compliance", "scale", "alerts", "kpis", "access", "export", "dashboard"),
+        choices=(
+            *("ingest", "drain", "national", "hj212", "compliance", "scale"),
+            *("alerts", "kpis", "access", "export", "dashboard"),
+        ),
         default="ingest",
     )
     bench.add_argument("--parks", type=int, default=150, help="kpis, access, dashboard: simulated parks")
     bench.add_argument("--days", type=int, default=30, help="kpis: days of rollups and verdicts")
     bench.add_argument("--connections", type=int, default=1000, help="hj212: loggers connected to the gateway at once")
     bench.add_argument("--duration", type=float, default=30.0, help="seconds of sustained load per run")
-    bench.add_argument("--stations", type=int, default=200)
+    bench.add_argument("--stations", type=int, help="stations of the fleet (default 200; national: 50,000)")
     bench.add_argument(
         "--rate", type=float, default=0.0, help="readings/s of the paced run (default 20,000); the other runs saturate"
     )

@@ -42,7 +42,14 @@ from simulators import broker
 from simulators.broker import PrivateBroker
 from simulators.fleet import kiln_fleet
 from simulators.loadgen import BENCH_CODES, PublisherSpec, payload, run_publisher
-from simulators.procs import cpu_seconds, parkwatch_env, peak_rss_mb, stop, with_descendants
+from simulators.procs import (
+    cpu_by_part,
+    cpu_seconds,
+    parkwatch_env,
+    peak_rss_mb,
+    stop,
+    with_descendants,
+)
 from simulators.scratch import recreate, with_db
 
 READINGS_PER_MESSAGE = len(BENCH_CODES)
@@ -380,6 +387,10 @@ class Bench:
             for client_id in ids:
                 await self._forget_session(client_id)
         result = RunResult(name=name, published=acked, stored=stored, lost=max(0, expected - stored))
+        if first is not None and first[1] >= stored:
+            # drained between two polls: only the time from launch bounds it (start-up included)
+            first = (launched, 0)
+            result.extra["rate_includes_start"] = True
         if first is not None and ended > first[0]:
             rows = stored - first[1]
             result.seconds = round(ended - first[0], 1)
@@ -467,6 +478,8 @@ class Bench:
         started = time.monotonic()
         mark: tuple[float, int, float] | None = None
         end_mark: tuple[float, int, float] | None = None
+        parts0: dict[str, float] = {}
+        parts1: dict[str, float] = {}
         try:
             while time.monotonic() - started < duration:
                 await asyncio.sleep(CONTROL_PERIOD)
@@ -484,8 +497,10 @@ class Bench:
                 now = time.monotonic()
                 if mark is None and now - started >= (duration / 2 if saturate else WARMUP):
                     mark = (now, await _inserted(conn), cpu_seconds(*consumer_pids))
+                    parts0 = cpu_by_part(consumer_pids)
             if mark is not None:
                 end_mark = (time.monotonic(), await _inserted(conn), cpu_seconds(*consumer_pids))
+                parts1 = cpu_by_part(consumer_pids)
             stop.value = 1
             for p in procs:
                 await asyncio.to_thread(p.join, 60)
@@ -517,6 +532,12 @@ class Bench:
             result.readings_per_s = round(rows / seconds)
             cpu = end_mark[2] - mark[2]
             result.cpu_s_per_million = round(cpu / rows * 1e6, 1) if rows else None
+            # each part's and the database's CPU, per million readings stored (the capacity plan's unit)
+            result.extra["cpu_s_per_million_by_part"] = {
+                part: round((parts1[part] - parts0.get(part, 0.0)) / rows * 1e6, 2)
+                for part in sorted(parts1)
+                if rows and part != "gone"
+            }
         result.extra["consumer_cpu_s"] = round(cpu_seconds(*consumer_pids) - cpu0, 1)
         return result
 

@@ -42,9 +42,7 @@ def run(
     readings = min(readings, MAX_READINGS)
     layouts = [("one", 1, 1), ("serve", 2, 1)] + ([(f"instances{instances}", 2, instances)] if instances > 1 else [])
     benches = {
-        name: Bench(
-            settings, stations=stations, publishers=publishers, duration=1.0, processes=procs, instances=n
-        )
+        name: Bench(settings, stations=stations, publishers=publishers, duration=1.0, processes=procs, instances=n)
         for name, procs, n in layouts
     }
     print(

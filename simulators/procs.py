@@ -47,6 +47,36 @@ def with_descendants(pids: Iterable[int]) -> list[int]:
     return out
 
 
+def part_of(pid: int) -> str:
+    """A parkwatch process's part (its --log-tag, set by the supervisor), else its program's name."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return "gone"
+    if b"--log-tag" in argv:
+        return argv[argv.index(b"--log-tag") + 1].decode()
+    return "supervisor" if b"serve" in argv else Path(argv[0].decode()).name
+
+
+def database_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine (its CPU is the database's share)."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+    return pids
+
+
+def cpu_by_part(parkwatch: Iterable[int]) -> dict[str, float]:
+    """CPU seconds used so far by each part of these parkwatch processes, and by PostgreSQL."""
+    out: dict[str, float] = {"postgres": cpu_seconds(*database_pids())}
+    for pid in parkwatch:
+        part = part_of(pid)
+        out[part] = out.get(part, 0.0) + cpu_seconds(pid)
+    return out
+
+
 def peak_rss_mb(pid: int) -> float:
     """The process's peak resident memory (VmHWM), in MB."""
     try:

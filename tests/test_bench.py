@@ -153,3 +153,45 @@ def test_bench_export_streams_every_row(settings: Settings, tmp_path: Path) -> N
     runs = {r["label"]: r for r in json.loads(out.read_text())["runs"]}
     assert runs["large"]["rows"] == 60_000 and 0 < runs["small"]["rows"] < 60_000, runs
     assert all(r["format"] == "csv" and r["bytes"] > 80 * r["rows"] for r in runs.values()), runs
+
+
+def test_bench_drain_and_instances_lose_nothing(settings: Settings, tmp_path: Path) -> None:
+    """`parkwatch bench drain --instances 2`: a backlog drained by one process, by serve and by two
+    ingest instances sharing the readings; every reading stored, each instance took a share."""
+    out = tmp_path / "drain.json"
+    try:
+        done = run_cli(
+            *("bench", "drain", "--readings", "48000", "--stations", "20", "--instances", "2", "--json", str(out)),
+            env=cli_env(settings),
+            timeout=600,
+        )
+    finally:
+        drop_database(f"{settings.database_name}_bench")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert set(runs) == {"one", "serve", "instances2"}
+    for name, run in runs.items():
+        assert run["published"] >= 6000 and run["lost"] == 0 and run["stored"] == run["published"] * 8, (name, run)
+        assert run["readings_per_s"] > 0, name
+    shares = runs["instances2"]["extra"]["instances"]
+    assert len(shares) == 2 and all(s["readings_new"] > 0 for s in shares), shares
+
+
+def test_bench_national_measures_each_part_and_the_bytes_a_reading_takes(settings: Settings, tmp_path: Path) -> None:
+    """`parkwatch bench national`, small: the rate is kept, nothing lost, CPU of each part and of
+    PostgreSQL measured, bytes per reading and a year extrapolated."""
+    out = tmp_path / "national.json"
+    try:
+        done = run_cli(
+            *("bench", "national", "--stations", "3000", "--duration", "8", "--json", str(out)),
+            env=cli_env(settings),
+            timeout=600,
+        )
+    finally:
+        drop_database(f"{settings.database_name}_bench")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    doc = json.loads(out.read_text())
+    assert doc["run"]["lost"] == 0 and doc["offered_readings_per_s"] == 500
+    assert {"ingest", "compliance", "postgres"} <= set(doc["run"]["extra"]["cpu_s_per_million_by_part"])
+    assert 20 < doc["sizes"]["bytes_per_reading"] < 2000
+    assert doc["year"]["readings"] == 500 * 365 * 86_400
