@@ -158,14 +158,14 @@ class Watchdog:
     async def _beat(self, conn: asyncpg.Connection) -> None:
         detail: dict[str, Any] = {}
         if self.ingest is not None:
-            stats = self.ingest.stats
+            snapshot = self.ingest.stats.snapshot()
             detail = {
                 "mqtt_client_id": self.settings.MQTT_CLIENT_ID,
                 "mqtt_connected": self.ingest.receiver.connected.is_set(),
                 "spool_pending_batches": self.ingest.spool.pending_records,
-                "messages": stats.messages,
-                "readings_new": stats.readings_new,
-                "readings_duplicate": stats.readings_duplicate,
+                # the counters /metrics shows for an ingest in another process (api/metrics.py)
+                "counters": {k: v for k, v in snapshot.items() if isinstance(v, int)},
+                "dead_letters": snapshot["dead_letters"],
             }
         await beat(
             conn,

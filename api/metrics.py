@@ -48,10 +48,47 @@ class StateCollector(Collector):
     def __init__(self, state: Any) -> None:
         self.state = state
         self.backlog: dict[str, Any] | None = None  # set by the route just before a scrape
+        # every parkwatch process's row (alerts/processes.py), likewise set by the route
+        self.processes: list[dict[str, Any]] | None = None
 
     def collect(self) -> Iterator[Metric]:
         """Every family, from the state as it is now."""
         ingest = getattr(self.state, "ingest", None)
+        if ingest is None and self.processes:
+            # The ingest runs in other processes (a supervised serve, several instances): their
+            # counters as of their last beat (every 15 s), one series per MQTT client id.
+            yield from self._other_ingests(self.processes)
+        else:
+            yield from self._own_ingest(ingest)
+        if self.processes is not None:
+            up = GaugeMetricFamily(
+                "parkwatch_process_running", "1 while the process beats (alerts/processes.py)", labels=["name", "role"]
+            )
+            for proc in self.processes:
+                up.add_metric([proc["name"], proc["role"]], 1 if proc["running"] else 0)
+            yield up
+        yield from self._backlog_and_watchdog()
+
+    def _other_ingests(self, processes: list[dict[str, Any]]) -> Iterator[Metric]:
+        ingests = [p for p in processes if "ingest" in p["role"].split(",") and "counters" in p["detail"]]
+        for name, what in INGEST_COUNTERS:
+            family = CounterMetricFamily(f"parkwatch_ingest_{name}", what, labels=["ingest"])
+            for p in ingests:
+                family.add_metric([p["detail"]["mqtt_client_id"]], p["detail"]["counters"].get(name, 0))
+            yield family
+        letters = CounterMetricFamily(
+            "parkwatch_ingest_dead_letters", "payloads refused, by reason", labels=["ingest", "reason"]
+        )
+        spool = GaugeMetricFamily("parkwatch_ingest_spool_pending_batches", "batches in the spool", labels=["ingest"])
+        for p in ingests:
+            client = p["detail"]["mqtt_client_id"]
+            for reason, count in sorted(p["detail"].get("dead_letters", {}).items()):
+                letters.add_metric([client, reason], count)
+            spool.add_metric([client], p["detail"].get("spool_pending_batches", 0))
+        yield letters
+        yield spool
+
+    def _own_ingest(self, ingest: Any) -> Iterator[Metric]:
         stats = ingest.stats if ingest is not None else STATS
         for name, what in INGEST_COUNTERS:
             yield CounterMetricFamily(f"parkwatch_ingest_{name}", what, value=getattr(stats, name))
@@ -72,6 +109,8 @@ class StateCollector(Collector):
                     "the database server's clock minus this host's",
                     value=ingest.clock_offset_s,
                 )
+
+    def _backlog_and_watchdog(self) -> Iterator[Metric]:
         if self.backlog is not None:
             yield GaugeMetricFamily(
                 "parkwatch_compliance_queue_hours",

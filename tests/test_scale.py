@@ -229,7 +229,14 @@ async def test_supervised_serve_loses_nothing_when_a_part_or_itself_is_killed(
     log = tmp_path / "serve.log"
     port = free_port()
     n = 4000
-    proc = _spawn(settings, broker, log, PARKWATCH_API_PORT=str(port), PARKWATCH_INGEST_PROCESSES="2")
+    proc = _spawn(
+        settings,
+        broker,
+        log,
+        PARKWATCH_API_PORT=str(port),
+        PARKWATCH_INGEST_PROCESSES="2",
+        PARKWATCH_METRICS_PUBLIC="true",
+    )
     try:
         await _logged(log, "subscribed to", 2 if MULTI_CORE else 1)
         if not MULTI_CORE:
@@ -253,6 +260,15 @@ async def test_supervised_serve_loses_nothing_when_a_part_or_itself_is_killed(
             return sorted(p["role"] for p in body.get("processes", []) if p["running"] and p["pid"] != ingest_pid)
 
         await eventually(parts, lambda roles: roles == ["alerts", "api", "compliance", "ingest", "ingest"], timeout=40)
+
+        async def stored_by_ingests() -> int:
+            # the API's process has no ingest: /metrics shows each ingest process's counters
+            async with httpx.AsyncClient() as http:
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            found = re.findall(r'parkwatch_ingest_readings_new_total\{ingest="[^"]+-1"\} (\d+)', text)
+            return int(float(found[0])) if found else 0
+
+        await eventually(stored_by_ingests, lambda n: n > 0, timeout=40)
         children = [int(p) for p in re.findall(r"started \(pid (\d+)\)", log.read_text())[-5:]]
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)

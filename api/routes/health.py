@@ -150,12 +150,16 @@ async def _metrics_allowed(request: Request, settings: Settings) -> None:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request, settings: SettingsDep) -> PlainTextResponse:
-    """Ingest, compliance backlog, watchdog, HTTP and process metrics of this process (Prometheus text format).
+    """Ingest, compliance backlog, watchdog, HTTP and process metrics (Prometheus text format).
+
+    The ingest's counters are this process's, or, when the ingest runs in other processes, each
+    one's as of its last beat (labelled by MQTT client id).
 
     Needs an administrator's key unless PARKWATCH_METRICS_PUBLIC is set.
     """
     await _metrics_allowed(request, settings)
     collected: Metrics = request.app.state.metrics
     collected.state.backlog = await _backlog(request.app.state.health_pool)
+    collected.state.processes = await _processes(request.app.state.health_pool)
     # The classic text format, which every Prometheus server (2.x included) reads.
     return PlainTextResponse(generate_latest(collected.registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)
