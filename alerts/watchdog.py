@@ -163,6 +163,8 @@ class Watchdog:
                 "mqtt_client_id": self.settings.MQTT_CLIENT_ID,
                 "mqtt_connected": self.ingest.receiver.connected.is_set(),
                 "spool_pending_batches": self.ingest.spool.pending_records,
+                "writes_stalled": self.ingest.stalled_since is not None,
+                "clock_offset_s": self.ingest.clock_offset_s,
                 # the counters /metrics shows for an ingest in another process (api/metrics.py)
                 "counters": {k: v for k, v in snapshot.items() if isinstance(v, int)},
                 "dead_letters": snapshot["dead_letters"],

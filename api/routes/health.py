@@ -86,7 +86,8 @@ async def healthz(request: Request, settings: SettingsDep) -> ORJSONResponse:
         # Every parkwatch process of this database, each part of a supervised `serve` and every
         # ingest instance (docs/scale.md); one that stopped beating is not running.
         body["processes"] = parts
-        if any(not p["running"] for p in parts) and body["status"] == "ok":
+        troubled = any(not p["running"] or p["alarms"] or p["detail"].get("writes_stalled") for p in parts)
+        if troubled and body["status"] == "ok":
             body["status"] = "degraded"
     watchdog = getattr(request.app.state, "watchdog", None)
     if watchdog is not None:
