@@ -7,13 +7,16 @@ import json
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import yaml
 
+from ingest.registry import ensure_parameters, load_registry_file
 from ingest.service import IngestService
 from parkwatch.settings import Settings
 from schemas.registry import MAX_REGISTRY_BYTES, MAX_REGISTRY_VALUES, RegistryFileError, parse_registry
+from simulators.fleet import kiln_fleet
 from tests.helpers import cli_env, count_readings, eventually, fetch, message, publish, recent, run_cli
 
 REGISTRY = """
@@ -247,11 +250,6 @@ def test_a_billion_laughs_registry_is_refused_at_once() -> None:
 async def test_reloading_a_large_registry_draws_no_parameter_ids(settings: Settings) -> None:
     """Parameter ids are a smallint sequence: loading a registry again, or meeting a device's code
     again, must not draw ids for codes already there (50,000 stations once ran it out)."""
-    import asyncpg
-
-    from ingest.registry import ensure_parameters, load_registry_file
-    from simulators.fleet import kiln_fleet
-
     registry = kiln_fleet([(f"p{i % 5}", f"s{i:04d}") for i in range(300)], label="Ids")
     conn = await asyncpg.connect(settings.DATABASE_URL)
     try:
