@@ -129,6 +129,8 @@ async def _supervise(settings: Settings, parts: list[str], ingests: int, stats_f
                 else stats_file.with_stem(f"{stats_file.stem}-{k}")
             )
             children.append(Part(tag, part_command("ingest", tag, stats_file=stats), env=member.env()))
+    if stop.is_set():  # stopped while sessions were being retired
+        return 0
     return await Supervisor(children).run(stop)
 
 
