@@ -214,7 +214,12 @@ class Bench:
     async def reset_database(self) -> None:
         """Drop and re-create the scratch database with the registry of the bench fleet."""
         registry = kiln_fleet(self.stations, label="Bench")
-        await recreate(self.db_url, timescale=self.settings.TIMESCALE, registry=registry)
+        await recreate(
+            self.db_url,
+            timescale=self.settings.TIMESCALE,
+            registry=registry,
+            partition=self.settings.READINGS_PARTITION,
+        )
         if self.routing is not None:
             conn = await asyncpg.connect(self.db_url)
             try:

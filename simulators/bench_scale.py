@@ -158,7 +158,9 @@ class Scale:
                 for i, s in enumerate(self.station_ids)
             ],
         )
-        await recreate(self.url, timescale=self.settings.TIMESCALE, registry=registry)
+        await recreate(
+            self.url, timescale=self.settings.TIMESCALE, registry=registry, partition=self.settings.READINGS_PARTITION
+        )
         conn = await asyncpg.connect(self.url)
         try:
             by_id = {r["id"]: r["sid"] for r in await conn.fetch("SELECT id, sid FROM stations")}
@@ -361,7 +363,8 @@ def run(settings: Settings, *, sizes: list[int], json_path: Path | None, keep: b
     scale = Scale(settings, sizes[-1])
     print(
         f"parkwatch bench scale: {', '.join(f'{s:,}' for s in sizes)} readings; {len(scale.station_ids)} kiln "
-        f"stacks x 8 parameters, minute data over {DAYS} days",
+        f"stacks x 8 parameters, minute data over {DAYS} days; readings partitions a {settings.READINGS_PARTITION} "
+        f"wide (PARKWATCH_READINGS_PARTITION)",
         flush=True,
     )
 

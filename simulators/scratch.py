@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from ingest.registry import load_registry_file
-from schemas.migrate import migrate
+from schemas.migrate import PartitionWidth, migrate
 from schemas.registry import RegistryFile
 
 
@@ -27,10 +27,10 @@ async def drop(url: str) -> None:
         await admin.close()
 
 
-async def recreate(url: str, *, timescale: str, registry: RegistryFile) -> None:
-    """Drop the database `url` names, migrate it afresh and load the registry."""
+async def recreate(url: str, *, timescale: str, registry: RegistryFile, partition: PartitionWidth = "week") -> None:
+    """Drop the database `url` names, migrate it afresh (readings partitions `partition` wide) and load the registry."""
     await drop(url)
-    await asyncio.to_thread(migrate, url, timescale=timescale)
+    await asyncio.to_thread(migrate, url, timescale=timescale, partition=partition)
     conn = await asyncpg.connect(url)
     try:
         await load_registry_file(conn, registry)
