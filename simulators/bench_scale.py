@@ -11,7 +11,9 @@ At each size it measures:
   API runs, and GET /api/v1/readings?interval=hour over HTTP) and one park's day of raw
   minute data (GET /api/v1/readings?park_id=…, every page);
 - ingest: the ingest's own write path (Store.write: COPY, series, rollup queue) taking a fixed
-  number of new real-time readings for today, as readings/s beside the first size's rate.
+  number of new real-time readings into the middle of the filled month (the partition there
+  as full as its width allows), as readings/s beside the first size's rate; once right after
+  the fill and again after VACUUM (ANALYZE) and CHECKPOINT.
 Figures are comparable only within one run: the machine is shared and noisy.
 """
 
@@ -60,6 +62,10 @@ QUERY_REPEAT = 11
 # New readings written through the ingest's path at each size, in batches the ingest makes.
 INGEST_READINGS = 200_000
 INGEST_BATCH = 5_000
+# The new readings go into the middle of the filled month, not into today: the partition they
+# land in then holds as much as its width can (a month's partition most of the fill, a week's a
+# quarter of it, a day's a thirtieth), as the current partition does at the end of its period.
+INGEST_DAYS_BACK = 15
 API_START_TIMEOUT = 30.0
 API_STOP_GRACE = 30.0  # the API holds no data: a short wait
 
@@ -107,6 +113,8 @@ class Step:
     park_day_rows: int = 0
     month_hourly_rows: int = 0
     ingest_per_s: float = 0.0
+    settle_s: float = 0.0
+    ingest_settled_per_s: float = 0.0
 
 
 class Scale:
@@ -215,17 +223,17 @@ class Scale:
             await conn.close()
 
     async def ingest(self) -> float:
-        """Write INGEST_READINGS new real-time readings for today through the ingest's store; readings/s.
+        """Write INGEST_READINGS new real-time readings through the ingest's store; readings/s.
 
-        One record a second per station from midnight on: with the fleet of a 100 M run that is a
-        minute and a half of the day, and never later than now unless the run starts just after
-        midnight with a small fleet.
+        One record a second per station from midnight INGEST_DAYS_BACK days ago on (real-time data,
+        keys the minute data of the fill do not hold): with the fleet of a 100 M run that is a
+        minute and a half of that day.
         """
         store = Store(self.url)
         received = datetime.now(UTC)
         rows: list[Row] = []
         while len(rows) < INGEST_READINGS:
-            ts = self.today + timedelta(seconds=self.ingest_second)
+            ts = self.today - timedelta(days=INGEST_DAYS_BACK) + timedelta(seconds=self.ingest_second)
             self.ingest_second += 1
             for sid in self.sids:
                 rows += [
@@ -240,6 +248,22 @@ class Scale:
         finally:
             await store.close()
         return len(rows) / seconds
+
+    async def settle(self) -> float:
+        """VACUUM (ANALYZE) the readings and CHECKPOINT, as a table grown over weeks would be; seconds.
+
+        The fill writes tens of millions of rows in minutes; until autovacuum has been through them
+        and the checkpointer has written them out, the write measured next competes with both on
+        the same cores. A table that grew at the ingest's pace would have been vacuumed along the way.
+        """
+        conn = await asyncpg.connect(self.url, command_timeout=None)
+        try:
+            started = time.perf_counter()
+            await conn.execute("VACUUM (ANALYZE) readings")
+            await conn.execute("CHECKPOINT")
+            return time.perf_counter() - started
+        finally:
+            await conn.close()
 
     async def size(self) -> tuple[int, float]:
         """Readings stored and the readings partitions' size on disk (GB, with indexes)."""
@@ -391,6 +415,10 @@ def run(settings: Settings, *, sizes: list[int], json_path: Path | None, keep: b
             print("    ingest ...", flush=True)
             step.ingest_per_s = round(await scale.ingest())
             await scale.catch_up()  # what the ingest queued, so the next step's catch-up is its own
+            print("    vacuum, checkpoint, ingest again ...", flush=True)
+            step.settle_s = round(await scale.settle(), 1)
+            step.ingest_settled_per_s = round(await scale.ingest())
+            await scale.catch_up()
             steps.append(step)
         return steps
 
@@ -402,6 +430,7 @@ def run(settings: Settings, *, sizes: list[int], json_path: Path | None, keep: b
     print(
         f"{'readings':>13}{'on disk':>9}{'fill/s':>10}{'catch-up':>10}{'ms/stn-h':>9}"
         f"{'month hourly SQL':>18}{'API':>9}{'API SO2':>9}{'park day API':>14}{'ingest/s':>10}{'vs first':>9}"
+        f"{'settle':>8}{'then ingest/s':>14}{'vs first':>9}"
     )
     for s in steps:
         per_hour = s.catch_up_s / s.station_hours * 1000 if s.station_hours else 0.0
@@ -410,12 +439,15 @@ def run(settings: Settings, *, sizes: list[int], json_path: Path | None, keep: b
             f"{s.month_hourly_sql_ms['p50']:>15.1f} ms{s.month_hourly_api_ms['p50']:>6.0f} ms"
             f"{s.month_hourly_one_api_ms['p50']:>6.0f} ms"
             f"{s.park_day_api_ms['p50']:>11.0f} ms{s.ingest_per_s:>10,.0f}{s.ingest_per_s / first.ingest_per_s:>8.2f}x"
+            f"{s.settle_s:>7.0f}s{s.ingest_settled_per_s:>14,.0f}"
+            f"{s.ingest_settled_per_s / first.ingest_settled_per_s:>8.2f}x"
         )
     print(
         f"(queries: warm p50 of {QUERY_REPEAT}; month hourly = {last.month_hourly_rows:,} hourly rows of one "
         f"station's 8 parameters, API SO2 = its {last.month_hourly_rows // 8} SO2 hours; park day = "
         f"{last.park_day_rows:,} minute readings of {STATIONS_PER_PARK} stations, every page; ingest = "
-        f"{INGEST_READINGS:,} new readings through Store.write)"
+        f"{INGEST_READINGS:,} new readings through Store.write, right after the fill and again after VACUUM "
+        "(ANALYZE) and CHECKPOINT)"
     )
     if json_path is not None:
         doc = {"machine": machine, "steps": [asdict(s) for s in steps]}
